@@ -1,0 +1,133 @@
+"""The CRM's JSON API under /api, documented in the app's OpenAPI document (/openapi.json)."""
+
+from __future__ import annotations
+
+from apiflask import APIBlueprint
+from flask import current_app, request, url_for
+
+from .schemas import (
+    ActivityIn,
+    ActivityOut,
+    ActivityPage,
+    CustomerIn,
+    CustomerOut,
+    CustomerPage,
+    CustomerQuery,
+    DealIn,
+    DealOut,
+    DealPage,
+    PageQuery,
+)
+from .store import ACTIVITY, CUSTOMER, DEAL, Entity, Page, Store
+
+api = APIBlueprint("api", __name__, url_prefix="/api", tag="CRM")
+
+
+def store() -> Store:
+    """Return the app's Store."""
+    return current_app.extensions["crm_store"]
+
+
+def as_page(page: Page) -> dict:
+    """Shape a Page for the *Page output schemas."""
+    return {"items": page.items, "next_cursor": page.next_cursor}
+
+
+def create(entity: Entity, data: dict):
+    """Create an item, honouring an Idempotency-Key header: 201, or 200 when it replays an earlier create."""
+    item, created = store().create(entity, data, request.headers.get("Idempotency-Key") or None)
+    return item, 201 if created else 200
+
+
+@api.get("/customers")
+@api.input(CustomerQuery, location="query")
+@api.output(CustomerPage)
+def list_customers(query_data):
+    """List customers one page at a time; `q` filters by name prefix."""
+    if query_data["q"]:
+        page = store().search_customers(query_data["q"], query_data["limit"], query_data["cursor"])
+    else:
+        page = store().scan_page(CUSTOMER, query_data["limit"], query_data["cursor"])
+    return as_page(page)
+
+
+@api.post("/customers")
+@api.input(CustomerIn)
+@api.output(CustomerOut, status_code=201)
+def create_customer(json_data):
+    """Create a customer (send Idempotency-Key to make retries safe)."""
+    item, status = create(CUSTOMER, json_data)
+    return item, status, {"Location": url_for("api.get_customer", customer_id=item["customer_id"])}
+
+
+@api.get("/customers/<customer_id>")
+@api.output(CustomerOut)
+def get_customer(customer_id):
+    """Get one customer."""
+    return store().get(CUSTOMER, customer_id)
+
+
+@api.put("/customers/<customer_id>")
+@api.input(CustomerIn)
+@api.output(CustomerOut)
+def update_customer(customer_id, json_data):
+    """Replace a customer's fields."""
+    return store().update_customer(customer_id, json_data)
+
+
+@api.delete("/customers/<customer_id>")
+@api.output({}, status_code=204)
+def delete_customer(customer_id):
+    """Delete a customer with its deals and activities."""
+    store().delete_customer(customer_id)
+    return ""
+
+
+@api.get("/customers/<customer_id>/deals")
+@api.input(PageQuery, location="query")
+@api.output(DealPage)
+def customer_deals(customer_id, query_data):
+    """List a customer's deals (Query on customer-index)."""
+    store().get(CUSTOMER, customer_id)
+    return as_page(store().for_customer(DEAL, customer_id, query_data["limit"], query_data["cursor"]))
+
+
+@api.get("/customers/<customer_id>/activities")
+@api.input(PageQuery, location="query")
+@api.output(ActivityPage)
+def customer_activities(customer_id, query_data):
+    """List a customer's activities (Query on customer-index)."""
+    store().get(CUSTOMER, customer_id)
+    return as_page(store().for_customer(ACTIVITY, customer_id, query_data["limit"], query_data["cursor"]))
+
+
+@api.get("/deals")
+@api.input(PageQuery, location="query")
+@api.output(DealPage)
+def list_deals(query_data):
+    """List deals one page at a time."""
+    return as_page(store().scan_page(DEAL, query_data["limit"], query_data["cursor"]))
+
+
+@api.post("/deals")
+@api.input(DealIn)
+@api.output(DealOut, status_code=201)
+def create_deal(json_data):
+    """Create a deal for an existing customer."""
+    return create(DEAL, json_data)
+
+
+@api.get("/activities")
+@api.input(PageQuery, location="query")
+@api.output(ActivityPage)
+def list_activities(query_data):
+    """List activities one page at a time."""
+    return as_page(store().scan_page(ACTIVITY, query_data["limit"], query_data["cursor"]))
+
+
+@api.post("/activities")
+@api.input(ActivityIn)
+@api.output(ActivityOut, status_code=201)
+def create_activity(json_data):
+    """Log an activity for an existing customer."""
+    return create(ACTIVITY, json_data)

@@ -1,0 +1,90 @@
+"""crm-app: the workshop's CRM demo, on the public ALB's port 8080.
+
+JSON API under /api (OpenAPI document at /openapi.json), a server-rendered UI everywhere else, and
+/health for the target group. When DynamoDB fails, the API answers 503 JSON and the UI an error page
+that says "database error" with the AWS error code; the app stays up and recovers with DynamoDB.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from apiflask import APIFlask
+from flask import render_template, request
+from werkzeug.exceptions import HTTPException
+
+from appkit import jsonlog, requestlog
+
+from .api import api
+from .config import Settings
+from .exceptions import CRMError, DatabaseError, InvalidField
+from .store import Store
+from .ui import ui
+
+logger = logging.getLogger("crm_app.access")
+
+
+def create_app(config: dict[str, Any] | None = None) -> APIFlask:
+    """Build the CRM from the environment, with `config` entries overriding Settings fields."""
+    settings = Settings.from_env()
+    if config:
+        settings = Settings(**{**settings.__dict__, **config})
+    app = APIFlask(__name__, title="SRE Workshop CRM", version="2.0", docs_path=None)
+    app.config.update(VALIDATION_ERROR_STATUS_CODE=422, JSON_SORT_KEYS=False)
+    app.json.sort_keys = False
+    jsonlog.configure(settings.log_file)
+    logging.getLogger("botocore").setLevel(logging.WARNING)
+    app.extensions["crm_store"] = Store(settings)
+    app.register_blueprint(api)
+    app.register_blueprint(ui)
+    app.add_url_rule("/health", "health", health)
+    app.register_error_handler(CRMError, crm_error)
+    app.register_error_handler(HTTPException, http_error)
+    requestlog.install(app, logger)
+    return app
+
+
+def health():
+    """Answer the target group's check; with ?deep=1 also read each table."""
+    if request.args.get("deep") not in ("1", "true", "yes"):
+        return {"status": "healthy"}
+    tables = app_store().ping()
+    healthy = all(state == "ok" for state in tables.values())
+    return {"status": "healthy" if healthy else "unhealthy", "checks": {"dynamodb": tables}}, (
+        200 if healthy else 503)
+
+
+def app_store() -> Store:
+    """Return the current app's Store."""
+    from flask import current_app
+
+    return current_app.extensions["crm_store"]
+
+
+def wants_json() -> bool:
+    """True for API calls (and health), which get JSON errors; the UI gets HTML pages."""
+    return request.path.startswith(("/api/", "/health", "/openapi"))
+
+
+def crm_error(exc: CRMError):
+    """Answer the CRM's own errors as JSON for the API or as a page for the UI."""
+    body: dict[str, Any] = {"error": exc.code, "message": str(exc)}
+    if isinstance(exc, InvalidField):
+        body.update(field=exc.field, detail={"json": {exc.field: [exc.message]}})
+    if isinstance(exc, DatabaseError):
+        body.update(message="database error", code=exc.aws_code)
+    if wants_json():
+        return body, exc.status
+    heading = "database error" if isinstance(exc, DatabaseError) else "Not found" if exc.status == 404 else "Error"
+    return render_template("error.html", heading=heading, message=body["message"] if heading != "database error"
+                           else "The CRM could not reach its database. Try again shortly.",
+                           code=getattr(exc, "aws_code", None)), exc.status
+
+
+def http_error(exc: HTTPException):
+    """Render HTTP errors of the UI as pages; APIFlask answers the API's own as JSON."""
+    if wants_json():
+        return {"error": exc.name.lower().replace(" ", "_"), "message": exc.description}, exc.code or 500
+    return render_template("error.html", heading=f"{exc.code} {exc.name}", message=exc.description,
+                           code=None), exc.code or 500

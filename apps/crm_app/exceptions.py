@@ -1,0 +1,46 @@
+"""crm-app's errors: one root, each carrying a machine-readable code."""
+
+from __future__ import annotations
+
+
+class CRMError(Exception):
+    """Root of every error the CRM raises on purpose."""
+
+    code = "crm_error"
+    status = 500
+
+
+class NotFound(CRMError):
+    """The entity with that id does not exist."""
+
+    code = "not_found"
+    status = 404
+
+    def __init__(self, entity: str, entity_id: str) -> None:
+        super().__init__(f"{entity} {entity_id!r} not found")
+        self.entity = entity
+        self.entity_id = entity_id
+
+
+class InvalidField(CRMError):
+    """A request field is well-formed but not acceptable (e.g. it references a missing customer)."""
+
+    code = "invalid_field"
+    status = 422
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class DatabaseError(CRMError):
+    """DynamoDB failed: unreachable, denied, throttled after retries, or the table is missing."""
+
+    code = "database_error"
+    status = 503
+
+    def __init__(self, aws_code: str, detail: str) -> None:
+        super().__init__(f"database error: {aws_code}: {detail}")
+        self.aws_code = aws_code
+        self.detail = detail

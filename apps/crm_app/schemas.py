@@ -1,0 +1,150 @@
+"""Validation and the OpenAPI shapes of the CRM's data: one schema per input and output."""
+
+from __future__ import annotations
+
+from apiflask import Schema
+from apiflask.fields import Date, DateTime, Decimal, Email, Float, Integer, List, Nested, String
+from apiflask.validators import Length, OneOf, Range, Regexp
+from marshmallow import EXCLUDE, post_load
+
+CUSTOMER_STATUSES = ("lead", "prospect", "active", "churned")
+DEAL_STAGES = ("prospecting", "qualification", "proposal", "negotiation", "closed_won", "closed_lost")
+ACTIVITY_TYPES = ("call", "email", "meeting", "note", "task")
+ID_PATTERN = r"^[a-z]{3,4}-[0-9a-f]{4,32}$"
+
+
+def _blank_to_none(data: dict, fields: tuple[str, ...]) -> dict:
+    """Treat optional text fields sent empty (as HTML forms do) as absent."""
+    return {k: (None if k in fields and isinstance(v, str) and not v.strip() else v) for k, v in data.items()}
+
+
+class CustomerIn(Schema):
+    """A customer as a client sends it."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    name = String(required=True, validate=Length(1, 100))
+    company = String(load_default=None, allow_none=True, validate=Length(0, 100))
+    email = Email(required=True, validate=Length(3, 254))
+    phone = String(load_default=None, allow_none=True, validate=Regexp(
+        r"^\+?[0-9][0-9 ().-]{5,22}$", error="must be a phone number: digits, spaces, + ( ) . -"))
+    status = String(load_default="lead", validate=OneOf(CUSTOMER_STATUSES))
+
+    @post_load
+    def strip(self, data: dict, **kwargs) -> dict:
+        """Trim whitespace around text and drop empty optional fields."""
+        data = {k: v.strip() if isinstance(v, str) else v for k, v in data.items()}
+        return _blank_to_none(data, ("company", "phone"))
+
+
+class CustomerOut(Schema):
+    """A stored customer."""
+
+    customer_id = String()
+    name = String()
+    company = String(allow_none=True)
+    email = String()
+    phone = String(allow_none=True)
+    status = String()
+    created_at = String()
+    updated_at = String()
+
+
+class DealIn(Schema):
+    """A deal as a client sends it."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    customer_id = String(required=True, validate=Regexp(ID_PATTERN, error="not a customer id"))
+    title = String(required=True, validate=Length(1, 200))
+    amount = Decimal(required=True, places=2, validate=Range(0, 1_000_000_000), as_string=False)
+    stage = String(load_default="prospecting", validate=OneOf(DEAL_STAGES))
+    close_date = Date(load_default=None, allow_none=True)
+
+    @post_load
+    def plain(self, data: dict, **kwargs) -> dict:
+        """Store the amount as a number and the date as ISO text."""
+        data["title"] = data["title"].strip()
+        data["amount"] = float(data["amount"])
+        data["close_date"] = data["close_date"].isoformat() if data.get("close_date") else None
+        return data
+
+
+class DealOut(Schema):
+    """A stored deal."""
+
+    deal_id = String()
+    customer_id = String()
+    title = String()
+    amount = Float()
+    stage = String()
+    close_date = String(allow_none=True)
+    created_at = String()
+
+
+class ActivityIn(Schema):
+    """An activity (call, email, meeting, note, task) as a client sends it."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    customer_id = String(required=True, validate=Regexp(ID_PATTERN, error="not a customer id"))
+    type = String(required=True, validate=OneOf(ACTIVITY_TYPES))
+    subject = String(required=True, validate=Length(1, 200))
+    note = String(load_default=None, allow_none=True, validate=Length(0, 4000))
+    occurred_at = DateTime(load_default=None, allow_none=True)
+
+    @post_load
+    def plain(self, data: dict, **kwargs) -> dict:
+        """Store the time as ISO text."""
+        data["subject"] = data["subject"].strip()
+        data["occurred_at"] = data["occurred_at"].isoformat() if data.get("occurred_at") else None
+        return _blank_to_none(data, ("note",))
+
+
+class ActivityOut(Schema):
+    """A stored activity."""
+
+    activity_id = String()
+    customer_id = String()
+    type = String()
+    subject = String()
+    note = String(allow_none=True)
+    occurred_at = String(allow_none=True)
+    created_at = String()
+
+
+class PageQuery(Schema):
+    """Paging parameters of every list endpoint."""
+
+    limit = Integer(load_default=25, validate=Range(1, 100))
+    cursor = String(load_default=None, validate=Length(1, 2000))
+
+
+class CustomerQuery(PageQuery):
+    """Paging plus an optional case-insensitive name prefix."""
+
+    q = String(load_default=None, validate=Length(1, 100))
+
+
+class CustomerPage(Schema):
+    """One page of customers and the cursor to the next (null at the end)."""
+
+    items = List(Nested(CustomerOut))
+    next_cursor = String(allow_none=True)
+
+
+class DealPage(Schema):
+    """One page of deals and the cursor to the next (null at the end)."""
+
+    items = List(Nested(DealOut))
+    next_cursor = String(allow_none=True)
+
+
+class ActivityPage(Schema):
+    """One page of activities and the cursor to the next (null at the end)."""
+
+    items = List(Nested(ActivityOut))
+    next_cursor = String(allow_none=True)

@@ -1,0 +1,49 @@
+"""Gunicorn settings for sre-app, the same on AWS (systemd) and in the local stack.
+
+Environment: PORT (8080), BIND_ADDRESS (0.0.0.0), WEB_CONCURRENCY (2 workers), SRE_APP_RUNTIME_DIR
+(where workers share the leak control file and Prometheus files; systemd's RuntimeDirectory on AWS).
+"""
+
+import os
+import shutil
+import tempfile
+
+bind = f"{os.environ.get('BIND_ADDRESS', '0.0.0.0')}:{os.environ.get('PORT', '8080')}"
+# Two sync workers: a t3.micro has 2 vCPUs, and the leak is per worker, as a real one would be.
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+worker_class = "sync"
+timeout = 30
+# Long enough for the final metrics flush (10 s at most) on SIGTERM.
+graceful_timeout = 20
+accesslog = None  # the app writes its own JSON access lines
+proc_name = "sre-app"
+control_socket_disable = True  # one control socket per user would clash between the apps
+
+
+def on_starting(server):
+    """Prepare the runtime directory before any worker imports prometheus_client."""
+    runtime_dir = os.environ.get("SRE_APP_RUNTIME_DIR") or tempfile.mkdtemp(prefix="sre-app-")
+    os.environ["SRE_APP_RUNTIME_DIR"] = runtime_dir
+    prom_dir = os.path.join(runtime_dir, "prometheus")
+    shutil.rmtree(prom_dir, ignore_errors=True)  # stale files from a previous run would add up
+    os.makedirs(prom_dir, exist_ok=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = prom_dir
+
+
+def post_worker_init(worker):
+    """Start the worker's ticker and metrics flusher (threads must start after the fork)."""
+    worker.wsgi.extensions["sre_app"].start()
+
+
+def worker_exit(server, worker):
+    """Flush the worker's metrics to DynamoDB before it exits."""
+    runtime = getattr(worker, "wsgi", None) and worker.wsgi.extensions.get("sre_app")
+    if runtime:
+        runtime.stop()
+
+
+def child_exit(server, worker):
+    """Drop a dead worker's live gauges from the Prometheus files."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

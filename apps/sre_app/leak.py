@@ -1,0 +1,176 @@
+"""The workshop's deliberate memory leak, and the runtime control that shares its settings across workers.
+
+DELIBERATE: this module simulates a memory leak in a production service (a cache that is never evicted).
+Every leaked byte is really allocated, written to (so the kernel counts it in RSS) and kept reachable
+until released, so `memory_leak_size_mb` agrees with the worker's RSS growth. Two modes: per request
+(KB per GET /) and over time (MB per minute); a hard cap stops a worker from taking the whole instance.
+
+Each Gunicorn worker leaks on its own, as a real leak would. Settings changed at run time are written to a
+control file that every worker re-reads on its one-second tick, so one request to /admin/leak reaches
+all workers.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import json
+import logging
+import os
+import threading
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+from .config import LEAK_MODES, Settings
+
+logger = logging.getLogger(__name__)
+
+MIB = 1024 * 1024
+
+
+class LeakSettingsError(ValueError):
+    """A leak setting sent to the control endpoint is invalid; `field` names it."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+@dataclass(frozen=True)
+class LeakSettings:
+    """How the leak behaves. `generation` changes when retained memory is to be released."""
+
+    mode: str
+    kb_per_request: float
+    mb_per_minute: float
+    cap_mb: float
+    generation: int = 0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> LeakSettings:
+        """Take the start-up leak settings from the app's environment settings."""
+        return cls(settings.leak_mode, settings.leak_kb_per_request, settings.leak_mb_per_minute,
+                   settings.leak_cap_mb)
+
+    def updated(self, changes: Mapping[str, Any]) -> LeakSettings:
+        """Return a copy with `changes` applied, validating each field."""
+        if not isinstance(changes, Mapping):
+            raise LeakSettingsError("body", "expected a JSON object")
+        allowed = {"mode", "kb_per_request", "mb_per_minute", "cap_mb"}
+        for field in changes:
+            if field not in allowed:
+                raise LeakSettingsError(field, f"unknown field; allowed: {', '.join(sorted(allowed))}")
+        if "mode" in changes and changes["mode"] not in LEAK_MODES:
+            raise LeakSettingsError("mode", f"must be one of {', '.join(LEAK_MODES)}")
+        limits = {"kb_per_request": 100 * 1024, "mb_per_minute": 10 * 1024, "cap_mb": 16 * 1024}
+        for field, limit in limits.items():
+            if field in changes:
+                value = changes[field]
+                if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= limit:
+                    raise LeakSettingsError(field, f"must be a number from 0 to {limit}")
+        return replace(self, **{k: (v if k == "mode" else float(v)) for k, v in changes.items()})
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the settings as a JSON-ready dict."""
+        return asdict(self)
+
+
+class Leak:
+    """Memory this worker retains on purpose, growing by the current LeakSettings."""
+
+    def __init__(self, settings: LeakSettings, control_file: str | None = None) -> None:
+        self.settings = settings
+        self.control_file = control_file
+        self._control_mtime: float | None = None
+        # DELIBERATE: the "cache" that is never evicted. Chunks stay reachable from this list.
+        self._retained: list[bytes] = []
+        self._retained_bytes = 0
+        self._lock = threading.Lock()
+
+    @property
+    def retained_bytes(self) -> int:
+        """Bytes this worker holds on purpose."""
+        return self._retained_bytes
+
+    @property
+    def size_mb(self) -> float:
+        """Retained memory in MiB, as reported in `memory_leak_size_mb`."""
+        return round(self._retained_bytes / MIB, 2)
+
+    def on_request(self) -> None:
+        """Leak the per-request amount (request mode only)."""
+        if self.settings.mode == "request" and self.settings.kb_per_request > 0:
+            self._grow(int(self.settings.kb_per_request * 1024))
+
+    def on_tick(self, seconds: float) -> None:
+        """Leak the amount due after `seconds` of wall time (time mode only)."""
+        if self.settings.mode == "time" and self.settings.mb_per_minute > 0:
+            self._grow(int(self.settings.mb_per_minute * MIB * seconds / 60))
+
+    def _grow(self, nbytes: int) -> None:
+        """Allocate, touch and keep up to `nbytes` more, never beyond the cap."""
+        with self._lock:
+            room = int(self.settings.cap_mb * MIB) - self._retained_bytes
+            nbytes = min(nbytes, room)
+            if nbytes <= 0:
+                return
+            # DELIBERATE: a filled (not zeroed) buffer, so every page is resident and shows in RSS.
+            self._retained.append(b"\xa5" * nbytes)
+            self._retained_bytes += nbytes
+
+    def release(self) -> None:
+        """Free the retained memory and hand it back to the OS."""
+        with self._lock:
+            self._retained.clear()
+            self._retained_bytes = 0
+        _malloc_trim()
+
+    def apply(self, settings: LeakSettings) -> None:
+        """Switch to `settings`; a new generation releases what was retained."""
+        old, self.settings = self.settings, settings
+        if settings.generation != old.generation:
+            self.release()
+        if settings != old:
+            logger.info("leak settings now %s", settings.to_dict())
+
+    def publish(self, settings: LeakSettings) -> None:
+        """Apply `settings` here and write them to the control file for the other workers."""
+        if self.control_file:
+            tmp = f"{self.control_file}.{os.getpid()}.tmp"
+            with open(tmp, "w", encoding="utf-8") as f:
+                json.dump(settings.to_dict(), f)
+            os.replace(tmp, self.control_file)  # atomic: a reader sees old or new, never half
+        self.apply(settings)
+
+    def sync(self) -> None:
+        """Apply the control file if it changed since the last look."""
+        if not self.control_file:
+            return
+        try:
+            mtime = os.stat(self.control_file).st_mtime_ns
+        except FileNotFoundError:
+            return
+        if mtime == self._control_mtime:
+            return
+        self._control_mtime = mtime
+        try:
+            with open(self.control_file, encoding="utf-8") as f:
+                self.apply(LeakSettings(**json.load(f)))
+        except (OSError, ValueError, TypeError) as exc:
+            logger.warning("ignoring unreadable leak control file: %s", exc)
+
+
+def _malloc_trim() -> None:
+    """Ask glibc to return freed heap pages to the OS, so releasing the leak shows in RSS."""
+    libc_name = ctypes.util.find_library("c")
+    if libc_name:
+        libc = ctypes.CDLL(libc_name)
+        if hasattr(libc, "malloc_trim"):
+            libc.malloc_trim(0)
+
+
+def rss_bytes() -> int:
+    """Return this process's resident set size, read from /proc."""
+    with open("/proc/self/statm", encoding="ascii") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")

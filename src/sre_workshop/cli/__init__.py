@@ -1,0 +1,1 @@
+"""The `sre-workshop` command line."""

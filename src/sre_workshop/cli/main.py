@@ -1,0 +1,193 @@
+"""`sre-workshop`: a thin command line over the library. Every expected failure is one line and an exit code.
+
+    sre-workshop up [--detach]        run the whole architecture locally (foreground: Ctrl-C stops it)
+    sre-workshop down                 stop everything the stack started (data is kept)
+    sre-workshop status [--json]      components, health and target health
+    sre-workshop logs NAME [-f]       a component's logs
+    sre-workshop service ACTION NAME  stop, start or restart one component, as systemctl would
+"""
+
+from __future__ import annotations
+
+import argparse
+import enum
+import json
+import signal
+import sys
+import time
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..local.components import MissingProgram
+from ..local.configs import TemplateError
+from ..local.stack import ComponentFailed, PortInUse, Stack, StackError, UnknownComponent
+from ..settings import Settings
+
+
+class ExitStatus(enum.IntEnum):
+    """Exit codes, one per class of failure."""
+
+    OK = 0
+    ERROR = 1              # an unexpected error (run with --traceback for details)
+    USAGE = 2              # bad arguments (argparse's own code)
+    MISSING_PROGRAM = 3    # nginx or haproxy is not installed
+    PORT_IN_USE = 4        # another program holds a port the stack needs
+    UNHEALTHY = 5          # a component did not start or did not become healthy
+    INTERRUPTED = 130      # Ctrl-C
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser of every subcommand."""
+    parser = argparse.ArgumentParser(prog="sre-workshop", description=__doc__.splitlines()[0])
+    parser.add_argument("--state-dir", type=Path, help="state directory (default ./.sre-workshop)")
+    parser.add_argument("--traceback", action="store_true", help="show the full traceback on errors")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    up = commands.add_parser("up", help="run the whole architecture on this machine")
+    up.add_argument("--detach", "-d", action="store_true", help="return once every target is healthy")
+    up.add_argument("--dynamodb-endpoint", metavar="URL", help="use this DynamoDB endpoint instead of moto")
+    up.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for health (default 60)")
+
+    commands.add_parser("down", help="stop everything the stack started (data is kept)")
+
+    status = commands.add_parser("status", help="components, health and target health")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+
+    logs = commands.add_parser("logs", help="show a component's logs")
+    logs.add_argument("name")
+    logs.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
+    logs.add_argument("-n", "--lines", type=int, default=50, help="lines of each log to show (default 50)")
+
+    service = commands.add_parser("service", help="stop, start or restart one component")
+    service.add_argument("action", choices=["start", "stop", "restart"])
+    service.add_argument("name")
+    return parser
+
+
+def say(message: str) -> None:
+    """Print a progress line to stderr."""
+    print(f"  {message}", file=sys.stderr, flush=True)
+
+
+def print_endpoints(stack: Stack) -> None:
+    """Print the public entry points."""
+    endpoints = stack.settings.endpoints
+    print(f"app: {endpoints['app']}/   (public ALB :80 -> nginx -> private ALB -> sre-app)")
+    print(f"crm: {endpoints['crm']}/   (public ALB :8080 -> crm-app)")
+
+
+def cmd_up(stack: Stack, args: argparse.Namespace) -> ExitStatus:
+    """Bring the stack up; in the foreground, wait for Ctrl-C and take it down."""
+    try:
+        stack.up(timeout=args.timeout)
+    except StackError:
+        if not args.detach:
+            stack.down()
+        raise
+    print_endpoints(stack)
+    if args.detach:
+        return ExitStatus.OK
+    print("running; press Ctrl-C to stop", file=sys.stderr, flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    reported: set[str] = set()
+    try:
+        while True:
+            time.sleep(1)
+            for row in stack.status()["components"]:
+                if row["state"] == "exited" and row["name"] not in reported:
+                    reported.add(row["name"])
+                    say(f"{row['name']} exited; `sre-workshop service start {row['name']}` starts it again")
+    except KeyboardInterrupt:
+        print("\nstopping...", file=sys.stderr, flush=True)
+        stack.down()
+    return ExitStatus.OK
+
+
+def cmd_down(stack: Stack, args: argparse.Namespace) -> ExitStatus:
+    """Stop everything; say so when there was nothing to stop."""
+    stopped = stack.down()
+    print("stopped: " + ", ".join(stopped) if stopped else "nothing was running")
+    return ExitStatus.OK
+
+
+def cmd_status(stack: Stack, args: argparse.Namespace) -> ExitStatus:
+    """Print component and target health (non-zero exit if something is unhealthy)."""
+    status = stack.status()
+    if args.json:
+        print(json.dumps(status, indent=2))
+    else:
+        print(f"{'COMPONENT':<18} {'STATE':<8} {'PID':>7}  {'HEALTH':<9} URL")
+        for row in status["components"]:
+            health = "healthy" if row["healthy"] else "-" if row["state"] == "stopped" else "unhealthy"
+            print(f"{row['name']:<18} {row['state']:<8} {row['pid'] or '-':>7}  {health:<9} {row['url']}")
+        if status["targets"]:
+            print(f"\n{'TARGET GROUP':<22} {'TARGET':<20} {'STATE':<10} REASON")
+            for t in status["targets"]:
+                print(f"{t['target_group']:<22} {t['target']:<20} {t['state']:<10} {t['reason']}")
+        print()
+        print_endpoints(stack)
+    healthy = all(r["healthy"] for r in status["components"])
+    return ExitStatus.OK if healthy else ExitStatus.UNHEALTHY
+
+
+def cmd_logs(stack: Stack, args: argparse.Namespace) -> ExitStatus:
+    """Print the last lines of a component's logs, and follow them with -f."""
+    paths = stack.log_paths(args.name)
+    offsets = {}
+    for path in paths:
+        if path.exists():
+            print(f"==> {path} <==")
+            lines = path.read_text(errors="replace").splitlines()
+            print("\n".join(lines[-args.lines:]))
+            offsets[path] = path.stat().st_size
+    while args.follow:
+        time.sleep(0.5)
+        for path in paths:
+            if path.exists() and path.stat().st_size > offsets.get(path, 0):
+                with open(path, errors="replace") as f:
+                    f.seek(offsets.get(path, 0))
+                    sys.stdout.write(f.read())
+                    sys.stdout.flush()
+                offsets[path] = path.stat().st_size
+    return ExitStatus.OK
+
+
+def cmd_service(stack: Stack, args: argparse.Namespace) -> ExitStatus:
+    """Stop, start or restart one component."""
+    stack.service(args.action, args.name)
+    print(f"{args.name}: {args.action} done")
+    return ExitStatus.OK
+
+
+COMMANDS = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "logs": cmd_logs, "service": cmd_service}
+FAILURES = [(MissingProgram, ExitStatus.MISSING_PROGRAM), (PortInUse, ExitStatus.PORT_IN_USE),
+            (ComponentFailed, ExitStatus.UNHEALTHY), (UnknownComponent, ExitStatus.USAGE),
+            (StackError, ExitStatus.ERROR), (TemplateError, ExitStatus.ERROR), (ValueError, ExitStatus.USAGE)]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings.from_env(state_dir=args.state_dir.absolute() if args.state_dir else None,
+                                     dynamodb_endpoint=getattr(args, "dynamodb_endpoint", None))
+        stack = Stack(settings, progress=say)
+        return COMMANDS[args.command](stack, args)
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return ExitStatus.INTERRUPTED
+    except Exception as exc:
+        if args.traceback:
+            traceback.print_exc()
+        for kind, status in FAILURES:
+            if isinstance(exc, kind):
+                print(f"sre-workshop: error: {exc}", file=sys.stderr)
+                return status
+        print(f"sre-workshop: unexpected error: {exc!r} (run with --traceback for details)", file=sys.stderr)
+        return ExitStatus.ERROR
+
+
+def entry() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

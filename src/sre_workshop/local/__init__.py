@@ -1,0 +1,1 @@
+"""The local stack: every component of the architecture as a real process on loopback."""

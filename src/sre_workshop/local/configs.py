@@ -1,0 +1,87 @@
+"""Render the local stack's nginx and HAProxy configs from the committed files under infra/.
+
+nginx gets the very template the AWS instances use: PRIVATE_ALB_DNS_PLACEHOLDER is replaced as user
+data does, then the few lines that name machine paths and the listen port are swapped for local ones.
+Each swapped line must be found exactly, so a template change that breaks local rendering fails loudly.
+"""
+
+from __future__ import annotations
+
+import getpass
+from pathlib import Path
+from string import Template
+
+from ..settings import LOOPBACK, Settings
+
+PLACEHOLDER = "PRIVATE_ALB_DNS_PLACEHOLDER"
+
+
+class TemplateError(ValueError):
+    """A committed config template no longer has a line the local renderer must replace."""
+
+
+def render_nginx(template: str, private_alb: str) -> str:
+    """Render nginx.conf as the AWS user data does: the placeholder becomes the private ALB's address."""
+    if PLACEHOLDER not in template:
+        raise TemplateError(f"nginx.conf has no {PLACEHOLDER}")
+    return template.replace(PLACEHOLDER, private_alb)
+
+
+def local_nginx(settings: Settings) -> str:
+    """Render nginx.conf for the local stack."""
+    template = (settings.infra_dir / "nginx" / "nginx.conf").read_text()
+    conf = render_nginx(template, f"{LOOPBACK}:{settings.port('private-alb')}")
+    temp = settings.state_dir / "nginx"
+    swaps = {
+        "user www-data;": f"user {getpass.getuser()};",
+        "pid /run/nginx.pid;": f"pid {settings.run_dir}/nginx.pid;",
+        "error_log /var/log/nginx/error.log warn;": f"error_log {settings.logs_dir}/nginx-error.log warn;",
+        "access_log /var/log/nginx/access.log json_combined;":
+            f"access_log {settings.logs_dir}/nginx-access.log json_combined;",
+        "listen 80 default_server;": f"listen {LOOPBACK}:{settings.port('nginx')} default_server;",
+        # nginx's compiled-in temp paths are under /var/lib/nginx; keep them in the state directory.
+        "server_tokens off;": "server_tokens off;\n" + "\n".join(
+            f"    {kind}_temp_path {temp}/{kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")),
+    }
+    for old, new in swaps.items():
+        if old not in conf:
+            raise TemplateError(f"nginx.conf no longer contains {old!r}, which the local stack replaces")
+        conf = conf.replace(old, new, 1)
+    return conf
+
+
+def local_haproxy(settings: Settings, name: str, dynamodb_address: str) -> str:
+    """Render one of the HAProxy configs (public-alb, private-alb, dynamodb-endpoint)."""
+    hc = settings.health_check
+    values = {
+        "run_dir": settings.run_dir,
+        "app_port": settings.port("public-alb"),
+        "crm_port": settings.port("public-alb-crm"),
+        "nginx_port": settings.port("nginx"),
+        "private_port": settings.port("private-alb"),
+        "sre_app_port": settings.port("sre-app"),
+        "crm_app_port": settings.port("crm-app"),
+        "endpoint_port": settings.port("dynamodb-endpoint"),
+        "dynamodb_address": dynamodb_address,
+        "check_path": hc.path,
+        "check_interval": f"{int(hc.interval_seconds * 1000)}ms",
+        "healthy_threshold": hc.healthy_threshold,
+        "unhealthy_threshold": hc.unhealthy_threshold,
+    }
+    return Template((settings.infra_dir / "haproxy" / f"{name}.cfg").read_text()).substitute(values)
+
+
+def write_configs(settings: Settings, dynamodb_address: str) -> dict[str, Path]:
+    """Render every config into the run directory; return the paths by component name."""
+    settings.run_dir.mkdir(parents=True, exist_ok=True)
+    for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
+        (settings.state_dir / "nginx" / kind).mkdir(parents=True, exist_ok=True)
+    # HAProxy wants its error files as raw HTTP with CRLF line ends.
+    page = (settings.infra_dir / "haproxy" / "lb-503.http").read_text()
+    (settings.run_dir / "lb-503.http").write_bytes(page.replace("\r\n", "\n").replace("\n", "\r\n").encode())
+    paths = {"nginx": settings.run_dir / "nginx.conf"}
+    paths["nginx"].write_text(local_nginx(settings))
+    for name in ("public-alb", "private-alb", "dynamodb-endpoint"):
+        paths[name] = settings.run_dir / f"{name}.cfg"
+        paths[name].write_text(local_haproxy(settings, name, dynamodb_address))
+    return paths

@@ -1,0 +1,173 @@
+"""Start, watch and stop one real process of the local stack.
+
+Each process is started in its own session (so it and its children - Gunicorn workers, nginx workers -
+form one process group that can be stopped together, and it outlives the CLI that started it), with its
+output in its own log file. A record of its pid and kernel start time lets a later CLI call find it again
+and never mistake a recycled pid for it. Nothing restarts a process that dies: on AWS, a killed nginx
+or app stays down too, until someone restarts it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+# Processes this CLI call started, kept so their exit can be collected (a process that outlives the
+# call is adopted by init, which collects it instead).
+_children: dict[int, subprocess.Popen] = {}
+
+
+@dataclass
+class ProcessSpec:
+    """How to run one component."""
+
+    name: str
+    argv: list[str]
+    log_path: Path
+    env: dict[str, str] = field(default_factory=dict)
+    cwd: Path | None = None
+    ports: list[int] = field(default_factory=list)  # it is started once all of these accept connections
+    stop_timeout: float = 15.0
+
+
+@dataclass
+class ProcessRecord:
+    """What a later CLI call needs to find a running process again."""
+
+    name: str
+    pid: int
+    start_time: int
+    argv: list[str]
+
+    def save(self, path: Path) -> None:
+        """Write the record atomically."""
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(self)))
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: Path) -> ProcessRecord | None:
+        """Read a record, or None if there is none or it is unreadable."""
+        try:
+            return cls(**json.loads(path.read_text()))
+        except (OSError, ValueError, TypeError):
+            return None
+
+
+def start_time(pid: int) -> int | None:
+    """Return the kernel start time of `pid` (clock ticks since boot), or None if it is gone or a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2:].split()
+    if fields[0] in ("Z", "X"):
+        return None
+    return int(fields[19])
+
+
+def is_alive(record: ProcessRecord) -> bool:
+    """True if the recorded process is still the one running under that pid."""
+    return start_time(record.pid) == record.start_time
+
+
+def spawn(spec: ProcessSpec) -> ProcessRecord:
+    """Start the process in a new session with its output appended to its log; return its record."""
+    spec.log_path.parent.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, **spec.env}
+    with open(spec.log_path, "ab") as log:
+        proc = subprocess.Popen(spec.argv, cwd=spec.cwd, env=env, stdin=subprocess.DEVNULL, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    _children[proc.pid] = proc
+    return ProcessRecord(spec.name, proc.pid, start_time(proc.pid) or 0, spec.argv)
+
+
+def group_alive(pgid: int) -> bool:
+    """True while any process of the group exists (zombies of our own children reaped first)."""
+    reap()
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return _group_has_live_member(pgid)
+
+
+def _group_has_live_member(pgid: int) -> bool:
+    """True if some non-zombie process has this process group id."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            stat = (entry / "stat").read_text()
+            fields = stat[stat.rindex(")") + 2:].split()
+            if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
+                return True
+    return False
+
+
+def reap() -> None:
+    """Collect exited children this process started, so they do not linger as zombies."""
+    for pid, proc in list(_children.items()):
+        if proc.poll() is not None:
+            del _children[pid]
+
+
+def stop(record: ProcessRecord, timeout: float = 15.0) -> None:
+    """Stop the process and its whole group: SIGTERM, then SIGKILL after `timeout`."""
+    if not is_alive(record) and not group_alive(record.pid):
+        return
+    _signal_group(record.pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while group_alive(record.pid):
+        if time.monotonic() > deadline:
+            _signal_group(record.pid, signal.SIGKILL)
+            deadline = time.monotonic() + 5
+        time.sleep(0.05)
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, sig)
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    """True if something accepts TCP connections on host:port."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex((host, port)) == 0
+
+
+def wait_ready(record: ProcessRecord, ports: list[int], timeout: float) -> bool:
+    """Wait until every port accepts connections; False if the process died or time ran out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not is_alive(record):
+            return False
+        if all(port_open(p) for p in ports):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def free_port() -> int:
+    """Return a TCP port on loopback that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def tail(path: Path, lines: int = 20) -> str:
+    """Return the last lines of a log file (empty if there is none)."""
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
