@@ -5,7 +5,9 @@ from __future__ import annotations
 from apiflask import Schema
 from apiflask.fields import Date, DateTime, Decimal, Email, Float, Integer, List, Nested, String
 from apiflask.validators import Length, OneOf, Range, Regexp
-from marshmallow import EXCLUDE, post_load
+from collections.abc import Mapping
+
+from marshmallow import EXCLUDE, post_load, pre_load
 
 CUSTOMER_STATUSES = ("lead", "prospect", "active", "churned")
 DEAL_STAGES = ("prospecting", "qualification", "proposal", "negotiation", "closed_won", "closed_lost")
@@ -13,16 +15,27 @@ ACTIVITY_TYPES = ("call", "email", "meeting", "note", "task")
 ID_PATTERN = r"^[a-z]{3,4}-[0-9a-f]{4,32}$"
 
 
-def _blank_to_none(data: dict, fields: tuple[str, ...]) -> dict:
-    """Treat optional text fields sent empty (as HTML forms do) as absent."""
-    return {k: (None if k in fields and isinstance(v, str) and not v.strip() else v) for k, v in data.items()}
-
-
-class CustomerIn(Schema):
-    """A customer as a client sends it."""
+class Input(Schema):
+    """Base of the input schemas: unknown fields are ignored, blank optional fields count as absent."""
 
     class Meta:
         unknown = EXCLUDE
+
+    OPTIONAL: tuple[str, ...] = ()
+
+    @pre_load
+    def blank_to_none(self, data, **kwargs):
+        """Treat optional fields sent empty (as HTML forms do) as absent."""
+        if not isinstance(data, Mapping):
+            return data
+        return {k: (None if k in self.OPTIONAL and isinstance(v, str) and not v.strip() else v)
+                for k, v in data.items()}
+
+
+class CustomerIn(Input):
+    """A customer as a client sends it."""
+
+    OPTIONAL = ("company", "phone")
 
     name = String(required=True, validate=Length(1, 100))
     company = String(load_default=None, allow_none=True, validate=Length(0, 100))
@@ -33,9 +46,8 @@ class CustomerIn(Schema):
 
     @post_load
     def strip(self, data: dict, **kwargs) -> dict:
-        """Trim whitespace around text and drop empty optional fields."""
-        data = {k: v.strip() if isinstance(v, str) else v for k, v in data.items()}
-        return _blank_to_none(data, ("company", "phone"))
+        """Trim whitespace around text."""
+        return {k: v.strip() if isinstance(v, str) else v for k, v in data.items()}
 
 
 class CustomerOut(Schema):
@@ -51,11 +63,10 @@ class CustomerOut(Schema):
     updated_at = String()
 
 
-class DealIn(Schema):
+class DealIn(Input):
     """A deal as a client sends it."""
 
-    class Meta:
-        unknown = EXCLUDE
+    OPTIONAL = ("close_date",)
 
     customer_id = String(required=True, validate=Regexp(ID_PATTERN, error="not a customer id"))
     title = String(required=True, validate=Length(1, 200))
@@ -84,11 +95,10 @@ class DealOut(Schema):
     created_at = String()
 
 
-class ActivityIn(Schema):
+class ActivityIn(Input):
     """An activity (call, email, meeting, note, task) as a client sends it."""
 
-    class Meta:
-        unknown = EXCLUDE
+    OPTIONAL = ("note", "occurred_at")
 
     customer_id = String(required=True, validate=Regexp(ID_PATTERN, error="not a customer id"))
     type = String(required=True, validate=OneOf(ACTIVITY_TYPES))
@@ -101,7 +111,7 @@ class ActivityIn(Schema):
         """Store the time as ISO text."""
         data["subject"] = data["subject"].strip()
         data["occurred_at"] = data["occurred_at"].isoformat() if data.get("occurred_at") else None
-        return _blank_to_none(data, ("note",))
+        return data
 
 
 class ActivityOut(Schema):

@@ -227,12 +227,12 @@ class Store:
 
     def update_customer(self, customer_id: str, data: dict[str, Any]) -> dict[str, Any]:
         """Replace a customer's editable fields; raise NotFound if it does not exist."""
-        fields = {**data, "name_lower": data["name"].lower(), "updated_at": now_iso()}
+        fields = {k: v for k, v in data.items() if v is not None}
+        fields.update(name_lower=data["name"].lower(), updated_at=now_iso())
+        removed = [k for k, v in data.items() if v is None]
         names = {f"#f{i}": k for i, k in enumerate(fields)}
         values = to_item({f":v{i}": v for i, v in enumerate(fields.values())})
-        sets = [f"#f{i} = :v{i}" for i in range(len(fields))]
-        removed = [k for k in ("company", "phone") if data.get(k) is None]
-        expression = "SET " + ", ".join(sets)
+        expression = "SET " + ", ".join(f"#f{i} = :v{i}" for i in range(len(fields)))
         if removed:
             names.update({f"#r{i}": k for i, k in enumerate(removed)})
             expression += " REMOVE " + ", ".join(f"#r{i}" for i in range(len(removed)))

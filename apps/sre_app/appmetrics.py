@@ -67,7 +67,7 @@ class Interval:
             "service": {"S": "sre-app"},
             "host": {"S": socket.gethostname()},
         }
-        item.update({k: {"N": repr(round(float(v), 3))} for k, v in values.items()})
+        item.update({k: {"N": str(v) if isinstance(v, int) else repr(round(v, 3))} for k, v in values.items()})
         return item
 
 

@@ -1,0 +1,186 @@
+"""Fixtures that start real processes on free loopback ports: moto's server and the apps under Gunicorn."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import boto3
+import pytest
+from botocore.config import Config
+
+from sre_workshop.local.components import LOCAL_CREDENTIALS
+from sre_workshop.local.process import ProcessRecord, ProcessSpec, free_port, spawn, stop, tail, wait_ready
+from sre_workshop.settings import TABLE_NAMES
+from sre_workshop.tables import create_tables
+
+ROOT = Path(__file__).resolve().parents[1]
+APPS = ROOT / "apps"
+REGION = "us-east-1"
+
+
+@dataclass
+class Server:
+    """A real process listening on a loopback port."""
+
+    record: ProcessRecord
+    port: int
+    log: Path
+    spec: ProcessSpec
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        stop(self.record, timeout=self.spec.stop_timeout)
+
+
+def start_server(spec: ProcessSpec, timeout: float = 30) -> Server:
+    """Spawn `spec` and wait until its port accepts connections."""
+    record = spawn(spec)
+    if not wait_ready(record, spec.ports, timeout):
+        stop(record)
+        raise RuntimeError(f"{spec.name} did not start:\n{tail(spec.log_path, 30)}")
+    return Server(record, spec.ports[0], spec.log_path, spec)
+
+
+def moto_spec(tmp: Path, port: int | None = None) -> ProcessSpec:
+    """Return the spec of a moto server on a free (or given) port."""
+    port = port or free_port()
+    return ProcessSpec("moto", [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                       tmp / f"moto-{port}.log", ports=[port])
+
+
+def dynamodb(endpoint: str):
+    """Return a DynamoDB client for a local endpoint."""
+    return boto3.session.Session(aws_access_key_id="test", aws_secret_access_key="test").client(
+        "dynamodb", region_name=REGION, endpoint_url=endpoint, config=Config(retries={"max_attempts": 2}))
+
+
+@pytest.fixture(scope="session")
+def moto(tmp_path_factory) -> Iterator[Server]:
+    """One moto server for the session, with the five tables."""
+    server = start_server(moto_spec(tmp_path_factory.mktemp("moto")))
+    create_tables(dynamodb(server.url))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def own_moto(tmp_path) -> Iterator[Server]:
+    """A moto server of this test alone (for tests that stop it), with the five tables."""
+    server = start_server(moto_spec(tmp_path))
+    create_tables(dynamodb(server.url))
+    yield server
+    server.stop()
+
+
+def app_spec(package: str, tmp: Path, endpoint: str, **env: str) -> ProcessSpec:
+    """Return the spec of an app under real Gunicorn on a free port, logging into `tmp`."""
+    port = free_port()
+    full_env = {
+        **LOCAL_CREDENTIALS, "AWS_REGION": REGION, "AWS_ENDPOINT_URL": endpoint, "PORT": str(port),
+        "BIND_ADDRESS": "127.0.0.1", "LOG_FILE": str(tmp / f"{package}-{port}.json.log"),
+        **{k: v for k, v in TABLE_NAMES.items()}, **env,
+    }
+    argv = [sys.executable, "-m", "gunicorn", "--chdir", str(APPS), "-c", str(APPS / package / "gunicorn.conf.py"),
+            f"{package}.wsgi:app"]
+    return ProcessSpec(package, argv, tmp / f"{package}-{port}.log", full_env, ports=[port], stop_timeout=25)
+
+
+@pytest.fixture
+def start_app(tmp_path) -> Iterator[Callable[..., Server]]:
+    """Start apps under Gunicorn for a test; all are stopped afterwards."""
+    started: list[Server] = []
+
+    def start(package: str, endpoint: str, **env: str) -> Server:
+        server = start_server(app_spec(package, tmp_path, endpoint, **env))
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@dataclass
+class Reply:
+    """An HTTP answer: status, headers and body."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self):
+        return json.loads(self.body)
+
+    @property
+    def text(self) -> str:
+        return self.body.decode()
+
+
+def http(method: str, url: str, body=None, headers: dict[str, str] | None = None, timeout: float = 10) -> Reply:
+    """Send one real HTTP request and return the answer, whatever its status."""
+    data = json.dumps(body).encode() if body is not None and not isinstance(body, bytes) else body
+    request = urllib.request.Request(url, data=data, method=method, headers={
+        **({"Content-Type": "application/json"} if data is not None else {}), **(headers or {})})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+            return Reply(response.status, {k.lower(): v for k, v in response.headers.items()}, response.read())
+    except urllib.error.HTTPError as exc:
+        return Reply(exc.code, {k.lower(): v for k, v in exc.headers.items()}, exc.read())
+
+
+def eventually(check: Callable[[], object], timeout: float = 10, interval: float = 0.1):
+    """Return check()'s first truthy result, failing after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s (last result: {result!r})")
+        time.sleep(interval)
+
+
+def scan_all(client, table: str) -> list[dict]:
+    """Return every item of a table."""
+    items, kwargs = [], {"TableName": table}
+    while True:
+        response = client.scan(**kwargs)
+        items.extend(response["Items"])
+        if "LastEvaluatedKey" not in response:
+            return items
+        kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+
+def pids_of_group(pgid: int) -> list[int]:
+    """Return the live pids whose process group is `pgid`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            fields = stat[stat.rindex(")") + 2:].split()
+            if int(fields[2]) == pgid and fields[0] != "Z":
+                found.append(int(entry.name))
+    return found
+
+
+def children_of(pid: int) -> list[int]:
+    """Return the pids of a process's live children."""
+    try:
+        tasks = Path(f"/proc/{pid}/task").iterdir()
+        return [int(c) for t in tasks for c in (t / "children").read_text().split()]
+    except OSError:
+        return []
+

@@ -1,0 +1,207 @@
+"""sre-app under real Gunicorn against moto's server over HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import time
+from datetime import datetime
+
+import pytest
+
+from conftest import create_tables, dynamodb, eventually, http, moto_spec, scan_all, start_server
+from sre_workshop.local.process import is_alive
+
+TOKEN = "test-fault-token"
+
+
+def rss_mb(pid: int) -> float:
+    """Read a process's RSS from /proc (the kernel's number, not the app's)."""
+    with open(f"/proc/{pid}/status") as f:
+        return int(re.search(r"VmRSS:\s+(\d+) kB", f.read()).group(1)) / 1024
+
+
+def test_root_answers_the_workshop_json(moto, start_app):
+    app = start_app("sre_app", moto.url)
+    reply = http("GET", app.url + "/")
+    assert reply.status == 200
+    body = reply.json()
+    assert body["message"] == "SRE Workshop App"
+    datetime.fromisoformat(body["timestamp"])
+    assert isinstance(body["memory_leak_size_mb"], int | float)
+    assert reply.headers["x-request-id"]
+
+
+def test_health_is_shallow_and_deep_checks_dynamodb(moto, start_app):
+    app = start_app("sre_app", moto.url)
+    assert http("GET", app.url + "/health").json() == {"status": "healthy"}
+    deep = http("GET", app.url + "/health?deep=1")
+    assert deep.status == 200
+    assert deep.json()["checks"]["dynamodb"]["status"] == "ok"
+
+
+def test_deep_health_reports_a_missing_table_while_shallow_stays_healthy(moto, start_app):
+    app = start_app("sre_app", moto.url, METRICS_TABLE="NoSuchTable")
+    assert http("GET", app.url + "/health").status == 200
+    deep = http("GET", app.url + "/health?deep=1")
+    assert deep.status == 503
+    assert deep.json()["checks"]["dynamodb"]["code"] == "ResourceNotFoundException"
+
+
+def test_leak_grows_with_traffic_by_default(moto, start_app):
+    app = start_app("sre_app", moto.url, WEB_CONCURRENCY="1")
+    first = http("GET", app.url + "/").json()["memory_leak_size_mb"]
+    for _ in range(200):
+        http("GET", app.url + "/")
+    last = http("GET", app.url + "/").json()["memory_leak_size_mb"]
+    assert last > first
+    assert abs((last - first) - 201 * 16 / 1024) < 0.05  # 16 KB per request
+
+
+def test_reported_leak_agrees_with_rss_growth(moto, start_app):
+    app = start_app("sre_app", moto.url, WEB_CONCURRENCY="1", LEAK_KB_PER_REQUEST="1024", LEAK_CAP_MB="500")
+    worker = http("GET", app.url + "/").json()["worker_pid"]
+    before_rss, before_leak = rss_mb(worker), http("GET", app.url + "/").json()["memory_leak_size_mb"]
+    for _ in range(150):
+        reported = http("GET", app.url + "/").json()["memory_leak_size_mb"]
+    grown_rss = rss_mb(worker) - before_rss
+    grown_leak = reported - before_leak
+    assert grown_leak == pytest.approx(150, abs=1)
+    assert grown_rss == pytest.approx(grown_leak, rel=0.20)
+
+
+def test_leak_stops_at_the_cap(moto, start_app):
+    app = start_app("sre_app", moto.url, WEB_CONCURRENCY="1", LEAK_KB_PER_REQUEST="1024", LEAK_CAP_MB="20")
+    for _ in range(40):
+        reported = http("GET", app.url + "/").json()["memory_leak_size_mb"]
+    assert reported == 20
+
+
+def test_time_mode_leaks_without_traffic(moto, start_app):
+    app = start_app("sre_app", moto.url, WEB_CONCURRENCY="1", LEAK_MODE="time", LEAK_MB_PER_MINUTE="600")
+    eventually(lambda: http("GET", app.url + "/").json()["memory_leak_size_mb"] >= 20, timeout=10)
+
+
+def test_fault_control_is_absent_without_a_token(moto, start_app):
+    app = start_app("sre_app", moto.url)
+    assert http("GET", app.url + "/admin/leak").status == 404
+    assert http("PUT", app.url + "/admin/leak", {"mode": "off"}).status == 404
+
+
+def test_fault_control_requires_the_token(moto, start_app):
+    app = start_app("sre_app", moto.url, FAULT_CONTROL_TOKEN=TOKEN)
+    assert http("GET", app.url + "/admin/leak").status == 401
+    assert http("GET", app.url + "/admin/leak", headers={"X-Fault-Token": "wrong"}).status == 401
+    assert http("GET", app.url + "/admin/leak", headers={"X-Fault-Token": TOKEN}).status == 200
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"mode": "sometimes"}, "mode"), ({"kb_per_request": -1}, "kb_per_request"),
+    ({"cap_mb": "big"}, "cap_mb"), ({"colour": "red"}, "colour"), ([1, 2], "body"),
+])
+def test_fault_control_rejects_bad_settings_naming_the_field(moto, start_app, body, field):
+    app = start_app("sre_app", moto.url, FAULT_CONTROL_TOKEN=TOKEN)
+    reply = http("PUT", app.url + "/admin/leak", body, headers={"X-Fault-Token": TOKEN})
+    assert reply.status == 400
+    assert reply.json()["field"] == field
+
+
+def test_runtime_control_reaches_every_worker_and_release_frees_memory(moto, start_app):
+    app = start_app("sre_app", moto.url, WEB_CONCURRENCY="2", FAULT_CONTROL_TOKEN=TOKEN)
+    auth = {"X-Fault-Token": TOKEN}
+    reply = http("PUT", app.url + "/admin/leak", {"kb_per_request": 512}, headers=auth)
+    assert reply.json()["settings"]["kb_per_request"] == 512
+    time.sleep(1.5)  # every worker's tick re-reads the control file
+    sizes: dict[int, float] = {}
+    for _ in range(60):
+        body = http("GET", app.url + "/").json()
+        sizes[body["worker_pid"]] = body["memory_leak_size_mb"]
+    assert len(sizes) == 2, "both workers answered"
+    assert sum(sizes.values()) == pytest.approx(60 * 0.5, abs=0.1)
+    workers = list(sizes)
+    before = sum(rss_mb(pid) for pid in workers)
+    http("POST", app.url + "/admin/leak/release", headers=auth)
+    time.sleep(1.5)
+    assert sum(rss_mb(pid) for pid in workers) < before - 20
+    http("PUT", app.url + "/admin/leak", {"mode": "off"}, headers=auth)
+    time.sleep(1.5)
+    assert {http("GET", app.url + "/").json()["memory_leak_size_mb"] for _ in range(10)} == {0}
+
+
+def test_unknown_path_is_a_json_404(moto, start_app):
+    app = start_app("sre_app", moto.url)
+    reply = http("GET", app.url + "/no/such/page")
+    assert reply.status == 404
+    assert reply.json()["error"] == "not_found"
+
+
+def test_prometheus_metrics_add_up_across_workers(moto, start_app):
+    app = start_app("sre_app", moto.url, WEB_CONCURRENCY="2")
+    for _ in range(40):
+        http("GET", app.url + "/")
+    text = http("GET", app.url + "/metrics").text
+    count = re.search(r'sre_app_http_requests_total\{endpoint="/",method="GET",status="200"\} (\S+)', text)
+    assert count and float(count.group(1)) == 40
+    assert "sre_app_memory_leak_bytes" in text
+    assert 'sre_app_http_request_duration_seconds_bucket{endpoint="/",le="0.5"}' in text
+
+
+def test_json_logs_carry_request_fields(moto, start_app):
+    app = start_app("sre_app", moto.url)
+    http("GET", app.url + "/", headers={"X-Request-ID": "trace-me-123"})
+    log = app.spec.env["LOG_FILE"]
+
+    def line():
+        with open(log) as f:
+            entries = [json.loads(raw) for raw in f]
+        return next((e for e in entries if e.get("request_id") == "trace-me-123"), None)
+
+    entry = eventually(line, timeout=5)
+    assert entry["method"] == "GET" and entry["path"] == "/" and entry["status"] == 200
+    assert {"time", "level", "logger", "message", "duration_ms"} <= set(entry)
+
+
+def metric_items(moto_url: str) -> list[dict]:
+    return [i for i in scan_all(dynamodb(moto_url), "ApplicationMetricsTable") if i["metric_id"]["S"] != "x"]
+
+
+def test_interval_metrics_land_in_the_table_per_worker(own_moto, start_app):
+    app = start_app("sre_app", own_moto.url, WEB_CONCURRENCY="2", METRICS_INTERVAL_SECONDS="1")
+    for _ in range(30):
+        http("GET", app.url + "/")
+    items = eventually(lambda: [i for i in metric_items(own_moto.url) if int(i["request_count"]["N"])], timeout=10)
+    item = items[0]
+    assert item["metric_id"]["S"].startswith("sre-app#")
+    for field in ("p50_ms", "p90_ms", "p99_ms", "rss_mb", "memory_leak_size_mb", "error_count"):
+        assert field in item
+    eventually(lambda: sum(int(i["request_count"]["N"]) for i in metric_items(own_moto.url)) == 30, timeout=10)
+
+
+def test_no_metrics_are_lost_on_sigterm(own_moto, start_app):
+    # A long interval: everything is still in memory when the master gets SIGTERM.
+    app = start_app("sre_app", own_moto.url, WEB_CONCURRENCY="2", METRICS_INTERVAL_SECONDS="300")
+    for _ in range(57):
+        http("GET", app.url + "/")
+    os.kill(app.record.pid, signal.SIGTERM)
+    eventually(lambda: not is_alive(app.record), timeout=30)  # the master waits for its workers
+    items = metric_items(own_moto.url)
+    assert sum(int(i["request_count"]["N"]) for i in items) == 57
+
+
+def test_metrics_survive_a_dynamodb_outage(tmp_path, start_app):
+    spec = moto_spec(tmp_path)
+    moto = start_server(spec)
+    create_tables(dynamodb(moto.url))
+    app = start_app("sre_app", moto.url, WEB_CONCURRENCY="1", METRICS_INTERVAL_SECONDS="1")
+    moto.stop()
+    for _ in range(25):
+        assert http("GET", app.url + "/").status == 200  # the request path never waits on DynamoDB
+    time.sleep(2.5)  # a few intervals fail to write and stay buffered
+    moto = start_server(spec)  # same port, empty engine
+    try:
+        create_tables(dynamodb(moto.url))
+        eventually(lambda: sum(int(i["request_count"]["N"]) for i in metric_items(moto.url)) == 25, timeout=40)
+    finally:
+        moto.stop()
