@@ -14,6 +14,7 @@ from string import Template
 from ..settings import LOOPBACK, Settings
 
 PLACEHOLDER = "PRIVATE_ALB_DNS_PLACEHOLDER"
+NGINX_TEMP_KINDS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
 
 
 class TemplateError(ValueError):
@@ -30,18 +31,23 @@ def render_nginx(template: str, private_alb: str) -> str:
 def local_nginx(settings: Settings) -> str:
     """Render nginx.conf for the local stack."""
     template = (settings.infra_dir / "nginx" / "nginx.conf").read_text()
-    conf = render_nginx(template, f"{LOOPBACK}:{settings.port('private-alb')}")
-    temp = settings.state_dir / "nginx"
+    return localize_nginx(render_nginx(template, f"{LOOPBACK}:{settings.port('private-alb')}"),
+                          listen=f"{LOOPBACK}:{settings.port('nginx')}", run_dir=settings.run_dir,
+                          logs_dir=settings.logs_dir, temp_dir=settings.state_dir / "nginx")
+
+
+def localize_nginx(conf: str, listen: str, run_dir: Path, logs_dir: Path, temp_dir: Path) -> str:
+    """Swap the AWS machine paths and listen port of a rendered nginx.conf for local ones."""
     swaps = {
         "user www-data;": f"user {getpass.getuser()};",
-        "pid /run/nginx.pid;": f"pid {settings.run_dir}/nginx.pid;",
-        "error_log /var/log/nginx/error.log warn;": f"error_log {settings.logs_dir}/nginx-error.log warn;",
+        "pid /run/nginx.pid;": f"pid {run_dir}/nginx.pid;",
+        "error_log /var/log/nginx/error.log warn;": f"error_log {logs_dir}/nginx-error.log warn;",
         "access_log /var/log/nginx/access.log json_combined;":
-            f"access_log {settings.logs_dir}/nginx-access.log json_combined;",
-        "listen 80 default_server;": f"listen {LOOPBACK}:{settings.port('nginx')} default_server;",
+            f"access_log {logs_dir}/nginx-access.log json_combined;",
+        "listen 80 default_server;": f"listen {listen} default_server;",
         # nginx's compiled-in temp paths are under /var/lib/nginx; keep them in the state directory.
         "server_tokens off;": "server_tokens off;\n" + "\n".join(
-            f"    {kind}_temp_path {temp}/{kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")),
+            f"    {kind}_temp_path {temp_dir}/{kind};" for kind in NGINX_TEMP_KINDS),
     }
     for old, new in swaps.items():
         if old not in conf:
@@ -74,7 +80,7 @@ def local_haproxy(settings: Settings, name: str, dynamodb_address: str) -> str:
 def write_configs(settings: Settings, dynamodb_address: str) -> dict[str, Path]:
     """Render every config into the run directory; return the paths by component name."""
     settings.run_dir.mkdir(parents=True, exist_ok=True)
-    for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
+    for kind in NGINX_TEMP_KINDS:
         (settings.state_dir / "nginx" / kind).mkdir(parents=True, exist_ok=True)
     # HAProxy wants its error files as raw HTTP with CRLF line ends.
     page = (settings.infra_dir / "haproxy" / "lb-503.http").read_text()

@@ -1,0 +1,155 @@
+"""The CRM web UI in headless Chromium (Debian's chromium + chromedriver, driven by Selenium)."""
+
+from __future__ import annotations
+
+import re
+import urllib.parse
+import urllib.request
+from http.cookiejar import CookieJar
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.ui import Select, WebDriverWait
+
+from conftest import dynamodb, http, scan_all
+from sre_workshop.settings import TABLE_NAMES
+
+XSS = '<script>window.__xss=1</script><img src=x onerror="window.__xss=2">'
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage", "--window-size=1280,900",
+                 f"--user-data-dir={tmp_path_factory.mktemp('chromium')}"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(options=options, service=Service("/usr/bin/chromedriver"))
+    driver.set_page_load_timeout(20)
+    driver.implicitly_wait(5)  # links load the next page after click() returns
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture
+def crm(moto, start_app):
+    return start_app("crm_app", moto.url)
+
+
+def fill(browser, values: dict[str, str]) -> None:
+    for name, value in values.items():
+        element = browser.find_element(By.NAME, name)
+        if element.tag_name == "select":
+            Select(element).select_by_value(value)
+        else:
+            element.clear()
+            element.send_keys(value)
+    form = browser.find_element(By.ID, "entity-form")
+    browser.find_element(By.ID, "save").click()
+    WebDriverWait(browser, 10).until(expected_conditions.staleness_of(form))  # the next page has loaded
+
+
+def test_create_customer_then_deal_and_activity(browser, crm):
+    browser.get(crm.url + "/")
+    assert browser.find_element(By.ID, "tab-customers").get_attribute("class") == "active"
+    browser.find_element(By.ID, "new-customer").click()
+    fill(browser, {"name": "Grace Hopper", "company": "Navy", "email": "grace@example.com",
+                   "phone": "+1 555 010 2030", "status": "prospect"})
+    assert browser.find_element(By.ID, "customer-name").text == "Grace Hopper"
+    assert "Customer saved." in browser.page_source
+
+    browser.find_element(By.ID, "new-deal").click()
+    fill(browser, {"title": "Compiler licence", "amount": "4200.50", "stage": "negotiation"})
+    assert "Compiler licence" in browser.find_element(By.ID, "deals").text
+    assert "4,200.50" in browser.find_element(By.ID, "deals").text
+
+    browser.find_element(By.ID, "new-activity").click()
+    fill(browser, {"type": "meeting", "subject": "Kick-off", "note": "Bring the nanosecond wire"})
+    assert "Kick-off" in browser.find_element(By.ID, "activities").text
+
+    browser.find_element(By.ID, "edit-customer").click()
+    fill(browser, {"name": "Rear Admiral Grace Hopper"})
+    assert browser.find_element(By.ID, "customer-name").text == "Rear Admiral Grace Hopper"
+
+    browser.find_element(By.ID, "tab-deals").click()
+    stage = browser.find_element(By.CSS_SELECTOR, '[data-stage="negotiation"]')
+    assert "Compiler licence" in stage.text
+
+
+def test_invalid_form_is_shown_again_with_messages(browser, crm):
+    browser.get(crm.url + "/customers/new")
+    fill(browser, {"name": "Alan Turing", "email": "not-an-email", "phone": "call me"})
+    assert browser.find_element(By.ID, "form-errors").is_displayed()
+    fields = {e.get_attribute("data-field") for e in browser.find_elements(By.CSS_SELECTOR, "p.error[data-field]")}
+    assert fields == {"email", "phone"}
+    assert browser.find_element(By.NAME, "name").get_attribute("value") == "Alan Turing"
+
+
+def test_search_and_paging(browser, crm):
+    for n in range(30):
+        http("POST", crm.url + "/api/customers", {"name": f"Pagewalker {n:02d}", "email": f"p{n}@example.com"})
+    browser.get(crm.url + "/customers?q=pagewalker")
+    names = {a.text for a in browser.find_elements(By.CSS_SELECTOR, "#customers td a")}
+    while browser.find_elements(By.ID, "next-page"):
+        link = browser.find_element(By.ID, "next-page")
+        link.click()
+        WebDriverWait(browser, 10).until(expected_conditions.staleness_of(link))
+        names |= {a.text for a in browser.find_elements(By.CSS_SELECTOR, "#customers td a")}
+    assert {f"Pagewalker {n:02d}" for n in range(30)} <= names
+    assert all(n.startswith("Pagewalker") for n in names)
+
+
+def test_stored_script_is_shown_as_text_not_run(browser, crm):
+    created = http("POST", crm.url + "/api/customers", {"name": XSS, "company": XSS, "email": "x@example.com"}).json()
+    cid = created["customer_id"]
+    http("POST", crm.url + "/api/activities", {"customer_id": cid, "type": "note", "subject": XSS, "note": XSS})
+    http("POST", crm.url + "/api/deals", {"customer_id": cid, "title": XSS, "amount": 1})
+    for path in (f"/customers/{cid}", "/customers?q=%3Cscript", "/deals"):
+        browser.get(crm.url + path)
+        assert browser.execute_script("return window.__xss") is None, path
+    browser.get(crm.url + f"/customers/{cid}")
+    assert browser.find_element(By.ID, "customer-name").text == XSS
+
+
+def form_session(url: str):
+    """Fetch a form with a cookie jar; return (opener, fields of the form)."""
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(CookieJar()))
+    with opener.open(url) as response:  # noqa: S310
+        page = response.read().decode()
+    fields = dict(re.findall(r'name="(csrf|form_token)" value="([^"]+)"', page))
+    return opener, fields
+
+
+def post_form(opener, url: str, data: dict[str, str]) -> int:
+    request = urllib.request.Request(url, data=urllib.parse.urlencode(data).encode(), method="POST")
+    try:
+        with opener.open(request) as response:  # noqa: S310
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def test_submitting_the_same_form_twice_creates_one_customer(crm):
+    opener, fields = form_session(crm.url + "/customers/new")
+    data = {**fields, "name": "Double Clicker", "email": "dc@example.com", "status": "lead"}
+    assert post_form(opener, crm.url + "/customers/new", data) == 200  # redirected to the customer page
+    assert post_form(opener, crm.url + "/customers/new", data) == 200
+    client = dynamodb(crm.spec.env["AWS_ENDPOINT_URL"])
+    matches = [i for i in scan_all(client, TABLE_NAMES["CUSTOMERS_TABLE"]) if i["name"]["S"] == "Double Clicker"]
+    assert len(matches) == 1
+
+
+def test_a_form_post_without_the_csrf_token_is_refused(crm):
+    opener, fields = form_session(crm.url + "/customers/new")
+    data = {"form_token": fields["form_token"], "name": "Forged", "email": "f@example.com"}
+    assert post_form(opener, crm.url + "/customers/new", data) == 400
+    assert post_form(opener, crm.url + "/customers/new", {**data, "csrf": "guess"}) == 400
+
+
+def test_unknown_customer_page_is_404(crm):
+    assert http("GET", crm.url + "/customers/cust-0000beef").status == 404
