@@ -24,7 +24,8 @@ from ..settings import LOOPBACK, TABLE_NAMES, Settings
 from .process import ProcessSpec
 
 ORDER = ["dynamodb", "dynamodb-endpoint", "sre-app", "crm-app", "private-alb", "nginx", "public-alb"]
-LOAD_BALANCERS = ("public-alb", "private-alb", "dynamodb-endpoint")
+# nginx and haproxy live in sbin, which a non-root user's PATH often lacks.
+SBIN_DIRS = ("/usr/sbin", "/sbin")
 # Fake credentials for the emulator; boto3 refuses to sign requests without some.
 LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "sre-workshop-local", "AWS_SECRET_ACCESS_KEY": "sre-workshop-local"}
 
@@ -45,7 +46,7 @@ class Component:
 
 def require_program(name: str, package: str) -> str:
     """Return the path of `name`, or raise MissingProgram saying how to install it."""
-    path = shutil.which(name) or next((p for p in (f"/usr/sbin/{name}", f"/sbin/{name}") if Path(p).exists()), None)
+    path = shutil.which(name) or next((f"{d}/{name}" for d in SBIN_DIRS if Path(f"{d}/{name}").exists()), None)
     if not path:
         raise MissingProgram(f"{name} is not installed: run `sudo apt-get install -y {package}`")
     return path

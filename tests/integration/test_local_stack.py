@@ -1,0 +1,191 @@
+"""`sre-workshop up` end to end: the whole topology as real processes, checked through the public entry points."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import eventually, http, pids_of_group
+from sre_workshop.cli.main import ExitStatus, main
+from sre_workshop.local.process import ProcessRecord
+from sre_workshop.settings import BASE_PORTS
+
+OFFSET = 20000  # the test stacks run beside a developer's own stack on the default ports
+APP = f"http://127.0.0.1:{BASE_PORTS['public-alb'] + OFFSET}"
+CRM = f"http://127.0.0.1:{BASE_PORTS['public-alb-crm'] + OFFSET}"
+
+
+def cli(state: Path, *args: str) -> int:
+    return main(["--state-dir", str(state), *args])
+
+
+def records(state: Path) -> dict[str, ProcessRecord]:
+    found = {}
+    for path in (state / "run" / "pids").glob("*.json"):
+        record = ProcessRecord.load(path)
+        found[record.name] = record
+    return found
+
+
+def stack_pids(state: Path) -> set[int]:
+    """Every live process of the stack: each component's process group."""
+    return {pid for r in records(state).values() for pid in pids_of_group(r.pid)}
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    state = tmp_path_factory.mktemp("stack")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SRE_WORKSHOP_PORT_OFFSET", str(OFFSET))
+        assert cli(state, "up", "--detach") == 0
+        yield state
+        cli(state, "down")
+
+
+@pytest.fixture
+def offset(monkeypatch):
+    monkeypatch.setenv("SRE_WORKSHOP_PORT_OFFSET", str(OFFSET))
+
+
+def test_status_json_reports_every_component_healthy(stack, offset, capsys):
+    capsys.readouterr()
+    assert cli(stack, "status", "--json") == 0
+    status = json.loads(capsys.readouterr().out)
+    names = [c["name"] for c in status["components"]]
+    assert names == ["dynamodb", "dynamodb-endpoint", "sre-app", "crm-app", "private-alb", "nginx", "public-alb"]
+    assert all(c["healthy"] and c["pid"] and c["url"] for c in status["components"])
+    assert status["endpoints"] == {"app": APP, "crm": CRM}
+    groups = {t["target_group"]: t["state"] for t in status["targets"]}
+    assert groups == {"PublicALBTargetGroup": "healthy", "CRMAppTargetGroup": "healthy",
+                      "PrivateALBTargetGroup": "healthy"}
+
+
+def test_app_answers_through_four_hops(stack):
+    reply = http("GET", APP + "/")
+    assert reply.status == 200
+    assert reply.json()["message"] == "SRE Workshop App" and "memory_leak_size_mb" in reply.json()
+    assert reply.headers["server"] == "nginx"
+
+
+def test_crm_serves_the_seeded_customers(stack):
+    page = http("GET", CRM + "/")
+    assert page.status == 200 and page.text.count('href="/customers/cust-') >= 20
+    api = http("GET", CRM + "/api/customers?limit=100").json()
+    assert len(api["items"]) == 50 and all(c["customer_id"].startswith("cust-0000") for c in api["items"])
+    assert http("GET", CRM + "/api/deals").json()["items"]
+
+
+def test_fault_control_is_not_reachable_through_the_public_alb(stack):
+    token = (stack / "run" / "fault-token").read_text()
+    assert http("GET", APP + "/admin/leak", headers={"X-Fault-Token": token}).status == 403
+    assert oct((stack / "run" / "fault-token").stat().st_mode & 0o777) == "0o600"
+
+
+def test_killed_app_gives_503_until_restarted(stack, offset):
+    app = records(stack)["sre-app"]
+    os.killpg(app.pid, signal.SIGKILL)  # like `pkill -9 gunicorn`: master and workers
+    started = time.monotonic()
+    eventually(lambda: http("GET", APP + "/").status == 503, timeout=10)
+    assert time.monotonic() - started < 3 * 1.0 + 2  # unhealthy threshold x interval, plus a margin
+    time.sleep(2)
+    assert http("GET", APP + "/").status == 503, "nothing restarts it by itself"
+    assert cli(stack, "service", "restart", "sre-app") == 0
+    eventually(lambda: http("GET", APP + "/").status == 200, timeout=10)
+
+
+def test_killed_nginx_breaks_the_app_flow_but_not_the_crm(stack, offset):
+    nginx = records(stack)["nginx"]
+    os.killpg(nginx.pid, signal.SIGKILL)
+    eventually(lambda: http("GET", APP + "/").status in (502, 503), timeout=10)
+    assert http("GET", CRM + "/api/customers").status == 200
+    eventually(lambda: http("GET", APP + "/").status == 503, timeout=10)  # once the target is unhealthy
+    assert cli(stack, "service", "start", "nginx") == 0
+    eventually(lambda: http("GET", APP + "/").status == 200, timeout=10)
+
+
+def test_logs_shows_a_components_logs(stack, offset, capsys):
+    http("GET", APP + "/", headers={"X-Request-ID": "find-me-in-logs"})
+    time.sleep(0.5)
+    capsys.readouterr()
+    assert cli(stack, "logs", "sre-app") == 0
+    assert "find-me-in-logs" in capsys.readouterr().out
+
+
+def test_unknown_component_is_one_line_and_usage_exit(stack, offset, capsys):
+    assert cli(stack, "service", "restart", "mysql") == ExitStatus.USAGE
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "mysql" in err
+
+
+def test_data_survives_down_and_up_and_nothing_is_left_running(tmp_path, monkeypatch):
+    monkeypatch.setenv("SRE_WORKSHOP_PORT_OFFSET", str(OFFSET + 100))
+    app, crm = f"http://127.0.0.1:{8000 + OFFSET + 100}", f"http://127.0.0.1:{8080 + OFFSET + 100}"
+    assert cli(tmp_path, "up", "--detach") == 0
+    created = http("POST", crm + "/api/customers", {"name": "Survivor", "email": "s@example.com"}).json()
+    http("DELETE", crm + "/api/customers/cust-000001")
+    for _ in range(5):
+        http("GET", app + "/")
+    pids = stack_pids(tmp_path)
+    assert len(pids) >= 9  # 7 components, plus Gunicorn and nginx workers
+
+    assert cli(tmp_path, "down") == 0
+    assert not [p for p in pids if Path(f"/proc/{p}").exists() and not _zombie(p)]
+    assert cli(tmp_path, "down") == 0  # idempotent
+
+    assert cli(tmp_path, "up", "--detach") == 0
+    try:
+        assert http("GET", crm + f"/api/customers/{created['customer_id']}").json()["name"] == "Survivor"
+        assert http("GET", crm + "/api/customers/cust-000001").status == 404, "seeding did not undo a delete"
+    finally:
+        assert cli(tmp_path, "down") == 0
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def test_port_in_use_is_named(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("SRE_WORKSHOP_PORT_OFFSET", str(OFFSET + 200))
+    port = 8080 + OFFSET + 200
+    with socket.socket() as holder:
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        holder.bind(("127.0.0.1", port))
+        holder.listen()
+        assert cli(tmp_path, "up", "--detach") == ExitStatus.PORT_IN_USE
+    err = capsys.readouterr().err
+    assert f"port {port}" in err and "Traceback" not in err
+    assert not stack_pids(tmp_path), "nothing was started"
+
+
+def test_recovers_from_a_crashed_run(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("SRE_WORKSHOP_PORT_OFFSET", str(OFFSET + 300))
+    assert cli(tmp_path, "up", "--detach") == 0
+    for record in records(tmp_path).values():  # a crash: everything dies, the records stay behind
+        os.killpg(record.pid, signal.SIGKILL)
+    eventually(lambda: not stack_pids(tmp_path), timeout=10)
+    capsys.readouterr()
+    try:
+        assert cli(tmp_path, "up", "--detach") == 0
+        assert "recovered" in capsys.readouterr().err
+        assert http("GET", f"http://127.0.0.1:{8000 + OFFSET + 300}/").status == 200
+    finally:
+        cli(tmp_path, "down")
+
+
+def test_missing_nginx_says_how_to_install(tmp_path, monkeypatch, capsys):
+    import sre_workshop.local.components as components
+
+    monkeypatch.setattr(components.shutil, "which", lambda name: None if name == "nginx" else "/bin/true")
+    monkeypatch.setattr(components, "SBIN_DIRS", ())
+    assert cli(tmp_path, "up", "--detach") == ExitStatus.MISSING_PROGRAM
+    err = capsys.readouterr().err
+    assert "nginx is not installed" in err and "apt-get install -y nginx" in err
