@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from apiflask import Schema
 from apiflask.fields import Date, DateTime, Decimal, Email, Float, Integer, List, Nested, String
 from apiflask.validators import Length, OneOf, Range, Regexp
-from collections.abc import Mapping
-
 from marshmallow import EXCLUDE, post_load, pre_load
 
 CUSTOMER_STATUSES = ("lead", "prospect", "active", "churned")
