@@ -21,6 +21,28 @@ CLIENT_CONFIG = Config(
 _local = threading.local()
 
 
+class CallStats(threading.local):
+    """DynamoDB calls made by this thread since the last reset: the request log reports them per request,
+    so anyone can see that a page costs three calls whatever the table size."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        """Start counting afresh (at the start of each request)."""
+        self.calls = 0
+        self.scanned = 0
+
+    def count(self, parsed=None, **kwargs) -> None:
+        """botocore after-call hook: count the call and the items it read."""
+        self.calls += 1
+        if isinstance(parsed, dict):
+            self.scanned += parsed.get("ScannedCount", 0)
+
+
+call_stats = CallStats()
+
+
 def dynamodb_client(region: str):
     """Return this thread's DynamoDB client, created on first use.
 
@@ -29,5 +51,6 @@ def dynamodb_client(region: str):
     client = getattr(_local, "client", None)
     if client is None or client.meta.region_name != region:
         client = boto3.session.Session().client("dynamodb", region_name=region, config=CLIENT_CONFIG)
+        client.meta.events.register("after-call.dynamodb", call_stats.count)
         _local.client = client
     return client

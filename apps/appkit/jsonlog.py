@@ -10,11 +10,15 @@ from __future__ import annotations
 import json
 import logging
 import logging.handlers
+import os
 import sys
+import time
 from datetime import UTC, datetime
+from typing import Any
 
 # Fields a record may carry through `extra=` that belong in the JSON object.
-REQUEST_FIELDS = ("request_id", "method", "path", "status", "duration_ms", "remote_addr", "error_code")
+REQUEST_FIELDS = ("request_id", "method", "path", "status", "duration_ms", "remote_addr", "error_code",
+                  "dynamodb_calls", "dynamodb_scanned")
 
 
 class JsonFormatter(logging.Formatter):
@@ -55,3 +59,49 @@ def configure(log_file: str | None, level: str = "INFO") -> None:
             root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
+
+
+class AccessLog:
+    """A fast appender of JSON access lines to the same file as the log records.
+
+    Each line is one os.write in O_APPEND mode, so lines from several workers and from the logging
+    handler never interleave. Like WatchedFileHandler it reopens the file after logrotate moves it, but
+    looks at most once a second instead of on every line.
+    """
+
+    CHECK_SECONDS = 1.0
+
+    def __init__(self, path: str | None) -> None:
+        self.path = path
+        self.pid = os.getpid()
+        self.fd = self._open() if path else sys.stderr.fileno()
+        self._checked = time.monotonic()
+        self._second = 0
+        self._second_text = ""
+
+    def _open(self) -> int:
+        return os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+
+    def write(self, entry: dict[str, Any]) -> None:
+        """Append one entry, with the time and pid first, as a JSON line."""
+        now = time.time()
+        second = int(now)
+        if second != self._second:  # the formatted second changes once a second, not per line
+            self._second = second
+            self._second_text = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        prefix = f'{{"time":"{self._second_text}.{int((now - second) * 1000):03d}+00:00","pid":{self.pid},'
+        if self.path and time.monotonic() - self._checked > self.CHECK_SECONDS:
+            self._reopen_if_moved()
+        os.write(self.fd, (prefix + json.dumps(entry, default=str)[1:] + "\n").encode())
+
+    def _reopen_if_moved(self) -> None:
+        self._checked = time.monotonic()
+        try:
+            on_disk = os.stat(self.path)
+            current = os.fstat(self.fd)
+            if (on_disk.st_dev, on_disk.st_ino) == (current.st_dev, current.st_ino):
+                return
+        except FileNotFoundError:
+            pass
+        old, self.fd = self.fd, self._open()
+        os.close(old)

@@ -22,7 +22,7 @@ from .exceptions import CRMError, DatabaseError, InvalidField
 from .store import Store
 from .ui import ui
 
-logger = logging.getLogger("crm_app.access")
+logger = logging.getLogger(__name__)
 
 
 def create_app(config: dict[str, Any] | None = None) -> APIFlask:
@@ -41,7 +41,7 @@ def create_app(config: dict[str, Any] | None = None) -> APIFlask:
     app.add_url_rule("/health", "health", health)
     app.register_error_handler(CRMError, crm_error)
     app.register_error_handler(HTTPException, http_error)
-    requestlog.install(app, logger)
+    requestlog.install(app, settings.log_file, "crm_app.access")
     return app
 
 

@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
-from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
+from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from appkit import jsonlog, requestlog
@@ -28,7 +28,7 @@ from .config import Settings
 from .leak import MIB, LeakSettingsError, rss_bytes
 from .runtime import Runtime
 
-logger = logging.getLogger("sre_app.access")
+logger = logging.getLogger(__name__)
 
 main = Blueprint("main", __name__)
 admin = Blueprint("admin", __name__, url_prefix="/admin")
@@ -42,11 +42,11 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app = Flask(__name__)
     app.json.sort_keys = False
     jsonlog.configure(settings.log_file)
-    app.extensions["sre_app"] = Runtime(settings)
+    app.extensions["sre_app"] = rt = Runtime(settings)
     app.register_blueprint(main)
     if settings.fault_control_token:
         app.register_blueprint(admin)
-    requestlog.install(app, logger, _observe)
+    requestlog.install(app, settings.log_file, "sre_app.access", rt.observe)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _server_error)
     return app
@@ -60,13 +60,13 @@ def runtime() -> Runtime:
 @main.get("/")
 def index():
     """Answer the workshop's JSON, leaking as configured."""
-    leak = runtime().leak
-    leak.on_request()
+    rt = runtime()
+    rt.leak.on_request()
     return {
         "message": "SRE Workshop App",
         "timestamp": datetime.now().isoformat(),
-        "memory_leak_size_mb": leak.size_mb,
-        "worker_pid": os.getpid(),
+        "memory_leak_size_mb": rt.leak.size_mb,
+        "worker_pid": rt.pid,
     }
 
 
@@ -143,13 +143,6 @@ def leak_release():
     return {"settings": leak.settings.to_dict(), "applies_to": "all workers within 1 s"}
 
 
-def _observe(method: str, endpoint: str, status: int, seconds: float) -> None:
-    """Feed a finished request to the interval metrics and to Prometheus."""
-    rt = runtime()
-    rt.recorder.record(seconds * 1000, status)
-    rt.prom.observe(method, endpoint, status, seconds)
-
-
 def _http_error(exc: HTTPException):
     """Answer HTTP errors (404, 405, ...) as JSON."""
     return {"error": exc.name.lower().replace(" ", "_"), "message": exc.description}, exc.code or 500
@@ -157,5 +150,5 @@ def _http_error(exc: HTTPException):
 
 def _server_error(exc: Exception):
     """Log an unexpected error with its traceback and answer a JSON 500."""
-    logger.exception("unhandled error", extra={"request_id": g.get("request_id")})
+    logger.exception("unhandled error", extra={"request_id": request.environ.get("request_id")})
     return jsonify(error="internal_error", message="internal server error"), 500

@@ -24,10 +24,16 @@ def on_starting(server):
     """Prepare the runtime directory before any worker imports prometheus_client."""
     runtime_dir = os.environ.get("SRE_APP_RUNTIME_DIR") or tempfile.mkdtemp(prefix="sre-app-")
     os.environ["SRE_APP_RUNTIME_DIR"] = runtime_dir
-    prom_dir = os.path.join(runtime_dir, "prometheus")
-    shutil.rmtree(prom_dir, ignore_errors=True)  # stale files from a previous run would add up
-    os.makedirs(prom_dir, exist_ok=True)
+    # Workers write these memory-mapped files on every request: keep them in RAM (tmpfs), never on a disk
+    # whose writeback would fault on the pages again and again.
+    shm = "/dev/shm" if os.path.isdir("/dev/shm") else None
+    prom_dir = tempfile.mkdtemp(prefix="sre-app-prometheus-", dir=shm)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = prom_dir
+
+
+def on_exit(server):
+    """Remove the Prometheus files with the master."""
+    shutil.rmtree(os.environ.get("PROMETHEUS_MULTIPROC_DIR", ""), ignore_errors=True)
 
 
 def post_worker_init(worker):

@@ -8,6 +8,7 @@ process), the metrics live in a registry of this app alone. Metrics are created 
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 
@@ -30,10 +31,18 @@ class PromMetrics:
         self.rss = Gauge("sre_app_worker_rss_bytes", "Resident memory of the Gunicorn workers",
                          multiprocess_mode="livesum", registry=self.registry)
 
+        # Labelled children, looked up once per label set: labels() takes a lock on every call.
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
     def observe(self, method: str, endpoint: str, status: int, seconds: float) -> None:
         """Count a finished request."""
-        self.requests.labels(method, endpoint, str(status)).inc()
-        self.latency.labels(endpoint).observe(seconds)
+        key = (method, endpoint, status)
+        children = self._children.get(key)
+        if children is None:
+            children = self._children[key] = (self.requests.labels(method, endpoint, str(status)),
+                                              self.latency.labels(endpoint))
+        children[0].inc()
+        children[1].observe(seconds)
 
     def exposition(self) -> bytes:
         """Return the text exposition of every worker's metrics."""

@@ -29,6 +29,7 @@ class Runtime:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.pid = os.getpid()  # created in the worker (no preload), so this is the worker's pid
         control_file = os.path.join(settings.runtime_dir, "leak-control.json") if settings.runtime_dir else None
         self.leak = Leak(LeakSettings.from_settings(settings), control_file)
         self.prom = PromMetrics()
@@ -46,6 +47,11 @@ class Runtime:
     def gauges(self) -> dict[str, float]:
         """Return the memory readings stored with each metrics interval."""
         return {"rss_mb": rss_bytes() / MIB, "memory_leak_size_mb": self.leak.size_mb, "pid": os.getpid()}
+
+    def observe(self, method: str, endpoint: str, status: int, seconds: float) -> None:
+        """Feed a finished request to the interval metrics and to Prometheus."""
+        self.recorder.record(seconds * 1000, status)
+        self.prom.observe(method, endpoint, status, seconds)
 
     def start(self) -> None:
         """Start the ticker and the metrics flusher in this worker."""

@@ -221,3 +221,19 @@ def test_seeding_without_dynamodb_is_one_line(tmp_path):
     result = seed("http://127.0.0.1:9")
     assert result.returncode == 1
     assert "Traceback" not in result.stderr and "database error" in result.stderr
+
+
+def test_customer_page_costs_three_dynamodb_calls(crm):
+    import json
+
+    cid = new_customer(crm)["customer_id"]
+    http("POST", crm.url + "/api/deals", {"customer_id": cid, "title": "T", "amount": 5})
+    http("GET", f"{crm.url}/customers/{cid}", headers={"X-Request-ID": "page-cost"})
+
+    def entry():
+        with open(crm.spec.env["LOG_FILE"]) as f:
+            return next((e for e in map(json.loads, f) if e.get("request_id") == "page-cost"), None)
+
+    logged = eventually(entry, timeout=5)
+    assert logged["dynamodb_calls"] == 3  # GetItem + Query deals + Query activities
+    assert logged["dynamodb_scanned"] == 1  # the one deal; GetItem reads no ScannedCount

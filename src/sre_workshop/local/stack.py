@@ -248,6 +248,8 @@ class Stack:
         if action in ("start", "restart") and not self.running(name):
             (self.pid_dir / f"{name}.json").unlink(missing_ok=True)
             self._check_ports([name])
+            # Render again: a restart picks up edited templates, as a reload on the instance would.
+            configs.write_configs(self.settings, dynamodb_address(self.settings))
             self._spawn(name)
             self._wait_started(name, timeout)
             if name == "dynamodb":
