@@ -15,10 +15,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import ROOT, machine, wrk
-
-from conftest import app_spec, create_tables, dynamodb, moto_spec, start_server
 from sre_workshop.local.process import ProcessSpec, free_port
+
+from common import ROOT, machine, wrk
+from conftest import app_spec, create_tables, dynamodb, moto_spec, start_server
 
 
 def main() -> int:

@@ -18,11 +18,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import machine
-from conftest import APPS, REGION, app_spec, create_tables, dynamodb, http, moto_spec, start_server
-
 from sre_workshop.local.components import LOCAL_CREDENTIALS
 from sre_workshop.settings import TABLE_NAMES
+
+from common import machine
+from conftest import APPS, REGION, app_spec, create_tables, dynamodb, http, moto_spec, start_server
 
 SAMPLE = 25  # customer pages measured at each size
 

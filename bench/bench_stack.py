@@ -23,12 +23,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import machine, memory_kb, wrk
-from conftest import http, pids_of_group
-
 from sre_workshop.cli.main import main as cli
 from sre_workshop.local.process import ProcessRecord
 from sre_workshop.settings import BASE_PORTS
+
+from common import machine, memory_kb, wrk
+from conftest import http, pids_of_group
 
 OFFSET = 30000
 

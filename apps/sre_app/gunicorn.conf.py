@@ -26,7 +26,7 @@ def on_starting(server):
     os.environ["SRE_APP_RUNTIME_DIR"] = runtime_dir
     # Workers write these memory-mapped files on every request: keep them in RAM (tmpfs), never on a disk
     # whose writeback would fault on the pages again and again.
-    shm = "/dev/shm" if os.path.isdir("/dev/shm") else None
+    shm = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108 - mkdtemp makes a private 0700 dir
     prom_dir = tempfile.mkdtemp(prefix="sre-app-prometheus-", dir=shm)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = prom_dir
 

@@ -7,9 +7,10 @@ import sys
 
 import pytest
 
-from conftest import APPS, REGION, create_tables, dynamodb, eventually, http, moto_spec, scan_all, start_server
 from sre_workshop.local.components import LOCAL_CREDENTIALS
 from sre_workshop.settings import TABLE_NAMES
+
+from conftest import APPS, REGION, create_tables, dynamodb, eventually, http, moto_spec, scan_all, start_server
 
 CUSTOMER = {"name": "Ada Lovelace", "company": "Analytical Engines", "email": "ada@example.com",
             "phone": "+44 20 7946 0018", "status": "active"}

@@ -14,8 +14,9 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from conftest import dynamodb, http, scan_all
 from sre_workshop.settings import TABLE_NAMES
+
+from conftest import dynamodb, http, scan_all
 
 XSS = '<script>window.__xss=1</script><img src=x onerror="window.__xss=2">'
 

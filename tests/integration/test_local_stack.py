@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import eventually, http, pids_of_group
 from sre_workshop.cli.main import ExitStatus, main
 from sre_workshop.local.process import ProcessRecord
 from sre_workshop.settings import BASE_PORTS
+
+from conftest import eventually, http, pids_of_group
 
 OFFSET = 20000  # the test stacks run beside a developer's own stack on the default ports
 APP = f"http://127.0.0.1:{BASE_PORTS['public-alb'] + OFFSET}"

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, Server, eventually, http, start_server
 from sre_workshop.local.components import require_program
 from sre_workshop.local.configs import NGINX_TEMP_KINDS, TemplateError, localize_nginx, render_nginx
 from sre_workshop.local.process import ProcessSpec, free_port
+
+from conftest import ROOT, Server, eventually, http, start_server
 
 TEMPLATE = (ROOT / "infra" / "nginx" / "nginx.conf").read_text()
 AWS_DNS = "internal-sre-workshop-private-alb-1234567890.us-east-1.elb.amazonaws.com"

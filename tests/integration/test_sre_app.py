@@ -11,8 +11,9 @@ from datetime import datetime
 
 import pytest
 
-from conftest import create_tables, dynamodb, eventually, http, moto_spec, scan_all, start_server
 from sre_workshop.local.process import is_alive
+
+from conftest import create_tables, dynamodb, eventually, http, moto_spec, scan_all, start_server
 
 TOKEN = "test-fault-token"
 
