@@ -18,7 +18,7 @@ from typing import Any
 
 # Fields a record may carry through `extra=` that belong in the JSON object.
 REQUEST_FIELDS = ("request_id", "method", "path", "status", "duration_ms", "remote_addr", "error_code",
-                  "dynamodb_calls", "dynamodb_scanned")
+                  "dynamodb_calls", "dynamodb_scanned", "rss_mb", "memory_leak_size_mb")
 
 
 class JsonFormatter(logging.Formatter):

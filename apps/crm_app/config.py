@@ -8,15 +8,13 @@
 | ACTIVITIES_TABLE  | CRMActivitiesTable   | activities, key activity_id, GSI customer-index|
 | AWS_ENDPOINT_URL  | (AWS)                | read by boto3 itself                           |
 | LOG_FILE          | (stderr)             | JSON-lines log file for the CloudWatch agent   |
-| SECRET_KEY        | (random per start)   | signs flash messages; set it with several workers |
 """
 
 from __future__ import annotations
 
 import os
-import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
@@ -28,19 +26,15 @@ class Settings:
     deals_table: str = "CRMDealsTable"
     activities_table: str = "CRMActivitiesTable"
     log_file: str | None = None
-    secret_key: str = field(default_factory=lambda: secrets.token_hex(32), repr=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Build settings from `env` (default: os.environ)."""
         env = os.environ if env is None else env
-        values = {
-            "region": env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or cls.region,
-            "customers_table": env.get("CUSTOMERS_TABLE", cls.customers_table),
-            "deals_table": env.get("DEALS_TABLE", cls.deals_table),
-            "activities_table": env.get("ACTIVITIES_TABLE", cls.activities_table),
-            "log_file": env.get("LOG_FILE") or None,
-        }
-        if env.get("SECRET_KEY"):
-            values["secret_key"] = env["SECRET_KEY"]
-        return cls(**values)
+        return cls(
+            region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or cls.region,
+            customers_table=env.get("CUSTOMERS_TABLE", cls.customers_table),
+            deals_table=env.get("DEALS_TABLE", cls.deals_table),
+            activities_table=env.get("ACTIVITIES_TABLE", cls.activities_table),
+            log_file=env.get("LOG_FILE") or None,
+        )

@@ -22,6 +22,8 @@ from .prom import PromMetrics
 logger = logging.getLogger(__name__)
 
 TICK_SECONDS = 1.0
+MEMORY_LOG_SECONDS = 60.0  # a memory line a minute: CloudWatch turns it into the leak-size metric
+memory_logger = logging.getLogger("sre_app.memory")
 
 
 class Runtime:
@@ -62,11 +64,20 @@ class Runtime:
             self._ticker.start()
 
     def _tick_loop(self) -> None:
-        last = time.monotonic()
+        last = logged = time.monotonic()
         while not self._stop.wait(TICK_SECONDS):
             now = time.monotonic()
             self.tick(now - last)
             last = now
+            if now - logged >= MEMORY_LOG_SECONDS:
+                logged = now
+                self.log_memory()
+
+    def log_memory(self) -> None:
+        """Log this worker's RSS and leak size as one JSON line."""
+        gauges = self.gauges()
+        memory_logger.info("memory", extra={"rss_mb": round(gauges["rss_mb"], 1),
+                                            "memory_leak_size_mb": gauges["memory_leak_size_mb"]})
 
     def tick(self, seconds: float) -> None:
         """Pick up new leak settings, leak over time, and refresh the memory gauges."""

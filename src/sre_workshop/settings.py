@@ -5,7 +5,9 @@ Read from the environment in this one place:
 | variable                   | default                        | meaning                                   |
 |----------------------------|--------------------------------|-------------------------------------------|
 | SRE_WORKSHOP_STATE_DIR     | ./.sre-workshop                | all local state: pids, logs, data, configs |
-| SRE_WORKSHOP_PORT_OFFSET   | 0                              | added to every local port (parallel stacks)|
+| SRE_WORKSHOP_PORT_OFFSET   | 0                              | added to every local port (parallel stacks);|
+|                            |                                | keep ports below 32768, the kernel's range  |
+|                            |                                | for client sockets                          |
 | SRE_WORKSHOP_HOME          | the checkout holding this file | where apps/ and infra/ are                 |
 """
 

@@ -5,6 +5,9 @@
     sre-workshop status [--json]      components, health and target health
     sre-workshop logs NAME [-f]       a component's logs
     sre-workshop service ACTION NAME  stop, start or restart one component, as systemctl would
+    sre-workshop package [--out DIR]  build sre-app.zip, crm-app.zip and nginx-assets.zip
+    sre-workshop deploy               deploy the whole architecture to AWS (billable; see --ttl)
+    sre-workshop destroy              delete it, with its assets bucket, and check nothing billable is left
 """
 
 from __future__ import annotations
@@ -14,11 +17,14 @@ import enum
 import json
 import signal
 import sys
+import tempfile
 import time
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..aws import deploy, package
+from ..aws.session import AwsError, NoCredentials
 from ..local.components import MissingProgram
 from ..local.configs import TemplateError
 from ..local.stack import ComponentFailed, PortInUse, Stack, StackError, UnknownComponent
@@ -34,6 +40,7 @@ class ExitStatus(enum.IntEnum):
     MISSING_PROGRAM = 3    # nginx or haproxy is not installed
     PORT_IN_USE = 4        # another program holds a port the stack needs
     UNHEALTHY = 5          # a component did not start or did not become healthy
+    AWS = 6                # AWS refused or failed: credentials, region, a stack that failed or is stuck
     INTERRUPTED = 130      # Ctrl-C
 
 
@@ -62,6 +69,18 @@ def build_parser() -> argparse.ArgumentParser:
     service = commands.add_parser("service", help="stop, start or restart one component")
     service.add_argument("action", choices=["start", "stop", "restart"])
     service.add_argument("name")
+
+    pack = commands.add_parser("package", help="build the three zips the instances install")
+    pack.add_argument("--out", type=Path, default=Path("dist"), help="output directory (default ./dist)")
+
+    for name, text in (("deploy", "deploy the architecture to AWS (creates billable resources)"),
+                       ("destroy", "delete the stack and its assets bucket")):
+        aws = commands.add_parser(name, help=text)
+        aws.add_argument("--stack-name", default="sre-workshop", help="CloudFormation stack (default sre-workshop)")
+        aws.add_argument("--region", help="AWS region (default: your configured region)")
+        if name == "deploy":
+            aws.add_argument("--ttl", type=float, default=8.0, metavar="HOURS",
+                             help="cost guard: the stack deletes itself after HOURS (default 8; 0 for never)")
     return parser
 
 
@@ -160,10 +179,40 @@ def cmd_service(stack: Stack, args: argparse.Namespace) -> ExitStatus:
     return ExitStatus.OK
 
 
-COMMANDS = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "logs": cmd_logs, "service": cmd_service}
+def cmd_package(settings: Settings, args: argparse.Namespace) -> ExitStatus:
+    """Build the zips and print their hashes."""
+    for artifact in package.build(settings, args.out):
+        print(f"{artifact.path}  sha256:{artifact.sha256}")
+    return ExitStatus.OK
+
+
+def cmd_deploy(settings: Settings, args: argparse.Namespace) -> ExitStatus:
+    """Deploy to AWS and print the outputs."""
+    say("this creates billable AWS resources (NAT gateway, 2 load balancers, 3 instances)")
+    options = deploy.DeployOptions(stack_name=args.stack_name, region=args.region, ttl_hours=args.ttl)
+    with tempfile.TemporaryDirectory(prefix="sre-workshop-") as build_dir:
+        results = deploy.deploy(settings, options, say, Path(build_dir))
+    for key, value in sorted(results.items()):
+        print(f"{key}: {value}")
+    return ExitStatus.OK
+
+
+def cmd_destroy(settings: Settings, args: argparse.Namespace) -> ExitStatus:
+    """Delete the stack and bucket; fail if anything billable is left."""
+    left = deploy.destroy(deploy.DeployOptions(stack_name=args.stack_name, region=args.region), say)
+    if left:
+        print("still there (delete by hand or run destroy again): " + ", ".join(left))
+        return ExitStatus.ERROR
+    print(f"stack {args.stack_name} deleted; nothing billable is left")
+    return ExitStatus.OK
+
+
+LOCAL_COMMANDS = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "logs": cmd_logs, "service": cmd_service}
+AWS_COMMANDS = {"package": cmd_package, "deploy": cmd_deploy, "destroy": cmd_destroy}
 FAILURES = [(MissingProgram, ExitStatus.MISSING_PROGRAM), (PortInUse, ExitStatus.PORT_IN_USE),
             (ComponentFailed, ExitStatus.UNHEALTHY), (UnknownComponent, ExitStatus.USAGE),
-            (StackError, ExitStatus.ERROR), (TemplateError, ExitStatus.ERROR), (ValueError, ExitStatus.USAGE)]
+            (StackError, ExitStatus.ERROR), (TemplateError, ExitStatus.ERROR), (ValueError, ExitStatus.USAGE),
+            (NoCredentials, ExitStatus.AWS), (AwsError, ExitStatus.AWS), (FileNotFoundError, ExitStatus.ERROR)]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -172,8 +221,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = Settings.from_env(state_dir=args.state_dir.absolute() if args.state_dir else None,
                                      dynamodb_endpoint=getattr(args, "dynamodb_endpoint", None))
-        stack = Stack(settings, progress=say)
-        return COMMANDS[args.command](stack, args)
+        if args.command in AWS_COMMANDS:
+            return AWS_COMMANDS[args.command](settings, args)
+        return LOCAL_COMMANDS[args.command](Stack(settings, progress=say), args)
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         return ExitStatus.INTERRUPTED

@@ -1,0 +1,27 @@
+#!/bin/bash
+# Install crm-app from the unpacked crm-app.zip into ${ROOT:-/}: code in /opt/crm-app, settings in
+# /etc/sre-workshop/crm-app.env, the systemd unit, the CloudWatch agent config.
+# Needs AWS_REGION, CUSTOMERS_TABLE, DEALS_TABLE and ACTIVITIES_TABLE.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=${ROOT:-/}
+: "${AWS_REGION:?AWS_REGION is required}" "${CUSTOMERS_TABLE:?CUSTOMERS_TABLE is required}"
+: "${DEALS_TABLE:?DEALS_TABLE is required}" "${ACTIVITIES_TABLE:?ACTIVITIES_TABLE is required}"
+
+install -d "$root/opt/crm-app" "$root/etc/sre-workshop" "$root/etc/systemd/system" "$root/var/log/crm-app" \
+  "$root/opt/aws/amazon-cloudwatch-agent/etc"
+cp -R "$here/app.py" "$here/init_sample_data.py" "$here/crm_app" "$here/appkit" "$here/requirements.txt" \
+  "$root/opt/crm-app/"
+install -m 0644 "$here/crm-app.service" "$root/etc/systemd/system/crm-app.service"
+install -m 0644 "$here/amazon-cloudwatch-agent.json" "$root/opt/aws/amazon-cloudwatch-agent/etc/sre-workshop.json"
+# The spec's environment (AWS_REGION and the three table names),
+# and where the logs go.
+umask 077
+cat > "$root/etc/sre-workshop/crm-app.env" <<ENV
+AWS_REGION=${AWS_REGION}
+CUSTOMERS_TABLE=${CUSTOMERS_TABLE}
+DEALS_TABLE=${DEALS_TABLE}
+ACTIVITIES_TABLE=${ACTIVITIES_TABLE}
+PORT=8080
+LOG_FILE=/var/log/crm-app/app.log
+ENV

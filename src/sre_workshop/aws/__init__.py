@@ -1,0 +1,1 @@
+"""The AWS side of the tool: packaging the assets, deploying and destroying the CloudFormation stack."""
