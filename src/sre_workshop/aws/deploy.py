@@ -212,7 +212,10 @@ def destroy(options: DeployOptions, progress: Progress) -> list[str]:
     else:
         started = datetime.now(UTC) - timedelta(seconds=5)
         progress(f"deleting stack {options.stack_name}")
-        cfn.delete_stack(StackName=options.stack_name)
+        try:
+            cfn.delete_stack(StackName=options.stack_name)
+        except ClientError as exc:
+            raise StackFailed(f"cannot delete stack {options.stack_name}: {exc.response['Error']['Message']}") from exc
         final = watch(cfn, options.stack_name, started, progress, options)
         if final != "DELETE_COMPLETE":
             raise StackFailed(f"stack {options.stack_name} ended {final}: "
