@@ -127,7 +127,7 @@ class Reply:
 
 
 def http(method: str, url: str, body=None, headers: dict[str, str] | None = None, timeout: float = 10) -> Reply:
-    """Send one real HTTP request and return the answer, whatever its status."""
+    """Send one real HTTP request and return the answer, whatever its status (0 when nothing answered)."""
     data = json.dumps(body).encode() if body is not None and not isinstance(body, bytes) else body
     request = urllib.request.Request(url, data=data, method=method, headers={
         **({"Content-Type": "application/json"} if data is not None else {}), **(headers or {})})
@@ -136,6 +136,8 @@ def http(method: str, url: str, body=None, headers: dict[str, str] | None = None
             return Reply(response.status, {k.lower(): v for k, v in response.headers.items()}, response.read())
     except urllib.error.HTTPError as exc:
         return Reply(exc.code, {k.lower(): v for k, v in exc.headers.items()}, exc.read())
+    except (urllib.error.URLError, ConnectionError) as exc:  # nothing answered: status 0, like a browser's
+        return Reply(0, {}, str(exc).encode())
 
 
 def eventually(check: Callable[[], object], timeout: float = 10, interval: float = 0.1):

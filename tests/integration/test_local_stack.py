@@ -190,3 +190,24 @@ def test_missing_nginx_says_how_to_install(tmp_path, monkeypatch, capsys):
     assert cli(tmp_path, "up", "--detach") == ExitStatus.MISSING_PROGRAM
     err = capsys.readouterr().err
     assert "nginx is not installed" in err and "apt-get install -y nginx" in err
+
+
+def test_foreground_up_stops_everything_on_ctrl_c(tmp_path):
+    import subprocess
+    import sys
+
+    env = {**os.environ, "SRE_WORKSHOP_PORT_OFFSET": str(OFFSET + 400)}
+    proc = subprocess.Popen([sys.executable, "-m", "sre_workshop.cli.main", "--state-dir", str(tmp_path), "up"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        eventually(lambda: http("GET", f"http://127.0.0.1:{8000 + OFFSET + 400}/").status == 200, timeout=30)
+        pids = stack_pids(tmp_path)
+        assert pids
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    _, err = proc.communicate()
+    assert "stopping" in err
+    assert not [p for p in pids if Path(f"/proc/{p}").exists() and not _zombie(p)]

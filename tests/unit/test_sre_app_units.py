@@ -143,3 +143,19 @@ def test_stop_flushes_the_partial_interval():
     subject.record(5.0, 200)
     assert flusher.stop(timeout=5) is True
     assert [i["request_count"]["N"] for i in client.written] == ["1"]
+
+
+def test_memory_line_is_json_with_the_leak_size(tmp_path, monkeypatch):
+    import json
+
+    from appkit import jsonlog
+    from sre_app.runtime import Runtime
+
+    log = tmp_path / "app.log"
+    jsonlog.configure(str(log))
+    runtime = Runtime(Settings.from_env({"LEAK_KB_PER_REQUEST": "1024"}))
+    for _ in range(3):
+        runtime.leak.on_request()
+    runtime.log_memory()
+    (entry,) = [json.loads(line) for line in log.read_text().splitlines() if '"sre_app.memory"' in line]
+    assert entry["memory_leak_size_mb"] == 3.0 and entry["rss_mb"] > 3
