@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from apiflask import APIBlueprint
-from flask import current_app, request, url_for
+from flask import request, url_for
 
+from .context import store
 from .schemas import (
     ActivityIn,
     ActivityOut,
@@ -18,14 +19,10 @@ from .schemas import (
     DealPage,
     PageQuery,
 )
-from .store import ACTIVITY, CUSTOMER, DEAL, Entity, Page, Store
+from .store import ACTIVITY, CUSTOMER, DEAL, Entity, Page
 
 api = APIBlueprint("api", __name__, url_prefix="/api", tag="CRM")
 
-
-def store() -> Store:
-    """Return the app's Store."""
-    return current_app.extensions["crm_store"]
 
 
 def as_page(page: Page) -> dict:

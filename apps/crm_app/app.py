@@ -8,6 +8,7 @@ that says "database error" with the AWS error code; the app stays up and recover
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any
 
 from apiflask import APIFlask
@@ -18,6 +19,7 @@ from appkit import jsonlog, requestlog
 
 from .api import api
 from .config import Settings
+from .context import STORE_KEY, store
 from .exceptions import CRMError, DatabaseError, InvalidField
 from .store import Store
 from .ui import ui
@@ -29,13 +31,13 @@ def create_app(config: dict[str, Any] | None = None) -> APIFlask:
     """Build the CRM from the environment, with `config` entries overriding Settings fields."""
     settings = Settings.from_env()
     if config:
-        settings = Settings(**{**settings.__dict__, **config})
+        settings = replace(settings, **config)
     app = APIFlask(__name__, title="SRE Workshop CRM", version="2.0", docs_path=None)
     app.config.update(VALIDATION_ERROR_STATUS_CODE=422, JSON_SORT_KEYS=False)
     app.json.sort_keys = False
     jsonlog.configure(settings.log_file)
     logging.getLogger("botocore").setLevel(logging.WARNING)
-    app.extensions["crm_store"] = Store(settings)
+    app.extensions[STORE_KEY] = Store(settings)
     app.register_blueprint(api)
     app.register_blueprint(ui)
     app.add_url_rule("/health", "health", health)
@@ -49,17 +51,10 @@ def health():
     """Answer the target group's check; with ?deep=1 also read each table."""
     if request.args.get("deep") not in ("1", "true", "yes"):
         return {"status": "healthy"}
-    tables = app_store().ping()
+    tables = store().ping()
     healthy = all(state == "ok" for state in tables.values())
     return {"status": "healthy" if healthy else "unhealthy", "checks": {"dynamodb": tables}}, (
         200 if healthy else 503)
-
-
-def app_store() -> Store:
-    """Return the current app's Store."""
-    from flask import current_app
-
-    return current_app.extensions["crm_store"]
 
 
 def wants_json() -> bool:

@@ -15,19 +15,16 @@ from typing import Any
 from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
 from marshmallow import Schema, ValidationError
 
+from .context import store
 from .exceptions import InvalidField, NotFound
 from .schemas import ACTIVITY_TYPES, CUSTOMER_STATUSES, DEAL_STAGES, ActivityIn, CustomerIn, DealIn
-from .store import ACTIVITY, CUSTOMER, DEAL, Entity, Store
+from .store import ACTIVITY, CUSTOMER, DEAL, Entity
 
 ui = Blueprint("ui", __name__)
 
 PAGE_SIZE = 25
 CSRF_COOKIE = "crm_csrf"
 
-
-def store() -> Store:
-    """Return the app's Store."""
-    return current_app.extensions["crm_store"]
 
 
 @ui.get("/")

@@ -38,7 +38,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Build the app from the environment, with `config` entries overriding Settings fields."""
     settings = Settings.from_env()
     if config:
-        settings = Settings(**{**settings.__dict__, **config})
+        settings = replace(settings, **config)
     app = Flask(__name__)
     app.json.sort_keys = False
     jsonlog.configure(settings.log_file)

@@ -9,4 +9,8 @@ root=${ROOT:-/}
 install -d "$root/etc/nginx" "$root/var/log/nginx" "$root/opt/aws/amazon-cloudwatch-agent/etc"
 # The one dynamic part of nginx.conf: the private ALB's DNS name.
 sed "s/PRIVATE_ALB_DNS_PLACEHOLDER/${PRIVATE_ALB_DNS}/g" "$here/nginx.conf" > "$root/etc/nginx/nginx.conf"
+# Amazon Linux runs nginx's workers as "nginx"; Debian and Ubuntu as "www-data".
+if ! id -u nginx >/dev/null 2>&1 && id -u www-data >/dev/null 2>&1; then
+  sed -i 's/^user nginx;/user www-data;/' "$root/etc/nginx/nginx.conf"
+fi
 install -m 0644 "$here/amazon-cloudwatch-agent.json" "$root/opt/aws/amazon-cloudwatch-agent/etc/sre-workshop.json"

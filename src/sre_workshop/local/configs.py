@@ -39,7 +39,7 @@ def local_nginx(settings: Settings) -> str:
 def localize_nginx(conf: str, listen: str, run_dir: Path, logs_dir: Path, temp_dir: Path) -> str:
     """Swap the AWS machine paths and listen port of a rendered nginx.conf for local ones."""
     swaps = {
-        "user www-data;": f"user {getpass.getuser()};",
+        "user nginx;": f"user {getpass.getuser()};",
         "pid /run/nginx.pid;": f"pid {run_dir}/nginx.pid;",
         "error_log /var/log/nginx/error.log warn;": f"error_log {logs_dir}/nginx-error.log warn;",
         "access_log /var/log/nginx/access.log json_combined;":
