@@ -26,11 +26,16 @@ def machine() -> str:
 UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 
 
-def wrk(url: str, seconds: int = 10, connections: int = 8, threads: int = 1) -> dict[str, float]:
+def pinned(argv: list[str], cpus: str | None) -> list[str]:
+    """Prefix argv with taskset so it runs on `cpus` only (unchanged when cpus is None)."""
+    return ["taskset", "-c", cpus, *argv] if cpus else argv
+
+
+def wrk(url: str, seconds: int = 10, connections: int = 8, threads: int = 1, cpus: str | None = None) -> dict:
     """Run wrk against `url`; return requests/s, p50 and p99 in ms, and the non-2xx count."""
     binary = shutil.which("wrk") or sys.exit("wrk is not installed: apt-get install -y wrk")
-    out = subprocess.run([binary, f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", url],
-                         capture_output=True, text=True, check=True).stdout
+    argv = [binary, f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", url]
+    out = subprocess.run(pinned(argv, cpus), capture_output=True, text=True, check=True).stdout
     latency = dict(re.findall(r"^\s+(50|99)%\s+([\d.]+\w+)", out, re.M))
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     return {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),

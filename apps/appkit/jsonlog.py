@@ -84,15 +84,19 @@ class AccessLog:
 
     def write(self, entry: dict[str, Any]) -> None:
         """Append one entry, with the time and pid first, as a JSON line."""
+        self.write_fields(json.dumps(entry, default=str)[1:-1])
+
+    def write_fields(self, fields: str) -> None:
+        """Append a JSON line made of the time, the pid and `fields` (JSON members, without braces)."""
         now = time.time()
         second = int(now)
         if second != self._second:  # the formatted second changes once a second, not per line
             self._second = second
             self._second_text = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-        prefix = f'{{"time":"{self._second_text}.{int((now - second) * 1000):03d}+00:00","pid":{self.pid},'
         if self.path and time.monotonic() - self._checked > self.CHECK_SECONDS:
             self._reopen_if_moved()
-        os.write(self.fd, (prefix + json.dumps(entry, default=str)[1:] + "\n").encode())
+        line = f'{{"time":"{self._second_text}.{int((now - second) * 1000):03d}+00:00","pid":{self.pid},{fields}}}\n'
+        os.write(self.fd, line.encode())
 
     def _reopen_if_moved(self) -> None:
         self._checked = time.monotonic()

@@ -6,6 +6,9 @@ import json
 import os
 import signal
 import socket
+import subprocess
+import sys
+import threading
 import time
 from pathlib import Path
 
@@ -127,20 +130,20 @@ def test_unknown_component_is_one_line_and_usage_exit(stack, offset, capsys):
 def test_data_survives_down_and_up_and_nothing_is_left_running(tmp_path, monkeypatch):
     monkeypatch.setenv("SRE_WORKSHOP_PORT_OFFSET", str(OFFSET + 100))
     app, crm = f"http://127.0.0.1:{8000 + OFFSET + 100}", f"http://127.0.0.1:{8080 + OFFSET + 100}"
-    assert cli(tmp_path, "up", "--detach") == 0
-    created = http("POST", crm + "/api/customers", {"name": "Survivor", "email": "s@example.com"}).json()
-    http("DELETE", crm + "/api/customers/cust-000001")
-    for _ in range(5):
-        http("GET", app + "/")
-    pids = stack_pids(tmp_path)
-    assert len(pids) >= 9  # 7 components, plus Gunicorn and nginx workers
-
-    assert cli(tmp_path, "down") == 0
-    assert not [p for p in pids if Path(f"/proc/{p}").exists() and not _zombie(p)]
-    assert cli(tmp_path, "down") == 0  # idempotent
-
-    assert cli(tmp_path, "up", "--detach") == 0
     try:
+        assert cli(tmp_path, "up", "--detach") == 0
+        created = http("POST", crm + "/api/customers", {"name": "Survivor", "email": "s@example.com"}).json()
+        http("DELETE", crm + "/api/customers/cust-000001")
+        for _ in range(5):
+            http("GET", app + "/")
+        pids = stack_pids(tmp_path)
+        assert len(pids) >= 9  # 7 components, plus Gunicorn and nginx workers
+
+        assert cli(tmp_path, "down") == 0
+        assert not [p for p in pids if Path(f"/proc/{p}").exists() and not _zombie(p)]
+        assert cli(tmp_path, "down") == 0  # idempotent
+
+        assert cli(tmp_path, "up", "--detach") == 0
         assert http("GET", crm + f"/api/customers/{created['customer_id']}").json()["name"] == "Survivor"
         assert http("GET", crm + "/api/customers/cust-000001").status == 404, "seeding did not undo a delete"
     finally:
@@ -192,22 +195,38 @@ def test_missing_nginx_says_how_to_install(tmp_path, monkeypatch, capsys):
     assert "nginx is not installed" in err and "apt-get install -y nginx" in err
 
 
-def test_foreground_up_stops_everything_on_ctrl_c(tmp_path):
-    import subprocess
-    import sys
+def run_foreground(state: Path, offset: int):
+    """Start `sre-workshop up` in the foreground; return the process and a list that collects its stderr."""
+    env = {**os.environ, "SRE_WORKSHOP_PORT_OFFSET": str(offset)}
+    proc = subprocess.Popen([sys.executable, "-m", "sre_workshop.cli.main", "--state-dir", str(state), "up"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)
+    reader.start()
+    return proc, lines, reader
 
-    env = {**os.environ, "SRE_WORKSHOP_PORT_OFFSET": str(OFFSET + 400)}
-    proc = subprocess.Popen([sys.executable, "-m", "sre_workshop.cli.main", "--state-dir", str(tmp_path), "up"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+@pytest.mark.parametrize("when", ["running", "starting"])
+def test_foreground_up_stops_everything_on_ctrl_c(tmp_path, when):
+    offset = OFFSET + 400
+    proc, lines, reader = run_foreground(tmp_path, offset)
     try:
-        eventually(lambda: http("GET", f"http://127.0.0.1:{8000 + OFFSET + 400}/").status == 200, timeout=30)
+        if when == "running":
+            eventually(lambda: proc.poll() is not None or any("press Ctrl-C" in line for line in lines), timeout=30)
+            assert proc.poll() is None, "".join(lines)
+        else:
+            eventually(lambda: len(stack_pids(tmp_path)) >= 3, timeout=30)
         pids = stack_pids(tmp_path)
-        assert pids
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=60) == 0
+        assert proc.wait(timeout=60) == (0 if when == "running" else ExitStatus.INTERRUPTED), "".join(lines)
     finally:
         if proc.poll() is None:
             proc.kill()
-    _, err = proc.communicate()
-    assert "stopping" in err
+            proc.wait()
+        reader.join(timeout=10)
+        proc.stderr.close()
+        with pytest.MonkeyPatch.context() as mp:  # whatever happened, leave no stack behind
+            mp.setenv("SRE_WORKSHOP_PORT_OFFSET", str(offset))
+            cli(tmp_path, "down")
+    assert any("stopping" in line for line in lines)
     assert not [p for p in pids if Path(f"/proc/{p}").exists() and not _zombie(p)]

@@ -100,27 +100,41 @@ def cmd_up(stack: Stack, args: argparse.Namespace) -> ExitStatus:
     """Bring the stack up; in the foreground, wait for Ctrl-C and take it down."""
     try:
         stack.up(timeout=args.timeout)
+    except KeyboardInterrupt:  # Ctrl-C while starting: stop what was started
+        print("\ninterrupted; stopping...", file=sys.stderr, flush=True)
+        stack.down()
+        return ExitStatus.INTERRUPTED
     except StackError:
-        if not args.detach:
+        if not args.detach:  # with --detach the parts are left for `status` and `logs`; `down` stops them
             stack.down()
         raise
     print_endpoints(stack)
     if args.detach:
         return ExitStatus.OK
     print("running; press Ctrl-C to stop", file=sys.stderr, flush=True)
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
-    reported: set[str] = set()
+    signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
-        while True:
-            time.sleep(1)
-            for row in stack.status()["components"]:
-                if row["state"] == "exited" and row["name"] not in reported:
-                    reported.add(row["name"])
-                    say(f"{row['name']} exited; `sre-workshop service start {row['name']}` starts it again")
+        _watch(stack)
     except KeyboardInterrupt:
         print("\nstopping...", file=sys.stderr, flush=True)
         stack.down()
     return ExitStatus.OK
+
+
+def _raise_interrupt(signum, frame) -> None:
+    """Treat SIGTERM like Ctrl-C, so `kill` also stops the stack cleanly."""
+    raise KeyboardInterrupt
+
+
+def _watch(stack: Stack) -> None:
+    """Report components that exit, until interrupted (nothing restarts them, as on AWS)."""
+    reported: set[str] = set()
+    while True:
+        time.sleep(1)
+        for row in stack.status()["components"]:
+            if row["state"] == "exited" and row["name"] not in reported:
+                reported.add(row["name"])
+                say(f"{row['name']} exited; `sre-workshop service start {row['name']}` starts it again")
 
 
 def cmd_down(stack: Stack, args: argparse.Namespace) -> ExitStatus:
