@@ -18,7 +18,7 @@ from sre_workshop.cli.main import ExitStatus, main
 from sre_workshop.local.process import ProcessRecord
 from sre_workshop.settings import BASE_PORTS
 
-from conftest import eventually, http, pids_of_group
+from conftest import eventually, http, moto_spec, pids_of_group, start_server
 
 OFFSET = 20000  # the test stacks run beside a developer's own stack on the default ports
 APP = f"http://127.0.0.1:{BASE_PORTS['public-alb'] + OFFSET}"
@@ -230,3 +230,25 @@ def test_foreground_up_stops_everything_on_ctrl_c(tmp_path, when):
             cli(tmp_path, "down")
     assert any("stopping" in line for line in lines)
     assert not [p for p in pids if Path(f"/proc/{p}").exists() and not _zombie(p)]
+
+
+def test_an_external_dynamodb_endpoint_replaces_the_emulator(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("SRE_WORKSHOP_PORT_OFFSET", str(OFFSET + 500))
+    crm = f"http://127.0.0.1:{8080 + OFFSET + 500}"
+    external = start_server(moto_spec(tmp_path))  # an empty engine: up creates the tables and seeds them
+    try:
+        assert cli(tmp_path, "up", "--detach", "--dynamodb-endpoint", external.url) == 0
+        assert "dynamodb" not in records(tmp_path)  # no emulator of its own
+        assert len(http("GET", crm + "/api/customers?limit=100").json()["items"]) >= 50
+        capsys.readouterr()
+        assert cli(tmp_path, "status", "--json") == 0
+        names = [c["name"] for c in json.loads(capsys.readouterr().out)["components"]]
+        assert names[0] == "dynamodb-endpoint"
+    finally:
+        cli(tmp_path, "down")
+        external.stop()
+
+
+def test_a_bad_external_endpoint_is_a_usage_error(tmp_path, capsys):
+    assert cli(tmp_path, "up", "--detach", "--dynamodb-endpoint", "ftp://example") == ExitStatus.USAGE
+    assert "http://host:port" in capsys.readouterr().err

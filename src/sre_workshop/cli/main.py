@@ -21,13 +21,14 @@ import tempfile
 import time
 import traceback
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from ..aws import deploy, package
 from ..aws.session import AwsError, NoCredentials
 from ..local.components import MissingProgram
 from ..local.configs import TemplateError
-from ..local.stack import ComponentFailed, PortInUse, Stack, StackError, UnknownComponent
+from ..local.stack import ComponentFailed, PortInUse, Stack, StackError, UnknownComponent, recorded_endpoint
 from ..settings import Settings
 
 
@@ -233,11 +234,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     args = build_parser().parse_args(argv)
     try:
-        settings = Settings.from_env(state_dir=args.state_dir.absolute() if args.state_dir else None,
-                                     dynamodb_endpoint=getattr(args, "dynamodb_endpoint", None))
+        settings = Settings.from_env(state_dir=args.state_dir.absolute() if args.state_dir else None)
         if args.command in AWS_COMMANDS:
             return AWS_COMMANDS[args.command](settings, args)
-        return LOCAL_COMMANDS[args.command](Stack(settings, progress=say), args)
+        # `up` chooses the DynamoDB engine; every later command uses the one it chose.
+        endpoint = args.dynamodb_endpoint if args.command == "up" else recorded_endpoint(settings)
+        return LOCAL_COMMANDS[args.command](Stack(replace(settings, dynamodb_endpoint=endpoint), progress=say), args)
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         return ExitStatus.INTERRUPTED

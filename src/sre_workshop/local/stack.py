@@ -7,6 +7,7 @@ units without Restart=, a component that dies stays down until `service start|re
 
 from __future__ import annotations
 
+import json
 import logging
 import subprocess
 import sys
@@ -35,6 +36,19 @@ from .process import ProcessRecord, is_alive, port_open, spawn, stop, tail, wait
 logger = logging.getLogger(__name__)
 
 Progress = Callable[[str], None]
+
+
+def choices_path(settings: Settings) -> Path:
+    """Where `up` records the choices that shape the stack (today: an external DynamoDB endpoint)."""
+    return settings.run_dir / "stack.json"
+
+
+def recorded_endpoint(settings: Settings) -> str | None:
+    """Return the external DynamoDB endpoint the last `up` used, if any."""
+    try:
+        return json.loads(choices_path(settings).read_text()).get("dynamodb_endpoint")
+    except (OSError, ValueError):
+        return None
 
 
 class StackError(Exception):
@@ -96,6 +110,8 @@ class Stack:
         self._check_ports(to_start)
         for directory in (self.settings.logs_dir, self.pid_dir, self.settings.data_dir):
             directory.mkdir(parents=True, exist_ok=True)
+        # Later commands (status, service, down) must know which engine this stack runs on.
+        choices_path(self.settings).write_text(json.dumps({"dynamodb_endpoint": self.settings.dynamodb_endpoint}))
         configs.write_configs(self.settings, dynamodb_address(self.settings))
         self._check_nginx_config()
         for name in to_start:
@@ -153,8 +169,8 @@ class Stack:
         record = self.record(name)
         component = self.components[name]
         if record is None or not wait_ready(record, component.spec.ports, timeout):
-            raise ComponentFailed(f"{name} did not start: see {component.spec.log_path}\n"
-                                  f"{tail(component.spec.log_path, 5)}")
+            last = tail(component.spec.log_path, 1) or "no output"
+            raise ComponentFailed(f"{name} did not start ({last}); see {component.spec.log_path}")
 
     def wait_healthy(self, timeout: float) -> None:
         """Wait until every component is healthy and every target is; name what is not on time-out."""
