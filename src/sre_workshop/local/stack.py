@@ -103,6 +103,7 @@ class Stack:
     def up(self, timeout: float = 60.0) -> None:
         """Start every component that is not running, create and fill the tables, wait for health."""
         started_at = time.monotonic()
+        engine = dynamodb_address(self.settings)  # a bad --dynamodb-endpoint fails before anything starts
         stale = self.recover_stale()
         if stale:
             self.progress(f"recovered from a previous run that did not stop cleanly ({', '.join(stale)})")
@@ -112,7 +113,7 @@ class Stack:
             directory.mkdir(parents=True, exist_ok=True)
         # Later commands (status, service, down) must know which engine this stack runs on.
         choices_path(self.settings).write_text(json.dumps({"dynamodb_endpoint": self.settings.dynamodb_endpoint}))
-        configs.write_configs(self.settings, dynamodb_address(self.settings))
+        configs.write_configs(self.settings, engine)
         self._check_nginx_config()
         for name in to_start:
             self._spawn(name)
