@@ -6,6 +6,7 @@ Environment: PORT (8080), BIND_ADDRESS (0.0.0.0), WEB_CONCURRENCY (2 workers), S
 
 import os
 import shutil
+import sys
 import tempfile
 
 bind = f"{os.environ.get('BIND_ADDRESS', '0.0.0.0')}:{os.environ.get('PORT', '8080')}"
@@ -21,7 +22,14 @@ control_socket_disable = True  # one control socket per user would clash between
 
 
 def on_starting(server):
-    """Prepare the runtime directory before any worker imports prometheus_client."""
+    """Check the settings, then prepare the runtime directory before any worker imports prometheus_client."""
+    from sre_app.config import ConfigError, Settings
+
+    try:
+        Settings.from_env()
+    except ConfigError as exc:  # one clear line in the log instead of a traceback per worker
+        server.log.error("sre-app: %s", exc)
+        sys.exit(4)
     runtime_dir = os.environ.get("SRE_APP_RUNTIME_DIR") or tempfile.mkdtemp(prefix="sre-app-")
     os.environ["SRE_APP_RUNTIME_DIR"] = runtime_dir
     # Workers write these memory-mapped files on every request: keep them in RAM (tmpfs), never on a disk

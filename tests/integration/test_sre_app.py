@@ -206,3 +206,15 @@ def test_metrics_survive_a_dynamodb_outage(tmp_path, start_app):
         eventually(lambda: sum(int(i["request_count"]["N"]) for i in metric_items(moto.url)) == 25, timeout=40)
     finally:
         moto.stop()
+
+
+def test_a_bad_setting_stops_the_server_with_one_line(moto, tmp_path):
+    from sre_workshop.local.process import spawn, wait_ready
+
+    from conftest import app_spec
+
+    spec = app_spec("sre_app", tmp_path, moto.url, LEAK_MODE="sometimes")
+    record = spawn(spec)
+    assert not wait_ready(record, spec.ports, timeout=15)
+    log = spec.log_path.read_text()
+    assert "LEAK_MODE must be one of off, request, time" in log and "Traceback" not in log
