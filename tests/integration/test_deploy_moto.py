@@ -235,3 +235,16 @@ def test_bad_region_is_one_line(aws, capsys):
     assert main(["deploy", "--region", "mars-north-1"]) == ExitStatus.AWS
     err = capsys.readouterr().err
     assert "mars-north-1" in err and "Traceback" not in err
+
+
+def test_destroy_removes_the_retained_expiry_role(aws, capsys):
+    iam = aws("iam")
+    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                      "Principal": {"Service": "scheduler.amazonaws.com"}}]}
+    allow = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "cloudformation:DeleteStack",
+                                                      "Resource": "*"}]}
+    iam.create_role(RoleName="wk-expiry-us-east-1", AssumeRolePolicyDocument=json.dumps(trust))
+    iam.put_role_policy(RoleName="wk-expiry-us-east-1", PolicyName="DeleteThisStack", PolicyDocument=json.dumps(allow))
+    assert main(["destroy", "--region", REGION, "--stack-name", "wk"]) == 0
+    assert "deleted role wk-expiry-us-east-1" in capsys.readouterr().err
+    assert "wk-expiry-us-east-1" not in {r["RoleName"] for r in iam.list_roles()["Roles"]}

@@ -146,3 +146,9 @@ def test_instance_role_has_the_two_managed_policies():
     assert [a.rsplit("/", 1)[1] for a in arns] == ["AmazonSSMManagedInstanceCore", "CloudWatchAgentServerPolicy"]
     profile = R["EC2InstanceProfile"]["Properties"]["Roles"]
     assert profile == [{"Ref": "EC2InstanceRole"}]
+
+
+def test_the_expiry_role_outlives_the_deletion_it_performs():
+    role = R["ExpiryRole"]
+    assert role["DeletionPolicy"] == "Retain" and role["Condition"] == "HasExpiry"
+    assert role["Properties"]["RoleName"] == {"Fn::Sub": "${AWS::StackName}-expiry-${AWS::Region}"}

@@ -220,7 +220,21 @@ def destroy(options: DeployOptions, progress: Progress) -> list[str]:
         if final != "DELETE_COMPLETE":
             raise StackFailed(f"stack {options.stack_name} ended {final}: "
                               f"{first_failure(cfn, options.stack_name, started)}")
+    delete_expiry_role(sess.client("iam"), f"{options.stack_name}-expiry-{sess.region_name}", progress)
     return leftovers(sess, options.stack_name)
+
+
+def delete_expiry_role(iam, name: str, progress: Progress) -> None:
+    """Delete the cost guard's retained role (the template keeps it so that it outlives the deletion)."""
+    try:
+        for policy in iam.list_role_policies(RoleName=name)["PolicyNames"]:
+            iam.delete_role_policy(RoleName=name, PolicyName=policy)
+        iam.delete_role(RoleName=name)
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] == "NoSuchEntity":
+            return
+        raise
+    progress(f"deleted role {name}")
 
 
 def empty_and_delete_bucket(s3, bucket: str, progress: Progress) -> None:
