@@ -154,3 +154,17 @@ def test_a_form_post_without_the_csrf_token_is_refused(crm):
 
 def test_unknown_customer_page_is_404(crm):
     assert http("GET", crm.url + "/customers/cust-0000beef").status == 404
+
+
+def test_deleting_a_customer_from_its_page_removes_it_with_its_deals(browser, crm):
+    cid = http("POST", crm.url + "/api/customers", {"name": "Short Lived", "email": "sl@example.com"}).json()[
+        "customer_id"]
+    http("POST", crm.url + "/api/deals", {"customer_id": cid, "title": "Gone too", "amount": 3})
+    browser.get(crm.url + f"/customers/{cid}")
+    form = browser.find_element(By.CSS_SELECTOR, "form[action$='/delete']")
+    browser.execute_script("arguments[0].onsubmit = null; arguments[0].submit();", form)  # skip confirm()
+    WebDriverWait(browser, 10).until(expected_conditions.staleness_of(form))
+    assert browser.find_element(By.ID, "tab-customers").get_attribute("class") == "active"
+    assert http("GET", crm.url + f"/api/customers/{cid}").status == 404
+    deals = scan_all(dynamodb(crm.spec.env["AWS_ENDPOINT_URL"]), TABLE_NAMES["DEALS_TABLE"])
+    assert not [d for d in deals if d["customer_id"]["S"] == cid]

@@ -95,6 +95,9 @@ def test_killed_app_gives_503_until_restarted(stack, offset):
     app = records(stack)["sre-app"]
     os.killpg(app.pid, signal.SIGKILL)  # like `pkill -9 gunicorn`: master and workers
     started = time.monotonic()
+    # Until the health checks notice, the target still counts as healthy and refuses connections: an
+    # ALB answers 502 then, and so does the local one.
+    assert http("GET", APP + "/").status == 502
     eventually(lambda: http("GET", APP + "/").status == 503, timeout=10)
     assert time.monotonic() - started < 3 * 1.0 + 2  # unhealthy threshold x interval, plus a margin
     time.sleep(2)
