@@ -14,11 +14,10 @@ import os
 import sys
 import time
 from datetime import UTC, datetime
-from typing import Any
 
-# Fields a record may carry through `extra=` that belong in the JSON object.
-REQUEST_FIELDS = ("request_id", "method", "path", "status", "duration_ms", "remote_addr", "error_code",
-                  "dynamodb_calls", "dynamodb_scanned", "rss_mb", "memory_leak_size_mb")
+# Fields a record may carry through `extra=` that belong in the JSON object. (Access lines are written by
+# AccessLog, not through logging.)
+EXTRA_FIELDS = ("request_id", "error_code", "rss_mb", "memory_leak_size_mb")
 
 
 class JsonFormatter(logging.Formatter):
@@ -33,7 +32,7 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
             "pid": record.process,
         }
-        for field in REQUEST_FIELDS:
+        for field in EXTRA_FIELDS:
             value = getattr(record, field, None)
             if value is not None:
                 entry[field] = value
@@ -81,10 +80,6 @@ class AccessLog:
 
     def _open(self) -> int:
         return os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-
-    def write(self, entry: dict[str, Any]) -> None:
-        """Append one entry, with the time and pid first, as a JSON line."""
-        self.write_fields(json.dumps(entry, default=str)[1:-1])
 
     def write_fields(self, fields: str) -> None:
         """Append a JSON line made of the time, the pid and `fields` (JSON members, without braces)."""

@@ -48,7 +48,7 @@ class Runtime:
 
     def gauges(self) -> dict[str, float]:
         """Return the memory readings stored with each metrics interval."""
-        return {"rss_mb": rss_bytes() / MIB, "memory_leak_size_mb": self.leak.size_mb, "pid": os.getpid()}
+        return {"rss_mb": rss_bytes() / MIB, "memory_leak_size_mb": self.leak.size_mb, "pid": self.pid}
 
     def observe(self, method: str, endpoint: str, status: int, seconds: float) -> None:
         """Feed a finished request to the interval metrics and to Prometheus."""

@@ -76,7 +76,7 @@ def ensure_bucket(s3, name: str, region: str) -> None:
 
 
 def upload(s3, bucket: str, prefix: str, artifacts: list[package.Artifact]) -> None:
-    """Upload the zips under `prefix` (content-addressed: an existing key already has these bytes)."""
+    """Upload the zips under `prefix`, which names their content, so a deploy never replaces another's zips."""
     for artifact in artifacts:
         s3.put_object(Bucket=bucket, Key=prefix + artifact.name, Body=artifact.path.read_bytes(),
                       Metadata={"sha256": artifact.sha256})

@@ -25,7 +25,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..aws import deploy, package
-from ..aws.session import AwsError, NoCredentials
+from ..aws.session import AwsError
 from ..local.components import MissingProgram
 from ..local.configs import TemplateError
 from ..local.stack import ComponentFailed, PortInUse, Stack, StackError, UnknownComponent, recorded_endpoint
@@ -227,7 +227,7 @@ AWS_COMMANDS = {"package": cmd_package, "deploy": cmd_deploy, "destroy": cmd_des
 FAILURES = [(MissingProgram, ExitStatus.MISSING_PROGRAM), (PortInUse, ExitStatus.PORT_IN_USE),
             (ComponentFailed, ExitStatus.UNHEALTHY), (UnknownComponent, ExitStatus.USAGE),
             (StackError, ExitStatus.ERROR), (TemplateError, ExitStatus.ERROR), (ValueError, ExitStatus.USAGE),
-            (NoCredentials, ExitStatus.AWS), (AwsError, ExitStatus.AWS), (FileNotFoundError, ExitStatus.ERROR)]
+            (AwsError, ExitStatus.AWS), (FileNotFoundError, ExitStatus.ERROR)]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
