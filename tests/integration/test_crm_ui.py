@@ -9,9 +9,9 @@ from http.cookiejar import CookieJar
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from sre_workshop.settings import TABLE_NAMES
@@ -42,6 +42,19 @@ def crm(moto, start_app):
     return start_app("crm_app", moto.url)
 
 
+def navigate(browser, action) -> None:
+    """Run `action` (a click or a submit) and wait until the next page has loaded.
+
+    The current window gets a mark that a new document does not have. While the old document goes away,
+    chromedriver can answer with errors such as "Node with given id does not belong to the document":
+    those are retried, so only a page that never arrives fails the wait.
+    """
+    browser.execute_script("window.__leaving = true")
+    action()
+    WebDriverWait(browser, 10, ignored_exceptions=(WebDriverException,)).until(
+        lambda driver: driver.execute_script("return !window.__leaving && document.readyState === 'complete'"))
+
+
 def fill(browser, values: dict[str, str]) -> None:
     for name, value in values.items():
         element = browser.find_element(By.NAME, name)
@@ -50,34 +63,32 @@ def fill(browser, values: dict[str, str]) -> None:
         else:
             element.clear()
             element.send_keys(value)
-    form = browser.find_element(By.ID, "entity-form")
-    browser.find_element(By.ID, "save").click()
-    WebDriverWait(browser, 10).until(expected_conditions.staleness_of(form))  # the next page has loaded
+    navigate(browser, browser.find_element(By.ID, "save").click)
 
 
 def test_create_customer_then_deal_and_activity(browser, crm):
     browser.get(crm.url + "/")
     assert browser.find_element(By.ID, "tab-customers").get_attribute("class") == "active"
-    browser.find_element(By.ID, "new-customer").click()
+    navigate(browser, browser.find_element(By.ID, "new-customer").click)
     fill(browser, {"name": "Grace Hopper", "company": "Navy", "email": "grace@example.com",
                    "phone": "+1 555 010 2030", "status": "prospect"})
     assert browser.find_element(By.ID, "customer-name").text == "Grace Hopper"
     assert "Customer saved." in browser.page_source
 
-    browser.find_element(By.ID, "new-deal").click()
+    navigate(browser, browser.find_element(By.ID, "new-deal").click)
     fill(browser, {"title": "Compiler licence", "amount": "4200.50", "stage": "negotiation"})
     assert "Compiler licence" in browser.find_element(By.ID, "deals").text
     assert "4,200.50" in browser.find_element(By.ID, "deals").text
 
-    browser.find_element(By.ID, "new-activity").click()
+    navigate(browser, browser.find_element(By.ID, "new-activity").click)
     fill(browser, {"type": "meeting", "subject": "Kick-off", "note": "Bring the nanosecond wire"})
     assert "Kick-off" in browser.find_element(By.ID, "activities").text
 
-    browser.find_element(By.ID, "edit-customer").click()
+    navigate(browser, browser.find_element(By.ID, "edit-customer").click)
     fill(browser, {"name": "Rear Admiral Grace Hopper"})
     assert browser.find_element(By.ID, "customer-name").text == "Rear Admiral Grace Hopper"
 
-    browser.find_element(By.ID, "tab-deals").click()
+    navigate(browser, browser.find_element(By.ID, "tab-deals").click)
     stage = browser.find_element(By.CSS_SELECTOR, '[data-stage="negotiation"]')
     assert "Compiler licence" in stage.text
 
@@ -97,9 +108,7 @@ def test_search_and_paging(browser, crm):
     browser.get(crm.url + "/customers?q=pagewalker")
     names = {a.text for a in browser.find_elements(By.CSS_SELECTOR, "#customers td a")}
     while browser.find_elements(By.ID, "next-page"):
-        link = browser.find_element(By.ID, "next-page")
-        link.click()
-        WebDriverWait(browser, 10).until(expected_conditions.staleness_of(link))
+        navigate(browser, browser.find_element(By.ID, "next-page").click)
         names |= {a.text for a in browser.find_elements(By.CSS_SELECTOR, "#customers td a")}
     assert {f"Pagewalker {n:02d}" for n in range(30)} <= names
     assert all(n.startswith("Pagewalker") for n in names)
@@ -162,8 +171,7 @@ def test_deleting_a_customer_from_its_page_removes_it_with_its_deals(browser, cr
     http("POST", crm.url + "/api/deals", {"customer_id": cid, "title": "Gone too", "amount": 3})
     browser.get(crm.url + f"/customers/{cid}")
     form = browser.find_element(By.CSS_SELECTOR, "form[action$='/delete']")
-    browser.execute_script("arguments[0].onsubmit = null; arguments[0].submit();", form)  # skip confirm()
-    WebDriverWait(browser, 10).until(expected_conditions.staleness_of(form))
+    navigate(browser, lambda: browser.execute_script("arguments[0].onsubmit = null; arguments[0].submit();", form))
     assert browser.find_element(By.ID, "tab-customers").get_attribute("class") == "active"
     assert http("GET", crm.url + f"/api/customers/{cid}").status == 404
     deals = scan_all(dynamodb(crm.spec.env["AWS_ENDPOINT_URL"]), TABLE_NAMES["DEALS_TABLE"])
