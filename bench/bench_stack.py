@@ -6,7 +6,8 @@
    workers share once, RSS counts them in every process.
 3. GET / through the public ALB (HAProxy -> nginx -> HAProxy -> Gunicorn) vs straight to the app's Gunicorn,
    alternating in one run, with wrk (goal: ratio >= 0.6). The leak is switched off for this part, so
-   both measure the same work.
+   both measure the same work. CPU time per request of every component (and of wrk) in each run shows
+   where the difference goes.
 
     .venv/bin/python bench/bench_stack.py [--starts 3] [--seconds 4] [--rounds 6]
 """
@@ -17,6 +18,7 @@ import argparse
 import contextlib
 import json
 import os
+import resource
 import statistics
 import sys
 import tempfile
@@ -27,7 +29,7 @@ from sre_workshop.cli.main import main as cli
 from sre_workshop.local.process import ProcessRecord
 from sre_workshop.settings import BASE_PORTS
 
-from common import machine, memory_kb, wrk
+from common import cpu_seconds, machine, memory_kb, wrk
 from conftest import http, pids_of_group
 
 OFFSET = 21000  # keeps every port below the kernel's ephemeral range (32768+), where a client socket may sit
@@ -62,6 +64,23 @@ def stack_memory(state: Path) -> dict[str, dict[str, float]]:
     return result
 
 
+def stack_pids(state: Path) -> dict[str, list[int]]:
+    return {record.name: pids_of_group(record.pid)
+            for record in map(ProcessRecord.load, sorted((state / "run" / "pids").glob("*.json")))}
+
+
+def measured_wrk(target: str, seconds: int, pids: dict[str, list[int]]) -> dict:
+    """wrk's result plus the CPU microseconds per request each component (and wrk itself) spent."""
+    before = {name: cpu_seconds(group) for name, group in pids.items()}
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    result = wrk(target, seconds=seconds)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    spent = {name: cpu_seconds(group) - before[name] for name, group in pids.items()}
+    spent["wrk"] = after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime
+    result["cpu_us_per_request"] = {name: round(s * 1e6 / result["requests"], 1) for name, s in spent.items()}
+    return result
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--starts", type=int, default=3)
@@ -79,14 +98,17 @@ def main() -> int:
         time.sleep(3)  # at rest
         memory = stack_memory(state)
         token = (state / "run" / "fault-token").read_text()
-        http("PUT", url("sre-app") + "/admin/leak", {"mode": "off"}, headers={"X-Fault-Token": token})
+        reply = http("PUT", url("sre-app") + "/admin/leak", {"mode": "off"}, headers={"X-Fault-Token": token})
+        if reply.status != 200:
+            sys.exit(f"could not switch the leak off: {reply.status} {reply.text}")
         time.sleep(1.5)
         results = {"through :8000": [], "direct": []}
         targets = [("through :8000", url("public-alb") + "/"), ("direct", url("sre-app") + "/")]
         wrk(targets[0][1], seconds=2)
+        pids = stack_pids(state)
         for round_ in range(args.rounds):
             for name, target in targets if round_ % 2 == 0 else targets[::-1]:
-                results[name].append(wrk(target, seconds=args.seconds))
+                results[name].append(measured_wrk(target, args.seconds, pids))
     finally:
         run("--state-dir", str(state), "down")
     paired = sorted(a["rps"] / b["rps"] for a, b in zip(results["through :8000"], results["direct"], strict=True))
@@ -100,6 +122,8 @@ def main() -> int:
         "p50_ms": {k: statistics.median(r["p50_ms"] for r in v) for k, v in results.items()},
         "p99_ms": {k: statistics.median(r["p99_ms"] for r in v) for k, v in results.items()},
         "non_2xx": {k: sum(r["non_2xx"] for r in v) for k, v in results.items()},
+        "cpu_us_per_request": {k: {name: statistics.median(r["cpu_us_per_request"][name] for r in v)
+                                   for name in v[0]["cpu_us_per_request"]} for k, v in results.items()},
         "hops_ratio": round(statistics.median(paired), 3),
         "paired_ratios": [round(r, 3) for r in paired],
     }

@@ -31,6 +31,7 @@ def on_starting(server):
         server.log.error("sre-app: %s", exc)
         sys.exit(4)
     runtime_dir = os.environ.get("SRE_APP_RUNTIME_DIR") or tempfile.mkdtemp(prefix="sre-app-")
+    os.makedirs(runtime_dir, mode=0o700, exist_ok=True)  # systemd's RuntimeDirectory makes it on AWS; locally we do
     os.environ["SRE_APP_RUNTIME_DIR"] = runtime_dir
     # Workers write these memory-mapped files on every request: keep them in RAM (tmpfs), never on a disk
     # whose writeback would fault on the pages again and again.

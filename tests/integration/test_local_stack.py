@@ -93,6 +93,21 @@ def test_fault_control_is_not_reachable_through_the_public_alb(stack):
     assert oct((stack / "run" / "fault-token").stat().st_mode & 0o777) == "0o600"
 
 
+def test_the_stacks_token_controls_the_leak_on_the_apps_own_port(stack):
+    auth = {"X-Fault-Token": (stack / "run" / "fault-token").read_text()}
+    reply = http("PUT", SRE_APP + "/admin/leak", {"mode": "off"}, headers=auth)
+    assert reply.status == 200 and reply.json()["settings"]["mode"] == "off", reply.text
+    try:
+        time.sleep(1.5)  # every worker's tick re-reads the control file
+        seen: dict[int, set[float]] = {}
+        for _ in range(20):
+            body = http("GET", APP + "/").json()
+            seen.setdefault(body["worker_pid"], set()).add(body["memory_leak_size_mb"])
+        assert all(len(sizes) == 1 for sizes in seen.values()), seen  # no worker grows any more
+    finally:
+        assert http("PUT", SRE_APP + "/admin/leak", {"mode": "request"}, headers=auth).status == 200
+
+
 def test_killed_app_gives_503_until_restarted(stack, offset):
     app = records(stack)["sre-app"]
     os.killpg(app.pid, signal.SIGKILL)  # like `pkill -9 gunicorn`: master and workers
