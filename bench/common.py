@@ -39,6 +39,7 @@ def wrk(url: str, seconds: int = 10, connections: int = 8, threads: int = 1, cpu
     latency = dict(re.findall(r"^\s+(50|99)%\s+([\d.]+\w+)", out, re.M))
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     return {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+            "requests": int(re.search(r"(\d+) requests in", out).group(1)),
             "p50_ms": _ms(latency["50"]), "p99_ms": _ms(latency["99"]),
             "non_2xx": int(errors.group(1)) if errors else 0}
 
@@ -46,6 +47,20 @@ def wrk(url: str, seconds: int = 10, connections: int = 8, threads: int = 1, cpu
 def _ms(value: str) -> float:
     number, unit = re.match(r"([\d.]+)(\w+)", value).groups()
     return float(number) * UNITS[unit]
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time used so far by `pids` (processes that have gone count nothing)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
 
 
 def memory_kb(pid: int) -> tuple[int, int]:
