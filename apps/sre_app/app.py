@@ -126,21 +126,18 @@ def leak_state():
 def leak_update():
     """Change the leak settings of every worker (within one tick)."""
     body = request.get_json(silent=True)
-    leak = runtime().leak
     try:
-        settings = leak.settings.updated(body if body is not None else [])
+        settings = runtime().leak.change(lambda latest: latest.updated(body if body is not None else []))
     except LeakSettingsError as exc:
         return {"error": "invalid_field", "field": exc.field, "message": str(exc)}, 400
-    leak.publish(settings)
     return {"settings": settings.to_dict(), "applies_to": "all workers within 1 s"}
 
 
 @admin.post("/leak/release")
 def leak_release():
     """Free the leaked memory in every worker (within one tick)."""
-    leak = runtime().leak
-    leak.publish(replace(leak.settings, generation=leak.settings.generation + 1))
-    return {"settings": leak.settings.to_dict(), "applies_to": "all workers within 1 s"}
+    settings = runtime().leak.change(lambda latest: replace(latest, generation=latest.generation + 1))
+    return {"settings": settings.to_dict(), "applies_to": "all workers within 1 s"}
 
 
 def _http_error(exc: HTTPException):

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import fcntl
 import json
 import logging
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -82,7 +83,6 @@ class Leak:
     def __init__(self, settings: LeakSettings, control_file: str | None = None) -> None:
         self.settings = settings
         self.control_file = control_file
-        self._control_mtime: float | None = None
         # DELIBERATE: the "cache" that is never evicted. Chunks stay reachable from this list.
         self._retained: list[bytes] = []
         self._retained_bytes = 0
@@ -134,31 +134,44 @@ class Leak:
         if settings != old:
             logger.info("leak settings now %s", settings.to_dict())
 
-    def publish(self, settings: LeakSettings) -> None:
-        """Apply `settings` here and write them to the control file for the other workers."""
-        if self.control_file:
-            tmp = f"{self.control_file}.{os.getpid()}.tmp"
-            with open(tmp, "w", encoding="utf-8") as f:
-                json.dump(settings.to_dict(), f)
-            os.replace(tmp, self.control_file)  # atomic: a reader sees old or new, never half
+    def change(self, derive: Callable[[LeakSettings], LeakSettings]) -> LeakSettings:
+        """Publish `derive(latest settings)` to every worker and apply it here; return it.
+
+        The latest settings are the control file's, read under an exclusive lock: two changes that reach
+        two workers within one tick both take effect, instead of the second one undoing the first.
+        """
+        if not self.control_file:
+            settings = derive(self.settings)
+        else:
+            with open(f"{self.control_file}.lock", "a", encoding="utf-8") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+                self.sync()
+                settings = derive(self.settings)
+                tmp = f"{self.control_file}.{os.getpid()}.tmp"
+                with open(tmp, "w", encoding="utf-8") as f:
+                    json.dump(settings.to_dict(), f)
+                os.replace(tmp, self.control_file)  # atomic: a reader sees old or new, never half
         self.apply(settings)
+        return settings
 
     def sync(self) -> None:
-        """Apply the control file if it changed since the last look."""
+        """Apply the control file's settings if they differ from this worker's.
+
+        The file is read on every tick: it is tiny, and its mtime would miss a second change made within
+        the same clock tick of the kernel's coarse file timestamps.
+        """
         if not self.control_file:
             return
         try:
-            mtime = os.stat(self.control_file).st_mtime_ns
+            with open(self.control_file, encoding="utf-8") as f:
+                settings = LeakSettings(**json.load(f))
         except FileNotFoundError:
             return
-        if mtime == self._control_mtime:
-            return
-        self._control_mtime = mtime
-        try:
-            with open(self.control_file, encoding="utf-8") as f:
-                self.apply(LeakSettings(**json.load(f)))
         except (OSError, ValueError, TypeError) as exc:
             logger.warning("ignoring unreadable leak control file: %s", exc)
+            return
+        if settings != self.settings:
+            self.apply(settings)
 
 
 def _malloc_trim() -> None:

@@ -60,9 +60,20 @@ def test_settings_travel_through_the_control_file(tmp_path):
     control = tmp_path / "leak.json"
     writer, reader = Leak(LeakSettings("request", 16, 1, 200), str(control)), Leak(
         LeakSettings("request", 16, 1, 200), str(control))
-    writer.publish(writer.settings.updated({"mode": "time", "mb_per_minute": 5}))
+    writer.change(lambda latest: latest.updated({"mode": "time", "mb_per_minute": 5}))
     reader.sync()
     assert reader.settings.mode == "time" and reader.settings.mb_per_minute == 5
+
+
+def test_a_change_builds_on_the_latest_published_settings_not_on_a_stale_worker(tmp_path):
+    control = str(tmp_path / "leak.json")
+    first, second = (Leak(LeakSettings("request", 16, 1, 200), control) for _ in range(2))
+    first.change(lambda latest: latest.updated({"mode": "off"}))
+    # `second` has not ticked since: its own settings still say "request".
+    settings = second.change(lambda latest: latest.updated({"cap_mb": 50}))
+    assert (settings.mode, settings.cap_mb) == ("off", 50)
+    first.sync()
+    assert first.settings == settings
 
 
 @pytest.mark.parametrize(("changes", "field"), [({"mode": 3}, "mode"), ({"cap_mb": True}, "cap_mb"),
