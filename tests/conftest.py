@@ -8,6 +8,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -150,6 +151,20 @@ def eventually(check: Callable[[], object], timeout: float = 10, interval: float
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s (last result: {result!r})")
         time.sleep(interval)
+
+
+def wait_for_leak_settings(url: str, token: str, workers: int = 2, **expected) -> None:
+    """Wait until each of sre-app's `workers` reports leak settings that include `expected` (the workers
+    pick up a change on their next tick). Four concurrent clients, so that every sync worker answers."""
+    def applied() -> bool:
+        with ThreadPoolExecutor(4) as pool:
+            replies = list(pool.map(lambda _: http("GET", url + "/admin/leak", headers={"X-Fault-Token": token}),
+                                    range(8)))
+        by_worker = {r.json()["worker"]["pid"]: r.json()["settings"] for r in replies if r.status == 200}
+        return len(by_worker) == workers and all(
+            all(settings[key] == value for key, value in expected.items()) for settings in by_worker.values())
+
+    eventually(applied, timeout=10)
 
 
 def scan_all(client, table: str) -> list[dict]:

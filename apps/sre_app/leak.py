@@ -128,9 +128,10 @@ class Leak:
 
     def apply(self, settings: LeakSettings) -> None:
         """Switch to `settings`; a new generation releases what was retained."""
-        old, self.settings = self.settings, settings
+        old = self.settings
         if settings.generation != old.generation:
             self.release()
+        self.settings = settings  # after the release: whoever sees the new generation sees the memory freed
         if settings != old:
             logger.info("leak settings now %s", settings.to_dict())
 

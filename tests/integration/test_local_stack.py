@@ -18,7 +18,7 @@ from sre_workshop.cli.main import ExitStatus, main
 from sre_workshop.local.process import ProcessRecord
 from sre_workshop.settings import BASE_PORTS, HealthCheck
 
-from conftest import eventually, http, moto_spec, pids_of_group, start_server
+from conftest import eventually, http, moto_spec, pids_of_group, start_server, wait_for_leak_settings
 
 OFFSET = 20000  # the test stacks run beside a developer's own stack on the default ports
 APP = f"http://127.0.0.1:{BASE_PORTS['public-alb'] + OFFSET}"
@@ -94,11 +94,12 @@ def test_fault_control_is_not_reachable_through_the_public_alb(stack):
 
 
 def test_the_stacks_token_controls_the_leak_on_the_apps_own_port(stack):
-    auth = {"X-Fault-Token": (stack / "run" / "fault-token").read_text()}
+    token = (stack / "run" / "fault-token").read_text()
+    auth = {"X-Fault-Token": token}
     reply = http("PUT", SRE_APP + "/admin/leak", {"mode": "off"}, headers=auth)
     assert reply.status == 200 and reply.json()["settings"]["mode"] == "off", reply.text
     try:
-        time.sleep(1.5)  # every worker's tick re-reads the control file
+        wait_for_leak_settings(SRE_APP, token, mode="off")
         seen: dict[int, set[float]] = {}
         for _ in range(20):
             body = http("GET", APP + "/").json()

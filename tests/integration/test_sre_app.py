@@ -14,7 +14,16 @@ import pytest
 
 from sre_workshop.local.process import is_alive
 
-from conftest import create_tables, dynamodb, eventually, http, moto_spec, scan_all, start_server
+from conftest import (
+    create_tables,
+    dynamodb,
+    eventually,
+    http,
+    moto_spec,
+    scan_all,
+    start_server,
+    wait_for_leak_settings,
+)
 
 TOKEN = "test-fault-token"
 
@@ -123,21 +132,21 @@ def leak_by_worker(url: str, requests: int) -> dict[int, float]:
 
 def test_runtime_control_reaches_every_worker_and_release_frees_memory(moto, start_app):
     app = start_app("sre_app", moto.url, WEB_CONCURRENCY="2", FAULT_CONTROL_TOKEN=TOKEN, LEAK_MODE="off")
-    eventually(lambda: len(leak_by_worker(app.url, 8)) == 2, timeout=10)  # both workers have booted
+    wait_for_leak_settings(app.url, TOKEN, mode="off")  # both workers have booted
     auth = {"X-Fault-Token": TOKEN}
     reply = http("PUT", app.url + "/admin/leak", {"mode": "request", "kb_per_request": 512}, headers=auth)
     assert reply.json()["settings"]["kb_per_request"] == 512
-    time.sleep(1.5)  # every worker's tick re-reads the control file
+    wait_for_leak_settings(app.url, TOKEN, mode="request", kb_per_request=512)
     sizes = leak_by_worker(app.url, 60)
     assert len(sizes) == 2, "both workers answered"
     assert sum(sizes.values()) == pytest.approx(60 * 0.5, abs=0.1)
     workers = list(sizes)
     before = sum(rss_mb(pid) for pid in workers)
     http("POST", app.url + "/admin/leak/release", headers=auth)
-    time.sleep(1.5)
+    wait_for_leak_settings(app.url, TOKEN, generation=1)
     assert sum(rss_mb(pid) for pid in workers) < before - 20
     http("PUT", app.url + "/admin/leak", {"mode": "off"}, headers=auth)
-    time.sleep(1.5)
+    wait_for_leak_settings(app.url, TOKEN, mode="off")
     assert {http("GET", app.url + "/").json()["memory_leak_size_mb"] for _ in range(10)} == {0}
 
 
