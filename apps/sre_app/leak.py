@@ -87,6 +87,8 @@ class Leak:
         self._retained: list[bytes] = []
         self._retained_bytes = 0
         self._lock = threading.Lock()
+        # The ticker's sync() and a request's change() must not interleave, or a stale read could undo a change.
+        self._control_lock = threading.RLock()
 
     @property
     def retained_bytes(self) -> int:
@@ -143,16 +145,17 @@ class Leak:
         """
         if not self.control_file:
             settings = derive(self.settings)
-        else:
-            with open(f"{self.control_file}.lock", "a", encoding="utf-8") as lock:
-                fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
-                self.sync()
-                settings = derive(self.settings)
-                tmp = f"{self.control_file}.{os.getpid()}.tmp"
-                with open(tmp, "w", encoding="utf-8") as f:
-                    json.dump(settings.to_dict(), f)
-                os.replace(tmp, self.control_file)  # atomic: a reader sees old or new, never half
-        self.apply(settings)
+            self.apply(settings)
+            return settings
+        with self._control_lock, open(f"{self.control_file}.lock", "a", encoding="utf-8") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+            self.sync()
+            settings = derive(self.settings)
+            tmp = f"{self.control_file}.{os.getpid()}.tmp"
+            with open(tmp, "w", encoding="utf-8") as f:
+                json.dump(settings.to_dict(), f)
+            os.replace(tmp, self.control_file)  # atomic: a reader sees old or new, never half
+            self.apply(settings)
         return settings
 
     def sync(self) -> None:
@@ -163,16 +166,17 @@ class Leak:
         """
         if not self.control_file:
             return
-        try:
-            with open(self.control_file, encoding="utf-8") as f:
-                settings = LeakSettings(**json.load(f))
-        except FileNotFoundError:
-            return
-        except (OSError, ValueError, TypeError) as exc:
-            logger.warning("ignoring unreadable leak control file: %s", exc)
-            return
-        if settings != self.settings:
-            self.apply(settings)
+        with self._control_lock:
+            try:
+                with open(self.control_file, encoding="utf-8") as f:
+                    settings = LeakSettings(**json.load(f))
+            except FileNotFoundError:
+                return
+            except (OSError, ValueError, TypeError) as exc:
+                logger.warning("ignoring unreadable leak control file: %s", exc)
+                return
+            if settings != self.settings:
+                self.apply(settings)
 
 
 def _malloc_trim() -> None:
