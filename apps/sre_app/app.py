@@ -15,7 +15,7 @@ import logging
 import os
 import time
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -64,7 +64,7 @@ def index():
     rt.leak.on_request()
     return {
         "message": "SRE Workshop App",
-        "timestamp": datetime.now().isoformat(),
+        "timestamp": datetime.now(UTC).isoformat(),  # with its offset: logs and metrics are UTC too
         "memory_leak_size_mb": rt.leak.size_mb,
         "worker_pid": rt.pid,
     }

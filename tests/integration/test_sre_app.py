@@ -40,7 +40,7 @@ def test_root_answers_the_workshop_json(moto, start_app):
     assert reply.status == 200
     body = reply.json()
     assert body["message"] == "SRE Workshop App"
-    datetime.fromisoformat(body["timestamp"])
+    assert datetime.fromisoformat(body["timestamp"]).utcoffset() is not None  # unambiguous across machines
     assert isinstance(body["memory_leak_size_mb"], int | float)
     assert reply.headers["x-request-id"]
 
