@@ -53,20 +53,20 @@ def timed_up(state: Path) -> float:
     return time.monotonic() - started
 
 
-def stack_memory(state: Path) -> dict[str, dict[str, float]]:
-    """RSS and PSS in MB per component (its whole process group)."""
-    result = {}
-    for path in sorted((state / "run" / "pids").glob("*.json")):
-        record = ProcessRecord.load(path)
-        sizes = [memory_kb(pid) for pid in pids_of_group(record.pid)]
-        result[record.name] = {"processes": len(sizes), "rss_mb": round(sum(s[0] for s in sizes) / 1024, 1),
-                               "pss_mb": round(sum(s[1] for s in sizes) / 1024, 1)}
-    return result
-
-
 def stack_pids(state: Path) -> dict[str, list[int]]:
+    """The live pids of every component (its whole process group), by component name."""
     return {record.name: pids_of_group(record.pid)
             for record in map(ProcessRecord.load, sorted((state / "run" / "pids").glob("*.json")))}
+
+
+def stack_memory(state: Path) -> dict[str, dict[str, float]]:
+    """RSS and PSS in MB per component."""
+    result = {}
+    for name, pids in stack_pids(state).items():
+        sizes = [memory_kb(pid) for pid in pids]
+        result[name] = {"processes": len(sizes), "rss_mb": round(sum(s[0] for s in sizes) / 1024, 1),
+                        "pss_mb": round(sum(s[1] for s in sizes) / 1024, 1)}
+    return result
 
 
 def measured_wrk(target: str, seconds: int, pids: dict[str, list[int]]) -> dict:
