@@ -237,8 +237,9 @@ def run_foreground(state: Path, offset: int):
     return proc, lines, reader
 
 
-@pytest.mark.parametrize("when", ["running", "starting"])
-def test_foreground_up_stops_everything_on_ctrl_c(tmp_path, when):
+@pytest.mark.parametrize(("when", "signum"), [("running", signal.SIGINT), ("starting", signal.SIGINT),
+                                              ("running", signal.SIGTERM), ("running", signal.SIGHUP)])
+def test_foreground_up_stops_everything_on_ctrl_c_kill_or_hangup(tmp_path, when, signum):
     offset = OFFSET + 400
     proc, lines, reader = run_foreground(tmp_path, offset)
     try:
@@ -248,7 +249,7 @@ def test_foreground_up_stops_everything_on_ctrl_c(tmp_path, when):
         else:
             eventually(lambda: len(stack_pids(tmp_path)) >= 3, timeout=30)
         pids = stack_pids(tmp_path)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signum)
         assert proc.wait(timeout=60) == (0 if when == "running" else ExitStatus.INTERRUPTED), "".join(lines)
     finally:
         if proc.poll() is None:
@@ -261,6 +262,8 @@ def test_foreground_up_stops_everything_on_ctrl_c(tmp_path, when):
             cli(tmp_path, "down")
     assert any("stopping" in line for line in lines)
     assert not [p for p in pids if Path(f"/proc/{p}").exists() and not _zombie(p)]
+    if when == "running":
+        assert (tmp_path / "data" / "dynamodb.json").exists(), "moto's data was saved"
 
 
 def test_an_external_dynamodb_endpoint_replaces_the_emulator(tmp_path, monkeypatch, capsys):
