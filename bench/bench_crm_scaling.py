@@ -12,27 +12,23 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from sre_workshop.local.components import LOCAL_CREDENTIALS
-from sre_workshop.settings import TABLE_NAMES
-
 from common import machine
-from conftest import APPS, REGION, app_spec, create_tables, dynamodb, http, moto_spec, start_server
+from conftest import app_spec, create_tables, dynamodb, http, moto_spec, seed, start_server
 
 SAMPLE = 25  # customer pages measured at each size
 
 
-def seed(endpoint: str, count: int) -> float:
+def timed_seed(endpoint: str, count: int) -> float:
     """Seed `count` customers; return the seconds it took."""
-    env = {**LOCAL_CREDENTIALS, "AWS_REGION": REGION, "AWS_ENDPOINT_URL": endpoint, **TABLE_NAMES, "PATH": "/usr/bin"}
     started = time.monotonic()
-    subprocess.run([sys.executable, "-m", "crm_app.init_sample_data", "--count", str(count)], cwd=APPS, env=env,
-                   check=True, capture_output=True)
+    result = seed(endpoint, "--count", str(count))
+    if result.returncode:
+        sys.exit(f"seeding failed: {result.stderr}")
     return time.monotonic() - started
 
 
@@ -64,9 +60,9 @@ def main() -> int:
     crm = start_server(app_spec("crm_app", tmp, moto.url))
     log = Path(crm.spec.env["LOG_FILE"])
     try:
-        seconds_small = seed(moto.url, 100)
+        seconds_small = timed_seed(moto.url, 100)
         small = measure(crm, log, 100)
-        seconds_large = seed(moto.url, args.large)
+        seconds_large = timed_seed(moto.url, args.large)
         large = measure(crm, log, args.large)
     finally:
         crm.stop()

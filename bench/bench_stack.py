@@ -26,11 +26,11 @@ import time
 from pathlib import Path
 
 from sre_workshop.cli.main import main as cli
-from sre_workshop.local.process import ProcessRecord
+from sre_workshop.local.process import ProcessRecord, group_members
 from sre_workshop.settings import BASE_PORTS
 
 from common import cpu_seconds, machine, memory_kb, wrk
-from conftest import http, pids_of_group
+from conftest import http
 
 OFFSET = 21000  # keeps every port below the kernel's ephemeral range (32768+), where a client socket may sit
 
@@ -55,7 +55,7 @@ def timed_up(state: Path) -> float:
 
 def stack_pids(state: Path) -> dict[str, list[int]]:
     """The live pids of every component (its whole process group), by component name."""
-    return {record.name: pids_of_group(record.pid)
+    return {record.name: list(group_members(record.pid))
             for record in map(ProcessRecord.load, sorted((state / "run" / "pids").glob("*.json")))}
 
 

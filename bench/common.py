@@ -11,6 +11,8 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+from sre_workshop.local.process import proc_stat
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "tests")]  # reuse the test fixtures' process helpers
 
@@ -51,16 +53,12 @@ def _ms(value: str) -> float:
 
 def cpu_seconds(pids: list[int]) -> float:
     """User + system CPU time used so far by `pids` (processes that have gone count nothing)."""
-    ticks = os.sysconf("SC_CLK_TCK")
     total = 0
     for pid in pids:
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2:].split()
-        total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / ticks
+        fields = proc_stat(pid)
+        if fields is not None:
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def memory_kb(pid: int) -> tuple[int, int]:

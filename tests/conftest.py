@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 import time
 import urllib.error
@@ -153,6 +154,13 @@ def eventually(check: Callable[[], object], timeout: float = 10, interval: float
         time.sleep(interval)
 
 
+def seed(endpoint: str, *args: str) -> subprocess.CompletedProcess:
+    """Run crm-app's init_sample_data.py against `endpoint` with `args`, as the CRM instance's user data does."""
+    env = {**LOCAL_CREDENTIALS, "AWS_REGION": REGION, "AWS_ENDPOINT_URL": endpoint, **TABLE_NAMES, "PATH": "/usr/bin"}
+    return subprocess.run([sys.executable, "-m", "crm_app.init_sample_data", *args], cwd=APPS, env=env,
+                          capture_output=True, text=True, check=False)
+
+
 def wait_for_leak_settings(url: str, token: str, workers: int = 2, **expected) -> None:
     """Wait until each of sre-app's `workers` reports leak settings that include `expected` (the workers
     pick up a change on their next tick). Four concurrent clients, so that every sync worker answers."""
@@ -176,21 +184,6 @@ def scan_all(client, table: str) -> list[dict]:
         if "LastEvaluatedKey" not in response:
             return items
         kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
-
-
-def pids_of_group(pgid: int) -> list[int]:
-    """Return the live pids whose process group is `pgid`."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            fields = stat[stat.rindex(")") + 2:].split()
-            if int(fields[2]) == pgid and fields[0] != "Z":
-                found.append(int(entry.name))
-    return found
 
 
 def children_of(pid: int) -> list[int]:

@@ -24,7 +24,6 @@ from .store import ACTIVITY, CUSTOMER, DEAL, Entity, Page
 api = APIBlueprint("api", __name__, url_prefix="/api", tag="CRM")
 
 
-
 def as_page(page: Page) -> dict:
     """Shape a Page for the *Page output schemas."""
     return {"items": page.items, "next_cursor": page.next_cursor}

@@ -26,7 +26,6 @@ PAGE_SIZE = 25
 CSRF_COOKIE = "crm_csrf"
 
 
-
 @ui.get("/")
 def home():
     """Open the Customers tab."""

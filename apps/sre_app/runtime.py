@@ -35,7 +35,7 @@ class Runtime:
         control_file = os.path.join(settings.runtime_dir, "leak-control.json") if settings.runtime_dir else None
         self.leak = Leak(LeakSettings.from_settings(settings), control_file)
         self.prom = PromMetrics()
-        self.recorder = MetricsRecorder(f"sre-app#{socket.gethostname()}#{os.getpid()}",
+        self.recorder = MetricsRecorder(f"sre-app#{socket.gethostname()}#{self.pid}",
                                         settings.metrics_buffer_max, self.gauges)
         self.flusher = MetricsFlusher(self.recorder, settings.metrics_table, self.client,
                                       settings.metrics_interval_seconds)

@@ -14,8 +14,7 @@ cp -R "$here/app.py" "$here/init_sample_data.py" "$here/crm_app" "$here/appkit" 
   "$root/opt/crm-app/"
 install -m 0644 "$here/crm-app.service" "$root/etc/systemd/system/crm-app.service"
 install -m 0644 "$here/amazon-cloudwatch-agent.json" "$root/opt/aws/amazon-cloudwatch-agent/etc/sre-workshop.json"
-# The spec's environment (AWS_REGION and the three table names),
-# and where the logs go.
+# The spec's environment (AWS_REGION and the three table names) and where the logs go.
 umask 077
 cat > "$root/etc/sre-workshop/crm-app.env" <<ENV
 AWS_REGION=${AWS_REGION}

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
-from sre_workshop.local.components import LOCAL_CREDENTIALS
 from sre_workshop.settings import TABLE_NAMES
 
-from conftest import APPS, REGION, create_tables, dynamodb, eventually, http, moto_spec, scan_all, start_server
+from conftest import create_tables, dynamodb, eventually, http, moto_spec, scan_all, seed, start_server
 
 CUSTOMER = {"name": "Ada Lovelace", "company": "Analytical Engines", "email": "ada@example.com",
             "phone": "+44 20 7946 0018", "status": "active"}
@@ -190,12 +186,6 @@ def test_missing_table_gives_503_with_the_aws_code(moto, start_app):
     assert reply.status == 503 and reply.json()["code"] == "ResourceNotFoundException"
     page = http("GET", crm.url + "/customers")
     assert "database error" in page.text and "ResourceNotFoundException" in page.text
-
-
-def seed(endpoint: str, *args: str) -> subprocess.CompletedProcess:
-    env = {**LOCAL_CREDENTIALS, "AWS_REGION": REGION, "AWS_ENDPOINT_URL": endpoint, **TABLE_NAMES, "PATH": "/usr/bin"}
-    return subprocess.run([sys.executable, "-m", "crm_app.init_sample_data", *args], cwd=APPS, env=env,
-                          capture_output=True, text=True, check=False)
 
 
 def test_seeding_is_idempotent(own_moto):

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 
 from sre_workshop.cli.main import ExitStatus, main
-from sre_workshop.local.process import ProcessRecord
+from sre_workshop.local.process import ProcessRecord, group_members
 from sre_workshop.settings import BASE_PORTS, HealthCheck
 
-from conftest import eventually, http, moto_spec, pids_of_group, start_server, wait_for_leak_settings
+from conftest import eventually, http, moto_spec, start_server, wait_for_leak_settings
 
 OFFSET = 20000  # the test stacks run beside a developer's own stack on the default ports
 APP = f"http://127.0.0.1:{BASE_PORTS['public-alb'] + OFFSET}"
@@ -41,7 +41,7 @@ def records(state: Path) -> dict[str, ProcessRecord]:
 
 def stack_pids(state: Path) -> set[int]:
     """Every live process of the stack: each component's process group."""
-    return {pid for r in records(state).values() for pid in pids_of_group(r.pid)}
+    return {pid for r in records(state).values() for pid in group_members(r.pid)}
 
 
 @pytest.fixture(scope="module")

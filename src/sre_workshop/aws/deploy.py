@@ -94,9 +94,14 @@ def stack_status(cfn, name: str) -> str | None:
     try:
         return cfn.describe_stacks(StackName=name)["Stacks"][0]["StackStatus"]
     except ClientError as exc:
-        if "does not exist" in exc.response["Error"].get("Message", ""):
+        if _no_such_stack(exc):
             return None
         raise
+
+
+def _no_such_stack(exc: ClientError) -> bool:
+    """True if CloudFormation refused because the stack does not exist (it has no error code of its own)."""
+    return "does not exist" in exc.response["Error"].get("Message", "")
 
 
 def deploy(settings: Settings, options: DeployOptions, progress: Progress, build_dir: Path) -> dict[str, str]:
@@ -178,7 +183,7 @@ def paginate_events(cfn, name: str) -> list[dict[str, Any]]:
         return [e for page in cfn.get_paginator("describe_stack_events").paginate(StackName=name)
                 for e in page["StackEvents"]]
     except ClientError as exc:
-        if "does not exist" in exc.response["Error"].get("Message", ""):
+        if _no_such_stack(exc):
             return []
         raise
 

@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -61,14 +62,22 @@ class ProcessRecord:
             return None
 
 
-def start_time(pid: int) -> int | None:
-    """Return the kernel start time of `pid` (clock ticks since boot), or None if it is gone or a zombie."""
+def proc_stat(pid: int) -> list[str] | None:
+    """Return the fields of /proc/<pid>/stat after the command name (so [0] is the state), or None if gone.
+
+    The command name is cut at the last ")" because it may itself contain spaces and parentheses.
+    """
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    fields = stat[stat.rindex(")") + 2:].split()
-    if fields[0] in ("Z", "X"):
+    return stat[stat.rindex(")") + 2:].split()
+
+
+def start_time(pid: int) -> int | None:
+    """Return the kernel start time of `pid` (clock ticks since boot), or None if it is gone or a zombie."""
+    fields = proc_stat(pid)
+    if fields is None or fields[0] in ("Z", "X"):
         return None
     return int(fields[19])
 
@@ -98,20 +107,16 @@ def group_alive(pgid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return _group_has_live_member(pgid)
+    return next(group_members(pgid), None) is not None
 
 
-def _group_has_live_member(pgid: int) -> bool:
-    """True if some non-zombie process has this process group id."""
+def group_members(pgid: int) -> Iterator[int]:
+    """Yield the pids of the live (not zombie) processes whose process group is `pgid`."""
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        with contextlib.suppress(OSError):
-            stat = (entry / "stat").read_text()
-            fields = stat[stat.rindex(")") + 2:].split()
-            if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
-                return True
-    return False
+        if entry.name.isdigit():
+            fields = proc_stat(int(entry.name))
+            if fields is not None and int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
+                yield int(entry.name)
 
 
 def reap() -> None:
