@@ -91,6 +91,7 @@ def test_create_customer_then_deal_and_activity(browser, crm):
     navigate(browser, browser.find_element(By.ID, "tab-deals").click)
     stage = browser.find_element(By.CSS_SELECTOR, '[data-stage="negotiation"]')
     assert "Compiler licence" in stage.text
+    assert "for the deals on this page" in browser.find_element(By.ID, "pipeline-scope").text
 
 
 def test_invalid_form_is_shown_again_with_messages(browser, crm):
