@@ -5,9 +5,7 @@ from __future__ import annotations
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-
-class AwsError(Exception):
-    """Root of the tool's expected AWS failures; the message is one line for the user."""
+from ..errors import AwsError
 
 
 class NoCredentials(AwsError):
