@@ -20,7 +20,9 @@ from sre_workshop.settings import BASE_PORTS, HealthCheck
 
 from conftest import eventually, http, moto_spec, start_server, wait_for_leak_settings
 
-OFFSET = 20000  # the test stacks run beside a developer's own stack on the default ports
+# The test stacks run beside a developer's own stack on the default ports; SRE_WORKSHOP_TEST_PORT_OFFSET lets
+# several checkouts run their tests at once (offsets up to 600 above it are used; keep ports below 32768).
+OFFSET = int(os.environ.get("SRE_WORKSHOP_TEST_PORT_OFFSET", "20000"))
 APP = f"http://127.0.0.1:{BASE_PORTS['public-alb'] + OFFSET}"
 CRM = f"http://127.0.0.1:{BASE_PORTS['public-alb-crm'] + OFFSET}"
 NGINX = f"http://127.0.0.1:{BASE_PORTS['nginx'] + OFFSET}"
