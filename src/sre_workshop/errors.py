@@ -23,6 +23,7 @@ class ExitStatus(enum.IntEnum):
     BUSY = 7               # the stack is already running, or another command holds it
     STATE = 8              # the state directory cannot be read or written
     INTERRUPTED = 130      # Ctrl-C (or SIGTERM/SIGHUP during `up`)
+    PIPE = 141             # stdout was closed early (`| head`), as for a process that SIGPIPE ended
 
 
 class WorkshopError(Exception):

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from sre_workshop.aws import package
-from sre_workshop.local.components import LOCAL_CREDENTIALS, require_program
-from sre_workshop.local.process import ProcessSpec, free_port
+from sre_workshop.local.components import LOCAL_CREDENTIALS
+from sre_workshop.local.process import ProcessSpec, find_program, free_port
 from sre_workshop.settings import TABLE_NAMES, Settings
 
 from conftest import REGION, dynamodb, http, scan_all, start_server
@@ -48,7 +48,7 @@ def test_nginx_assets_install_and_pass_nginx_t(zips, tmp_path):
     assert result.returncode == 0, result.stderr
     conf = root / "etc/nginx/nginx.conf"
     assert f'set $private_alb "{DNS}";' in conf.read_text() and "PLACEHOLDER" not in conf.read_text()
-    check = subprocess.run([require_program("nginx", "nginx"), "-t", "-c", str(conf), "-e", str(tmp_path / "e.log")],
+    check = subprocess.run([find_program("nginx"), "-t", "-c", str(conf), "-e", str(tmp_path / "e.log")],
                            capture_output=True, text=True, check=False)
     assert check.returncode == 0, check.stderr
     assert (root / "opt/aws/amazon-cloudwatch-agent/etc/sre-workshop.json").exists()

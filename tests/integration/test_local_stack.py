@@ -219,10 +219,10 @@ def test_recovers_from_a_crashed_run(tmp_path, monkeypatch, capsys):
 
 
 def test_missing_nginx_says_how_to_install(tmp_path, monkeypatch, capsys):
-    import sre_workshop.local.components as components
+    import sre_workshop.local.process as process
 
-    monkeypatch.setattr(components.shutil, "which", lambda name: None if name == "nginx" else "/bin/true")
-    monkeypatch.setattr(components, "SBIN_DIRS", ())
+    real_which = process.shutil.which
+    monkeypatch.setattr(process.shutil, "which", lambda name, path=None: None if name == "nginx" else real_which(name))
     assert cli(tmp_path, "up", "--detach") == ExitStatus.MISSING_PROGRAM
     err = capsys.readouterr().err
     assert "nginx is not installed" in err and "apt-get install -y nginx" in err

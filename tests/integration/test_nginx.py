@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from sre_workshop.local.components import require_program
-from sre_workshop.local.configs import NGINX_TEMP_KINDS, TemplateError, localize_nginx, render_nginx
-from sre_workshop.local.process import ProcessSpec, free_port
+from sre_workshop.errors import ConfigTemplateError
+from sre_workshop.local.configs import NGINX_TEMP_KINDS, localize_nginx, render_nginx
+from sre_workshop.local.process import ProcessSpec, find_program, free_port
 
 from conftest import ROOT, Server, eventually, http, start_server
 
@@ -19,7 +19,7 @@ AWS_DNS = "internal-sre-workshop-private-alb-1234567890.us-east-1.elb.amazonaws.
 
 
 def nginx_t(conf: Path, error_log: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([require_program("nginx", "nginx"), "-t", "-c", str(conf), "-e", str(error_log)],
+    return subprocess.run([find_program("nginx"), "-t", "-c", str(conf), "-e", str(error_log)],
                           capture_output=True, text=True, check=False)
 
 
@@ -39,9 +39,9 @@ def test_aws_rendering_replaces_the_placeholder():
 
 
 def test_a_template_without_the_placeholder_is_refused():
-    with pytest.raises(TemplateError):
+    with pytest.raises(ConfigTemplateError):
         render_nginx(TEMPLATE.replace("PRIVATE_ALB_DNS_PLACEHOLDER", "10.0.0.1"), AWS_DNS)
-    with pytest.raises(TemplateError, match="listen 80"):
+    with pytest.raises(ConfigTemplateError, match="listen 80"):
         localize_nginx(TEMPLATE.replace("listen 80 default_server;", "listen 81;"), "127.0.0.1:1", Path("/r"),
                        Path("/l"), Path("/t"))
 
@@ -57,7 +57,7 @@ def nginx_before(tmp_path, moto, start_app):
     conf.write_text(localize_nginx(render_nginx(TEMPLATE, f"127.0.0.1:{app.port}"), f"127.0.0.1:{port}",
                                    tmp_path, tmp_path, tmp_path / "temp"))
     assert nginx_t(conf, tmp_path / "nginx-error.log").returncode == 0
-    spec = ProcessSpec("nginx", [require_program("nginx", "nginx"), "-c", str(conf), "-e",
+    spec = ProcessSpec("nginx", [find_program("nginx"), "-c", str(conf), "-e",
                                  str(tmp_path / "nginx-error.log"), "-g", "daemon off;"],
                        tmp_path / "nginx.out", ports=[port])
     server = start_server(spec)

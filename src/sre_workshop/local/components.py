@@ -2,61 +2,66 @@
 
 Start order follows the architecture from the data tier up; every component is a real process:
     dynamodb           moto's server (the DynamoDB emulator), unless --dynamodb-endpoint is given
-    dynamodb-endpoint  HAProxy in front of it: the apps' AWS_ENDPOINT_URL, where faults will be injected
+    dynamodb-endpoint  HAProxy in front of it: the apps' AWS_ENDPOINT_URL, where faults are injected
     sre-app, crm-app   the two apps under Gunicorn, with the settings they have on AWS
     private-alb        HAProxy: sre-workshop-private-alb
     nginx              the web tier, from the same nginx.conf template as on AWS
     public-alb         HAProxy: sre-workshop-public-alb, listeners :8000 (for 80) and :8080
+
+Building these definitions has no side effects: programs are looked up when a process is spawned, and
+the fault-control token is added to sre-app's environment by the stack when it starts it.
 """
 
 from __future__ import annotations
 
 import secrets
-import shutil
 import sys
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from ..errors import UsageError
 from ..settings import LOOPBACK, TABLE_NAMES, Settings
 from .process import ProcessSpec
 
 ORDER = ["dynamodb", "dynamodb-endpoint", "sre-app", "crm-app", "private-alb", "nginx", "public-alb"]
-# nginx and haproxy live in sbin, which a non-root user's PATH often lacks.
-SBIN_DIRS = ("/usr/sbin", "/sbin")
 # Fake credentials for the emulator; boto3 refuses to sign requests without some.
 LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "sre-workshop-local", "AWS_SECRET_ACCESS_KEY": "sre-workshop-local"}
 
 
-class MissingProgram(RuntimeError):
-    """A program the local stack needs is not installed."""
-
-
 @dataclass(frozen=True)
 class Component:
-    """One component: its process spec, the URL people use, and the URL that tells its health."""
+    """One component: its process, the URL people use, how its health is told, and what it reads."""
 
     name: str
     spec: ProcessSpec
     url: str
     health_url: str | None  # None: healthy when its ports accept connections
+    configs: tuple[str, ...] = ()  # rendered files in run/ that it reads (overlays apply to these)
+    logs: tuple[Path, ...] = ()  # its own log files, besides the process output in spec.log_path
+    check_argv: tuple[str, ...] = ()  # a command that validates its config before a start
+    fault_control: bool = False  # gets the stack's fault-control token in FAULT_CONTROL_TOKEN
+    data: bool = False  # holds the tables: saved before it stops, restored after it starts
+    env_overridable: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def log_paths(self) -> list[Path]:
+        """Every log file of the component, its process output first."""
+        return [self.spec.log_path, *self.logs]
 
 
-def require_program(name: str, package: str) -> str:
-    """Return the path of `name`, or raise MissingProgram saying how to install it."""
-    path = shutil.which(name) or next((f"{d}/{name}" for d in SBIN_DIRS if Path(f"{d}/{name}").exists()), None)
-    if not path:
-        raise MissingProgram(f"{name} is not installed: run `sudo apt-get install -y {package}`")
-    return path
+def token_path(settings: Settings) -> Path:
+    """Where the stack's fault-control token is kept (mode 0600)."""
+    return settings.run_dir / "fault-token"
 
 
-def fault_token(settings: Settings) -> str:
-    """Return the stack's fault-control token, created once and kept private in the state directory."""
-    path = settings.run_dir / "fault-token"
+def create_fault_token(settings: Settings) -> str:
+    """Return the stack's fault-control token, creating it (private to this user) on the first `up`."""
+    path = token_path(settings)
     if not path.exists():
-        settings.run_dir.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.touch(mode=0o600)
         path.write_text(secrets.token_urlsafe(32))
     return path.read_text().strip()
@@ -67,9 +72,19 @@ def dynamodb_address(settings: Settings) -> str:
     if not settings.dynamodb_endpoint:
         return f"{LOOPBACK}:{settings.port('dynamodb')}"
     parts = urlsplit(settings.dynamodb_endpoint)
-    if parts.scheme != "http" or not parts.hostname:
-        raise ValueError(f"--dynamodb-endpoint must be an http://host:port URL, not {settings.dynamodb_endpoint!r}")
-    return f"{parts.hostname}:{parts.port or 80}"
+    try:
+        port = parts.port or 80
+    except ValueError:
+        port = None
+    if parts.scheme != "http" or not parts.hostname or port is None:
+        raise UsageError(f"--dynamodb-endpoint must be an http://host:port URL, not {settings.dynamodb_endpoint!r}")
+    return f"{parts.hostname}:{port}"
+
+
+def engine_url(settings: Settings) -> str:
+    """Return the URL of the DynamoDB engine itself (the tool's own traffic goes there, not through the
+    endpoint proxy where faults are injected)."""
+    return f"http://{dynamodb_address(settings)}"
 
 
 def app_env(settings: Settings, name: str) -> dict[str, str]:
@@ -84,8 +99,7 @@ def app_env(settings: Settings, name: str) -> dict[str, str]:
         "PYTHONUNBUFFERED": "1",
     }
     if name == "sre-app":
-        env.update(METRICS_TABLE=TABLE_NAMES["METRICS_TABLE"], SRE_APP_RUNTIME_DIR=str(settings.run_dir / "sre-app"),
-                   FAULT_CONTROL_TOKEN=fault_token(settings))
+        env.update(METRICS_TABLE=TABLE_NAMES["METRICS_TABLE"], SRE_APP_RUNTIME_DIR=str(settings.run_dir / "sre-app"))
     else:
         env.update({k: TABLE_NAMES[k] for k in ("CUSTOMERS_TABLE", "DEALS_TABLE", "ACTIVITIES_TABLE")})
     return env
@@ -101,28 +115,33 @@ def gunicorn_spec(settings: Settings, name: str, package: str) -> ProcessSpec:
 
 def components(settings: Settings) -> dict[str, Component]:
     """Return every component of the stack, in start order."""
-    haproxy = require_program("haproxy", "haproxy")
-    nginx = require_program("nginx", "nginx")
     run, logs = settings.run_dir, settings.logs_dir
-    found = {}
+    found: dict[str, Component] = {}
 
-    def add(name: str, argv: list[str], ports: list[str], health: str | None = None, **kwargs) -> None:
-        spec = kwargs.pop("spec", None) or ProcessSpec(name, argv, logs / f"{name}.log",
-                                                         ports=[settings.port(p) for p in ports], **kwargs)
-        found[name] = Component(name, spec, settings.url(ports[0]) if ports else "", health)
+    def proc(name: str, argv: list[str], ports: list[str], **kwargs) -> ProcessSpec:
+        return ProcessSpec(name, argv, logs / f"{name}.log", ports=[settings.port(p) for p in ports], **kwargs)
+
+    def haproxy(name: str, ports: list[str]) -> Component:
+        return Component(name, proc(name, ["haproxy", "-db", "-f", str(run / f"{name}.cfg")], ports),
+                         settings.url(ports[0]), None, configs=(f"{name}.cfg",))
 
     if not settings.dynamodb_endpoint:
-        add("dynamodb", [sys.executable, "-m", "moto.server", "-H", LOOPBACK, "-p", str(settings.port("dynamodb"))],
-            ["dynamodb"], env={"MOTO_ALLOW_NONEXISTENT_REGION": "true"})
-    add("dynamodb-endpoint", [haproxy, "-db", "-f", str(run / "dynamodb-endpoint.cfg")], ["dynamodb-endpoint"])
-    add("sre-app", [], ["sre-app"], settings.url("sre-app") + "/health",
-        spec=gunicorn_spec(settings, "sre-app", "sre_app"))
-    add("crm-app", [], ["crm-app"], settings.url("crm-app") + "/health",
-        spec=gunicorn_spec(settings, "crm-app", "crm_app"))
-    add("private-alb", [haproxy, "-db", "-f", str(run / "private-alb.cfg")], ["private-alb"])
-    add("nginx", [nginx, "-c", str(run / "nginx.conf"), "-e", str(logs / "nginx-error.log"),
-                  "-g", "daemon off;"], ["nginx"], settings.url("nginx") + "/health")
-    add("public-alb", [haproxy, "-db", "-f", str(run / "public-alb.cfg")], ["public-alb", "public-alb-crm"])
+        moto = [sys.executable, "-m", "moto.server", "-H", LOOPBACK, "-p", str(settings.port("dynamodb"))]
+        found["dynamodb"] = Component("dynamodb", proc("dynamodb", moto, ["dynamodb"],
+                                                       env={"MOTO_ALLOW_NONEXISTENT_REGION": "true"}),
+                                      settings.url("dynamodb"), None, data=True)
+    found["dynamodb-endpoint"] = haproxy("dynamodb-endpoint", ["dynamodb-endpoint"])
+    for name, package in (("sre-app", "sre_app"), ("crm-app", "crm_app")):
+        found[name] = Component(name, gunicorn_spec(settings, name, package), settings.url(name),
+                                settings.url(name) + "/health", logs=(logs / f"{name}.json.log",),
+                                fault_control=name == "sre-app")
+    found["private-alb"] = haproxy("private-alb", ["private-alb"])
+    nginx_conf = ["-c", str(run / "nginx.conf"), "-e", str(logs / "nginx-error.log")]
+    found["nginx"] = Component(
+        "nginx", proc("nginx", ["nginx", *nginx_conf, "-g", "daemon off;"], ["nginx"]), settings.url("nginx"),
+        settings.url("nginx") + "/health", configs=("nginx.conf",),
+        logs=(logs / "nginx-access.log", logs / "nginx-error.log"), check_argv=("nginx", "-t", *nginx_conf))
+    found["public-alb"] = haproxy("public-alb", ["public-alb", "public-alb-crm"])
     return found
 
 

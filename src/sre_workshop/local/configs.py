@@ -3,6 +3,9 @@
 nginx gets the very template the AWS instances use: PRIVATE_ALB_DNS_PLACEHOLDER is replaced as user
 data does, then the few lines that name machine paths and the listen port are swapped for local ones.
 Each swapped line must be found exactly, so a template change that breaks local rendering fails loudly.
+
+Overlays (state.Overlay: a fault's change, kept in the stack's state) are applied to the rendered text
+last, so that every render - `up`, `service restart`, a reload - carries them until they are removed.
 """
 
 from __future__ import annotations
@@ -11,20 +14,21 @@ import getpass
 from pathlib import Path
 from string import Template
 
+from ..errors import ConfigTemplateError
 from ..settings import LOOPBACK, Settings
+from ..state import Overlay
 
 PLACEHOLDER = "PRIVATE_ALB_DNS_PLACEHOLDER"
 NGINX_TEMP_KINDS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
 
 
-class TemplateError(ValueError):
-    """A committed config template no longer has a line the local renderer must replace."""
+HAPROXY_CONFIGS = ("public-alb", "private-alb", "dynamodb-endpoint")
 
 
 def render_nginx(template: str, private_alb: str) -> str:
     """Render nginx.conf as the AWS user data does: the placeholder becomes the private ALB's address."""
     if PLACEHOLDER not in template:
-        raise TemplateError(f"nginx.conf has no {PLACEHOLDER}")
+        raise ConfigTemplateError(f"nginx.conf has no {PLACEHOLDER}")
     return template.replace(PLACEHOLDER, private_alb)
 
 
@@ -51,7 +55,7 @@ def localize_nginx(conf: str, listen: str, run_dir: Path, logs_dir: Path, temp_d
     }
     for old, new in swaps.items():
         if old not in conf:
-            raise TemplateError(f"nginx.conf no longer contains {old!r}, which the local stack replaces")
+            raise ConfigTemplateError(f"nginx.conf no longer contains {old!r}, which the local stack replaces")
         conf = conf.replace(old, new, 1)
     return conf
 
@@ -77,17 +81,35 @@ def local_haproxy(settings: Settings, name: str, dynamodb_address: str) -> str:
     return Template((settings.infra_dir / "haproxy" / f"{name}.cfg").read_text()).substitute(values)
 
 
-def write_configs(settings: Settings, dynamodb_address: str) -> dict[str, Path]:
-    """Render every config into the run directory; return the paths by component name."""
+def apply_overlays(text: str, target: str, overlays: list[Overlay]) -> str:
+    """Apply each overlay's exact replacements to a rendered config, oldest first."""
+    for overlay in overlays:
+        for old, new in overlay.replace.items():
+            if old not in text:
+                raise ConfigTemplateError(f"{target} has no {old!r}, which {overlay.owner} changes; "
+                                    f"clear {overlay.owner} or restore the template")
+            text = text.replace(old, new)
+    return text
+
+
+def render(settings: Settings, target: str, dynamodb_address: str) -> str:
+    """Render one config by its file name ("nginx.conf", "public-alb.cfg", ...), without overlays."""
+    if target == "nginx.conf":
+        return local_nginx(settings)
+    return local_haproxy(settings, target.removesuffix(".cfg"), dynamodb_address)
+
+
+def write_configs(settings: Settings, dynamodb_address: str, overlays: list[Overlay] = ()) -> dict[str, Path]:
+    """Render every config, with its overlays, into the run directory; return the paths by file name."""
     settings.run_dir.mkdir(parents=True, exist_ok=True)
     for kind in NGINX_TEMP_KINDS:
         (settings.state_dir / "nginx" / kind).mkdir(parents=True, exist_ok=True)
     # HAProxy wants its error files as raw HTTP with CRLF line ends.
     page = (settings.infra_dir / "haproxy" / "lb-503.http").read_text()
     (settings.run_dir / "lb-503.http").write_bytes(page.replace("\r\n", "\n").replace("\n", "\r\n").encode())
-    paths = {"nginx": settings.run_dir / "nginx.conf"}
-    paths["nginx"].write_text(local_nginx(settings))
-    for name in ("public-alb", "private-alb", "dynamodb-endpoint"):
-        paths[name] = settings.run_dir / f"{name}.cfg"
-        paths[name].write_text(local_haproxy(settings, name, dynamodb_address))
+    paths = {}
+    for target in ("nginx.conf", *(f"{name}.cfg" for name in HAPROXY_CONFIGS)):
+        text = render(settings, target, dynamodb_address)
+        paths[target] = settings.run_dir / target
+        paths[target].write_text(apply_overlays(text, target, [o for o in overlays if o.target == target]))
     return paths

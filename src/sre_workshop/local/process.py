@@ -1,7 +1,13 @@
-"""Start, watch and stop one real process of the local stack.
+"""Start, watch and stop one real process of the local stack, as systemd would run a unit.
 
-Each process is started in its own session (so it and its children - Gunicorn workers, nginx workers -
-form one process group that can be stopped together, and it outlives the CLI that started it), with its
+Each component runs under dumb-init (a tiny init from Debian), which starts the component's main process
+in a session of its own (so it and its children - Gunicorn workers, nginx workers - form one process group)
+and, when that main process exits for any reason, sends SIGTERM to the rest of its group: no orphaned
+worker keeps serving after its master was killed, as under systemd's default KillMode=control-group.
+(supervisord was considered: its killasgroup applies only when it stops a program itself, not when the
+program's main process dies, and it would add a daemon and a config of its own.)
+
+Each process starts with a clean environment (what a systemd unit gets, plus the spec's variables), its
 output in its own log file. A record of its pid and kernel start time lets a later CLI call find it again
 and never mistake a recycled pid for it. Nothing restarts a process that dies: on AWS, a killed nginx
 or app stays down too, until someone restarts it.
@@ -12,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -19,6 +26,14 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from ..errors import MissingProgram
+
+# What a systemd unit gets; the spec adds its own variables (nothing leaks in from the user's shell).
+UNIT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+UNIT_ENV = {"PATH": UNIT_PATH, "LANG": "C.UTF-8"}
+# Debian package of each program a spec may name by its bare name.
+PACKAGES = {"nginx": "nginx", "haproxy": "haproxy", "dumb-init": "dumb-init"}
 
 # Processes this CLI call started, kept so their exit can be collected (a process that outlives the
 # call is adopted by init, which collects it instead).
@@ -40,12 +55,17 @@ class ProcessSpec:
 
 @dataclass
 class ProcessRecord:
-    """What a later CLI call needs to find a running process again."""
+    """What a later CLI call needs to find a running process again.
+
+    `pid` is the component's main process (nginx's master, Gunicorn's arbiter) and the id of its process
+    group; `unit_pid` is the dumb-init that watches it (0 for records written before there was one).
+    """
 
     name: str
     pid: int
     start_time: int
     argv: list[str]
+    unit_pid: int = 0
 
     def save(self, path: Path) -> None:
         """Write the record atomically."""
@@ -87,15 +107,41 @@ def is_alive(record: ProcessRecord) -> bool:
     return start_time(record.pid) == record.start_time
 
 
+def find_program(name: str) -> str:
+    """Return the path of a program (sbin included, which a non-root PATH often lacks), or raise
+    MissingProgram saying how to install it."""
+    if os.path.isabs(name):
+        return name
+    path = shutil.which(name, path=f"{os.environ.get('PATH', '')}:{UNIT_PATH}")
+    if not path:
+        raise MissingProgram(f"{name} is not installed: run `sudo apt-get install -y {PACKAGES.get(name, name)}`")
+    return path
+
+
 def spawn(spec: ProcessSpec) -> ProcessRecord:
-    """Start the process in a new session with its output appended to its log; return its record."""
+    """Start the process under dumb-init, in a session of its own, with its output appended to its log."""
+    argv = [find_program("dumb-init"), find_program(spec.argv[0]), *spec.argv[1:]]
     spec.log_path.parent.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, **spec.env}
     with open(spec.log_path, "ab") as log:
-        proc = subprocess.Popen(spec.argv, cwd=spec.cwd, env=env, stdin=subprocess.DEVNULL, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
-    _children[proc.pid] = proc
-    return ProcessRecord(spec.name, proc.pid, start_time(proc.pid) or 0, spec.argv)
+        unit = subprocess.Popen(argv, cwd=spec.cwd, env={**UNIT_ENV, **spec.env}, stdin=subprocess.DEVNULL,
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    _children[unit.pid] = unit
+    main = _main_child(unit.pid) or unit.pid  # if the program could not even start, dumb-init is all there is
+    return ProcessRecord(spec.name, main, start_time(main) or 0, spec.argv, unit.pid)
+
+
+def _main_child(unit_pid: int, timeout: float = 5.0) -> int | None:
+    """Return the pid of the process dumb-init started (it forks right away), or None if it exited."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            children = Path(f"/proc/{unit_pid}/task/{unit_pid}/children").read_text().split()
+        except OSError:
+            return None
+        if children:
+            return int(children[0])
+        time.sleep(0.002)
+    return None
 
 
 def group_alive(pgid: int) -> bool:
@@ -128,15 +174,26 @@ def reap() -> None:
 
 def stop(record: ProcessRecord, timeout: float = 15.0) -> None:
     """Stop the process and its whole group: SIGTERM, then SIGKILL after `timeout`."""
-    if not is_alive(record) and not group_alive(record.pid):
+    if not is_alive(record) and not group_alive(record.pid) and not _unit_alive(record):
         return
     _signal_group(record.pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while group_alive(record.pid):
+    while group_alive(record.pid) or _unit_alive(record):
         if time.monotonic() > deadline:
             _signal_group(record.pid, signal.SIGKILL)
+            if _unit_alive(record):
+                os.kill(record.unit_pid, signal.SIGKILL)
             deadline = time.monotonic() + 5
         time.sleep(0.05)
+
+
+def _unit_alive(record: ProcessRecord) -> bool:
+    """True while the record's dumb-init runs (it exits right after its main process)."""
+    reap()
+    if not record.unit_pid:
+        return False
+    fields = proc_stat(record.unit_pid)
+    return fields is not None and fields[0] not in ("Z", "X") and int(fields[2]) == record.unit_pid
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:

@@ -7,10 +7,15 @@ moto keeps its state in memory, so `down` writes all items of the five tables to
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
+from ..errors import ComponentFailed
 from ..tables import table_definitions
+
+# Rounds of re-sending unprocessed items before restore gives up (the engine is then overloaded or failing).
+RESTORE_ROUNDS = 8
 
 
 def dump(client, path: Path) -> dict[str, int]:
@@ -41,8 +46,16 @@ def restore(client, path: Path) -> dict[str, int]:
     data = json.loads(path.read_text())
     for name, items in data.items():
         for start in range(0, len(items), 25):
-            requests = [{"PutRequest": {"Item": item}} for item in items[start:start + 25]]
-            while requests:
-                response = client.batch_write_item(RequestItems={name: requests})
-                requests = response.get("UnprocessedItems", {}).get(name, [])
+            _write_batch(client, name, [{"PutRequest": {"Item": item}} for item in items[start:start + 25]])
     return {name: len(items) for name, items in data.items()}
+
+
+def _write_batch(client, table: str, requests: list[dict]) -> None:
+    """BatchWriteItem with unprocessed items sent again, a bounded number of times with backoff."""
+    for attempt in range(RESTORE_ROUNDS):
+        requests = client.batch_write_item(RequestItems={table: requests}).get("UnprocessedItems", {}).get(table, [])
+        if not requests:
+            return
+        time.sleep(min(0.05 * 2 ** attempt, 2.0))
+    raise ComponentFailed(f"the DynamoDB engine left {len(requests)} items of {table} unprocessed "
+                          f"{RESTORE_ROUNDS} times; is it overloaded?")

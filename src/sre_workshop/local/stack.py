@@ -1,25 +1,32 @@
-"""Bring the local stack up, take it down, restart one component, and report its state.
+"""Bring the local stack up, take it down, restart or reload one component, and report its state.
 
-State lives in one directory (Settings.state_dir): run/ holds pid records, sockets and rendered configs,
-logs/ every log, data/ the DynamoDB snapshot. Processes are not supervised after start: like systemd
-units without Restart=, a component that dies stays down until `service start|restart NAME`.
+State lives in one directory (Settings.state_dir): run/ holds pid records, sockets, rendered configs and
+the stack's state (state.py), logs/ every log, data/ the DynamoDB snapshot. One stack per state
+directory: a command that changes it holds run/stack.lock. Processes are not supervised after start:
+like systemd units without Restart=, a component that dies stays down until `service start|restart NAME`.
 """
 
 from __future__ import annotations
 
-import json
+import contextlib
 import logging
+import os
+import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
 
+from ..errors import ComponentFailed, PortInUse, StackBusy, StateError, UsageError
 from ..settings import Settings
+from ..state import StackLock, StateStore, ensure_dir
 from ..tables import create_tables
 from . import configs, lbstats, snapshot
 from .components import (
@@ -28,53 +35,55 @@ from .components import (
     Component,
     app_env,
     components,
+    create_fault_token,
     dynamodb_address,
+    engine_url,
     http_ok,
 )
-from .process import ProcessRecord, is_alive, port_open, spawn, stop, tail, wait_ready
+from .process import ProcessRecord, find_program, is_alive, port_open, spawn, start_time, stop, tail, wait_ready
 
 logger = logging.getLogger(__name__)
 
 Progress = Callable[[str], None]
+# The component each target group's target is (the ALBs' targets are the stack's own components).
+TARGET_COMPONENTS = {"PublicALBTargetGroup": "nginx", "CRMAppTargetGroup": "crm-app",
+                     "PrivateALBTargetGroup": "sre-app"}
+# The tool's own DynamoDB calls: a few quick attempts, never an unbounded wait.
+TOOL_CLIENT_CONFIG = Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=2, read_timeout=10)
 
 
-def choices_path(settings: Settings) -> Path:
-    """Where `up` records the choices that shape the stack (today: an external DynamoDB endpoint)."""
-    return settings.run_dir / "stack.json"
+@dataclass(frozen=True)
+class Problem:
+    """One thing that keeps the stack from being healthy."""
 
+    component: str
+    kind: str  # not-running | exited | unhealthy | target-unhealthy
+    detail: str
 
-def recorded_endpoint(settings: Settings) -> str | None:
-    """Return the external DynamoDB endpoint the last `up` used, if any."""
-    try:
-        return json.loads(choices_path(settings).read_text()).get("dynamodb_endpoint")
-    except (OSError, ValueError):
-        return None
+    def __str__(self) -> str:
+        return f"{self.component}: {self.detail}"
 
-
-class StackError(Exception):
-    """Root of the local stack's expected failures; the message is one line for the user."""
-
-
-class PortInUse(StackError):
-    """A port the stack needs is taken by another program."""
-
-
-class ComponentFailed(StackError):
-    """A component did not start or did not become healthy."""
-
-
-class UnknownComponent(StackError):
-    """No component has that name."""
+    def to_dict(self) -> dict[str, str]:
+        """Return the problem as JSON-ready data."""
+        return {"component": self.component, "kind": self.kind, "detail": self.detail}
 
 
 class Stack:
-    """The local stack described by `settings`."""
+    """The local stack described by `settings`. Creating one reads nothing and writes nothing."""
 
     def __init__(self, settings: Settings, progress: Progress | None = None) -> None:
         self.settings = settings
         self.progress = progress or (lambda message: None)
         self.components: dict[str, Component] = components(settings)
         self.pid_dir = settings.run_dir / "pids"
+        self.store = StateStore(settings)
+        self.lock = StackLock(settings)
+
+    @classmethod
+    def open(cls, settings: Settings, progress: Progress | None = None) -> Stack:
+        """Return the stack as the last `up` made it (its DynamoDB engine included)."""
+        endpoint = StateStore(settings).read().dynamodb_endpoint
+        return cls(replace(settings, dynamodb_endpoint=endpoint), progress)
 
     # --- records -----------------------------------------------------------------------------------
 
@@ -86,6 +95,12 @@ class Stack:
         """True if the component's recorded process is alive."""
         record = self.record(name)
         return record is not None and is_alive(record)
+
+    def component(self, name: str) -> Component:
+        """Return a component by name, or raise UsageError naming the valid ones."""
+        if name not in self.components:
+            raise UsageError(f"no component named {name!r}; components: {', '.join(self.components)}")
+        return self.components[name]
 
     def recover_stale(self) -> list[str]:
         """Forget records of processes that died (a crashed or killed run); return their names."""
@@ -101,25 +116,50 @@ class Stack:
     # --- up ----------------------------------------------------------------------------------------
 
     def up(self, timeout: float = 60.0) -> None:
-        """Start every component that is not running, create and fill the tables, wait for health."""
+        """Start every component, create and fill the tables, wait for health. On any failure or
+        interruption, stop what was started and keep the previous choices."""
         started_at = time.monotonic()
         engine = dynamodb_address(self.settings)  # a bad --dynamodb-endpoint fails before anything starts
+        ensure_dir(self.settings.state_dir)
+        with self._locked("up"):
+            self._refuse_if_running()
+            previous = self.store.read().dynamodb_endpoint
+            try:
+                self._start_all(engine, timeout, started_at)
+            except BaseException:
+                self.progress("stopping what was started")
+                self._stop_all(save=False)
+                with self.store.update() as state:
+                    state.dynamodb_endpoint = previous
+                raise
+        self.progress(f"all targets healthy in {time.monotonic() - started_at:.1f}s")
+
+    def _refuse_if_running(self) -> None:
         stale = self.recover_stale()
         if stale:
             self.progress(f"recovered from a previous run that did not stop cleanly ({', '.join(stale)})")
-        to_start = [n for n in ORDER if n in self.components and not self.running(n)]
-        self._check_ports(to_start)
+        running = [n for n in ORDER if self.running(n)]
+        if running:
+            raise StackBusy(f"this stack is already running ({len(running)} of {len(self.components)} "
+                            f"components: {', '.join(running)}): `sre-workshop status` shows it, "
+                            "`sre-workshop down` stops it, `service start NAME` starts one component")
+
+    def _start_all(self, engine: str, timeout: float, started_at: float) -> None:
+        names = [n for n in ORDER if n in self.components]
+        for program in {"dumb-init", *(self.components[n].spec.argv[0] for n in names)}:
+            find_program(program)  # a missing program is named before anything starts
+        self._check_ports(names)
         for directory in (self.settings.logs_dir, self.pid_dir, self.settings.data_dir):
             directory.mkdir(parents=True, exist_ok=True)
-        # Later commands (status, service, down) must know which engine this stack runs on.
-        choices_path(self.settings).write_text(json.dumps({"dynamodb_endpoint": self.settings.dynamodb_endpoint}))
-        configs.write_configs(self.settings, engine)
-        self._check_nginx_config()
-        for name in to_start:
+        create_fault_token(self.settings)
+        with self.store.update() as state:  # later commands (status, service, down) use the same engine
+            state.dynamodb_endpoint = self.settings.dynamodb_endpoint
+        configs.write_configs(self.settings, engine, state.overlays)
+        for name in names:
+            self._check_config(name)
             self._spawn(name)
         self._prepare_data(timeout)
         self.wait_healthy(timeout - (time.monotonic() - started_at))
-        self.progress(f"all targets healthy in {time.monotonic() - started_at:.1f}s")
 
     def _check_ports(self, names: list[str]) -> None:
         for name in names:
@@ -128,16 +168,24 @@ class Stack:
                     raise PortInUse(f"port {port} ({name}) is in use by another program: stop it, "
                                     f"or set SRE_WORKSHOP_PORT_OFFSET to move the whole stack")
 
-    def _check_nginx_config(self) -> None:
-        """Run `nginx -t` on the rendered config, so a bad template names itself before start."""
-        nginx = self.components["nginx"].spec
-        result = subprocess.run([nginx.argv[0], "-t", *nginx.argv[1:5]], capture_output=True, text=True,
-                                check=False)
+    def _check_config(self, name: str) -> None:
+        """Run the component's config check (`nginx -t`), so a bad config names itself before a start."""
+        argv = self.components[name].check_argv
+        if not argv:
+            return
+        result = subprocess.run([find_program(argv[0]), *argv[1:]], capture_output=True, text=True, check=False)
         if result.returncode != 0:
-            raise ComponentFailed(f"nginx: rendered config is invalid: {result.stderr.strip().splitlines()[-1]}")
+            last = (result.stderr.strip().splitlines() or ["no output"])[-1]
+            raise ComponentFailed(f"{name}: rendered config is invalid: {last}")
 
     def _spawn(self, name: str) -> None:
-        record = spawn(self.components[name].spec)
+        component = self.components[name]
+        env = dict(component.spec.env)
+        for overlay in self.store.read().overlays_for(f"env:{name}"):
+            env.update(overlay.replace)
+        if component.fault_control:
+            env["FAULT_CONTROL_TOKEN"] = create_fault_token(self.settings)
+        record = spawn(replace(component.spec, env=env))
         record.save(self.pid_dir / f"{name}.json")
         self.progress(f"started {name} (pid {record.pid})")
 
@@ -145,9 +193,11 @@ class Stack:
         """Create the five tables; restore the snapshot, or seed sample data on a first run."""
         if "dynamodb" in self.components:
             self._wait_started("dynamodb", timeout)
-        self._wait_started("dynamodb-endpoint", timeout)
         client = self.dynamodb_client()
-        created = create_tables(client)
+        try:
+            created = create_tables(client)
+        except (BotoCoreError, ClientError) as exc:
+            raise ComponentFailed(f"the DynamoDB engine at {engine_url(self.settings)} does not work: {exc}") from exc
         if not created:
             return
         restored = snapshot.restore(client, self.snapshot_path)
@@ -157,9 +207,10 @@ class Stack:
         self.seed()
 
     def seed(self, count: int = 50) -> None:
-        """Run the CRM's init_sample_data against the stack's tables."""
+        """Run the CRM's init_sample_data against the stack's tables (straight to the engine)."""
         argv = [sys.executable, "-m", "crm_app.init_sample_data", "--count", str(count)]
-        env = {**app_env(self.settings, "crm-app"), "PATH": "/usr/bin:/bin"}
+        env = {**app_env(self.settings, "crm-app"), "AWS_ENDPOINT_URL": engine_url(self.settings),
+               "PATH": "/usr/bin:/bin"}
         result = subprocess.run(argv, cwd=self.settings.apps_dir, env=env, capture_output=True, text=True,
                                 check=False)
         if result.returncode != 0:
@@ -180,26 +231,26 @@ class Stack:
             problems = self.problems()
             if not problems:
                 return
-            dead = [p for p in problems if p.startswith("exited")]
-            if dead or time.monotonic() > deadline:
-                raise ComponentFailed("; ".join(problems))
+            if any(p.kind == "exited" for p in problems) or time.monotonic() > deadline:
+                raise ComponentFailed("; ".join(map(str, problems)))
             time.sleep(0.1)
 
-    def problems(self) -> list[str]:
+    def problems(self) -> list[Problem]:
         """Return what keeps the stack from being healthy (empty when it is)."""
         problems = []
         for name, component in self.components.items():
             record = self.record(name)
             if record is None:
-                problems.append(f"{name} is not running")
+                problems.append(Problem(name, "not-running", "is not running"))
             elif not is_alive(record):
-                problems.append(f"exited: {name} (see {component.spec.log_path}): "
-                                f"{tail(component.spec.log_path, 1)}")
+                last = tail(component.spec.log_path, 1) or "no output"
+                problems.append(Problem(name, "exited", f"exited (see {component.spec.log_path}): {last}"))
             elif not self.component_healthy(component):
-                problems.append(f"{name} is not healthy yet")
+                problems.append(Problem(name, "unhealthy", "does not answer its health check"))
         if not problems:
-            problems = [f"target {t.target} of {t.target_group} is {t.state}" for t in self.targets()
-                        if t.state not in ("healthy", "unused")]
+            problems = [Problem(TARGET_COMPONENTS.get(t.target_group, t.target), "target-unhealthy",
+                                f"target {t.target} of {t.target_group} is {t.state}")
+                        for t in self.targets() if t.state not in ("healthy", "unused")]
         return problems
 
     def component_healthy(self, component: Component) -> bool:
@@ -219,30 +270,55 @@ class Stack:
                     continue
         return found
 
-    # --- down and services -------------------------------------------------------------------------
+    # --- down, services and reloads ----------------------------------------------------------------
 
     @property
     def snapshot_path(self) -> Path:
         """Where the DynamoDB data is kept between runs."""
         return self.settings.data_dir / "dynamodb.json"
 
-    def down(self) -> list[str]:
-        """Stop everything this stack started, keeping the data; return the names stopped. Idempotent."""
+    def down(self, discard_data: bool = False) -> list[str]:
+        """Stop everything this stack started, keeping the data; return the names stopped. Idempotent.
+
+        A foreground `up` that owns the stack is asked to stop (SIGTERM) and does the stopping itself.
+        `discard_data` stops the engine even if its data cannot be saved (the data since the last save is lost).
+        """
+        if not self.settings.run_dir.exists():
+            return []
+        self._stop_foreground_up()
+        with self._locked("down", wait=30):
+            return self._stop_all(save=not discard_data)
+
+    def _stop_all(self, save: bool) -> list[str]:
+        """Stop every component, the engine last; never stop the engine if its data could not be saved."""
         stopped = []
         for name in reversed(ORDER):
-            if name == "dynamodb" and self.running(name):
-                self.save_data()
+            if save and name in self.components and self.components[name].data and self.running(name):
+                self.save_data()  # raises, leaving the engine running, when the data cannot be saved
             if self._stop(name):
                 stopped.append(name)
         return stopped
 
-    def save_data(self) -> None:
-        """Dump the emulator's tables to the snapshot file."""
-        try:
-            counts = snapshot.dump(self.dynamodb_client(direct=True), self.snapshot_path)
-        except Exception as exc:  # the data may be gone with the emulator; say so, keep stopping
-            self.progress(f"could not save DynamoDB data: {exc}")
+    def _stop_foreground_up(self) -> None:
+        """Ask a foreground `up` of this stack to stop it, and wait until it has (bounded)."""
+        owner = foreground_path(self.settings)
+        record = ProcessRecord.load(owner)
+        if record is None or not is_alive(record) or record.pid == os.getpid():
             return
+        self.progress(f"asking the foreground `sre-workshop up` (pid {record.pid}) to stop the stack")
+        os.kill(record.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 90
+        while is_alive(record) and time.monotonic() < deadline:
+            time.sleep(0.1)
+
+    def save_data(self) -> None:
+        """Dump the emulator's tables to the snapshot file; raise StateError if that is impossible."""
+        try:
+            counts = snapshot.dump(self.dynamodb_client(), self.snapshot_path)
+        except (OSError, BotoCoreError, ClientError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise StateError(f"could not save DynamoDB data to {self.snapshot_path} ({reason}); the engine keeps "
+                             "running with it: fix that and run `down` again, or `down --discard-data`") from exc
         self.progress(f"saved {sum(counts.values())} DynamoDB items to {self.snapshot_path}")
 
     def _stop(self, name: str) -> bool:
@@ -256,33 +332,55 @@ class Stack:
 
     def service(self, action: str, name: str, timeout: float = 30.0) -> None:
         """Stop, start or restart one component, as `systemctl ACTION` would."""
-        if name not in self.components:
-            raise UnknownComponent(f"no component named {name!r}; components: {', '.join(self.components)}")
-        if action in ("stop", "restart"):
-            if name == "dynamodb" and self.running(name):
-                self.save_data()
-            self._stop(name)
-        if action in ("start", "restart") and not self.running(name):
-            (self.pid_dir / f"{name}.json").unlink(missing_ok=True)
-            self._check_ports([name])
-            # Render again: a restart picks up edited templates, as a reload on the instance would.
-            configs.write_configs(self.settings, dynamodb_address(self.settings))
-            self._spawn(name)
-            self._wait_started(name, timeout)
-            if name == "dynamodb":
-                client = self.dynamodb_client()
-                create_tables(client)
-                snapshot.restore(client, self.snapshot_path)
+        component = self.component(name)
+        with self._locked(f"service {action} {name}", wait=30):
+            if action in ("stop", "restart"):
+                if component.data and self.running(name):
+                    self.save_data()
+                self._stop(name)
+            if action in ("start", "restart") and not self.running(name):
+                self._start_one(name, timeout)
 
-    def dynamodb_client(self, direct: bool = False):
-        """Return a DynamoDB client for the stack's endpoint (or the engine itself when `direct`)."""
-        if direct and "dynamodb" in self.components:
-            endpoint = self.settings.url("dynamodb")
-        else:
-            endpoint = self.settings.url("dynamodb-endpoint")
+    def _start_one(self, name: str, timeout: float) -> None:
+        (self.pid_dir / f"{name}.json").unlink(missing_ok=True)
+        self._check_ports([name])
+        # Render again, overlays included: a restart keeps a change made to a config until it is removed.
+        configs.write_configs(self.settings, dynamodb_address(self.settings), self.store.read().overlays)
+        self._check_config(name)
+        self._spawn(name)
+        self._wait_started(name, timeout)
+        if self.components[name].data:
+            client = self.dynamodb_client()
+            create_tables(client)
+            snapshot.restore(client, self.snapshot_path)
+
+    def reload(self, name: str) -> None:
+        """Render the configs again (with overlays) and have a running component read them: nginx by a
+        reload (SIGHUP to its master, as `systemctl reload nginx`), others by a restart."""
+        component = self.component(name)
+        if name != "nginx" or not self.running(name):
+            self.service("restart", name)
+            return
+        configs.write_configs(self.settings, dynamodb_address(self.settings), self.store.read().overlays)
+        self._check_config(name)
+        os.kill(self.record(name).pid, signal.SIGHUP)
+        self.progress(f"reloaded {component.name}")
+
+    def dynamodb_client(self):
+        """Return a DynamoDB client for the engine itself: the tool's own calls (tables, snapshot, seeding)
+        never pass the endpoint proxy, where faults are injected."""
         return boto3.session.Session(**{k.lower(): v for k, v in LOCAL_CREDENTIALS.items()}).client(
-            "dynamodb", region_name=self.settings.region, endpoint_url=endpoint,
-            config=Config(retries={"max_attempts": 5, "mode": "standard"}, connect_timeout=2, read_timeout=10))
+            "dynamodb", region_name=self.settings.region, endpoint_url=engine_url(self.settings),
+            config=TOOL_CLIENT_CONFIG)
+
+    @contextlib.contextmanager
+    def _locked(self, command: str, wait: float = 0.0) -> Iterator[None]:
+        ensure_dir(self.settings.run_dir)
+        self.lock.acquire(command, wait)
+        try:
+            yield
+        finally:
+            self.lock.release()
 
     # --- status ------------------------------------------------------------------------------------
 
@@ -302,8 +400,17 @@ class Stack:
 
     def log_paths(self, name: str) -> list[Path]:
         """Return the log files of a component: its process output, then its own logs."""
-        if name not in self.components:
-            raise UnknownComponent(f"no component named {name!r}; components: {', '.join(self.components)}")
-        extra = {"sre-app": ["sre-app.json.log"], "crm-app": ["crm-app.json.log"],
-                 "nginx": ["nginx-access.log", "nginx-error.log"]}.get(name, [])
-        return [self.components[name].spec.log_path, *(self.settings.logs_dir / f for f in extra)]
+        return self.component(name).log_paths
+
+
+def foreground_path(settings: Settings) -> Path:
+    """Where a foreground `up` records itself, so that `down` from another shell can ask it to stop."""
+    return settings.run_dir / "foreground.json"
+
+
+def mark_foreground(settings: Settings) -> Path:
+    """Record this process as the foreground `up` of the stack; return the record's path."""
+    path = foreground_path(settings)
+    pid = os.getpid()
+    ProcessRecord("up", pid, start_time(pid) or 0, sys.argv).save(path)
+    return path
