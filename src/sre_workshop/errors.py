@@ -72,6 +72,27 @@ class StackBusy(WorkshopError):
     code = "busy"
 
 
+class FaultActive(WorkshopError):
+    """The fault asked for is already in effect."""
+
+    exit_status = ExitStatus.BUSY
+    code = "fault_active"
+
+
+class FaultNotEffective(WorkshopError):
+    """A fault was injected but its effect did not show in time; it was cleared again."""
+
+    exit_status = ExitStatus.UNHEALTHY
+    code = "fault_not_effective"
+
+
+class NotSteady(WorkshopError):
+    """After clearing, the stack did not return to steady state; the message names what is wrong."""
+
+    exit_status = ExitStatus.UNHEALTHY
+    code = "not_steady"
+
+
 class StateError(WorkshopError):
     """The state directory (or a file in it) cannot be read or written."""
 

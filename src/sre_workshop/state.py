@@ -7,6 +7,7 @@ Every entry point (CLI, doctor, the MCP server) reads it through `StateStore`, s
                                     "replace": {"proxy_read_timeout 60s;": "proxy_read_timeout 1s;"}}],
                       "faults": {"<name>": {...what the fault saved before changing anything...}}}
     run/stack.lock   held (flock) by the command that is changing the stack; holds its pid and command
+    run/faults.lock  held while a fault is injected or cleared
 
 Overlays are the local twin of editing a file on an instance: a restart renders the configs again from
 the templates *with* the overlays, so a change survives `service restart` until its owner removes it, as
@@ -133,8 +134,8 @@ class StackLock:
     the stack; the kernel drops the lock when the holder exits, however it exits.
     """
 
-    def __init__(self, settings: Settings) -> None:
-        self.path = settings.run_dir / "stack.lock"
+    def __init__(self, settings: Settings, name: str = "stack") -> None:
+        self.path = settings.run_dir / f"{name}.lock"
         self._handle = None
 
     def holder(self) -> dict[str, Any] | None:

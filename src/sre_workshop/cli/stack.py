@@ -22,6 +22,8 @@ from typing import Any
 import click
 
 from ..errors import ExitStatus, UsageError
+from ..faults import runner
+from ..faults.backends import LocalBackend
 from ..local.stack import Stack, mark_foreground
 from .common import Context, emit, json_option, pass_context, say
 
@@ -52,6 +54,9 @@ def up(ctx: Context, detach: bool, dynamodb_endpoint: str | None, timeout: float
     except KeyboardInterrupt:
         print("\ninterrupted; what was started is stopped", file=sys.stderr, flush=True)
         return ExitStatus.INTERRUPTED
+    # The workshop's app starts leaking: the pre-baked fault, recorded as such (steady state clears it).
+    if runner.record_pre_baked(LocalBackend(stack), "memory-leak"):
+        say("memory-leak is active (pre-baked, as in the workshop): `sre-workshop fault clear memory-leak` stops it")
     result = {"endpoints": settings.endpoints, "state_dir": str(settings.state_dir),
               "started_in_s": round(time.monotonic() - started, 1)}
     emit(result, as_json, lambda r: print_endpoints(r["endpoints"]))

@@ -18,7 +18,7 @@ import secrets
 import sys
 import urllib.error
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -44,7 +44,7 @@ class Component:
     check_argv: tuple[str, ...] = ()  # a command that validates its config before a start
     fault_control: bool = False  # gets the stack's fault-control token in FAULT_CONTROL_TOKEN
     data: bool = False  # holds the tables: saved before it stops, restored after it starts
-    env_overridable: frozenset[str] = field(default_factory=frozenset)
+    runtime_dir: Path | None = None  # made afresh at each start, as systemd's RuntimeDirectory
 
     @property
     def log_paths(self) -> list[Path]:
@@ -134,7 +134,8 @@ def components(settings: Settings) -> dict[str, Component]:
     for name, package in (("sre-app", "sre_app"), ("crm-app", "crm_app")):
         found[name] = Component(name, gunicorn_spec(settings, name, package), settings.url(name),
                                 settings.url(name) + "/health", logs=(logs / f"{name}.json.log",),
-                                fault_control=name == "sre-app")
+                                fault_control=name == "sre-app",
+                                runtime_dir=run / name if name == "sre-app" else None)
     found["private-alb"] = haproxy("private-alb", ["private-alb"])
     nginx_conf = ["-c", str(run / "nginx.conf"), "-e", str(logs / "nginx-error.log")]
     found["nginx"] = Component(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -40,7 +41,18 @@ from .components import (
     engine_url,
     http_ok,
 )
-from .process import ProcessRecord, find_program, is_alive, port_open, spawn, start_time, stop, tail, wait_ready
+from .process import (
+    ProcessRecord,
+    find_program,
+    group_members,
+    is_alive,
+    port_open,
+    spawn,
+    start_time,
+    stop,
+    tail,
+    wait_ready,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -185,6 +197,8 @@ class Stack:
             env.update(overlay.replace)
         if component.fault_control:
             env["FAULT_CONTROL_TOKEN"] = create_fault_token(self.settings)
+        if component.runtime_dir:  # a fresh start forgets run-time changes (the leak's control file)
+            shutil.rmtree(component.runtime_dir, ignore_errors=True)
         record = spawn(replace(component.spec, env=env))
         record.save(self.pid_dir / f"{name}.json")
         self.progress(f"started {name} (pid {record.pid})")
@@ -363,7 +377,14 @@ class Stack:
             return
         configs.write_configs(self.settings, dynamodb_address(self.settings), self.store.read().overlays)
         self._check_config(name)
-        os.kill(self.record(name).pid, signal.SIGHUP)
+        master = self.record(name).pid
+        old_workers = {pid for pid in group_members(master) if pid != master}
+        os.kill(master, signal.SIGHUP)
+        # Done when the workers of the old config are gone: until then, a kept-alive connection from the
+        # load balancer can still be served with the old settings.
+        deadline = time.monotonic() + 15
+        while old_workers & set(group_members(master)) and time.monotonic() < deadline:
+            time.sleep(0.05)
         self.progress(f"reloaded {component.name}")
 
     def dynamodb_client(self):

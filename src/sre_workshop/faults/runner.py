@@ -1,0 +1,205 @@
+"""Inject, verify, clear and report faults on a backend, with every step in the incident ledger.
+
+inject:  validate -> refuse if it is in effect -> save what it will change (in the backend's durable store
+         and in the ledger) -> change -> poll verify until the effect shows (or clear again and fail)
+clear:   put back what was saved (always, even if the effect is already gone) -> `cleared`, or
+         `remediated` when someone had already fixed it -> verify steady state
+status:  each recorded fault, checked against what is in effect now; a fault fixed by hand is recorded as
+         remediated and its saved changes are removed, so a restart does not bring it back
+"""
+
+from __future__ import annotations
+
+import getpass
+import socket
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from ..errors import FaultActive, FaultNotEffective, NotSteady
+from ..incidents import Ledger
+from .catalogue import backend_module, catalogue, get
+from .model import Fault, NotYet
+
+PRE_BAKED = "pre-baked"
+
+
+class Backend(Protocol):
+    """Where faults act: the local stack or an AWS stack."""
+
+    name: str  # module name of the faults' functions: "local" or "aws"
+    ctl: Any
+    ledger: Ledger
+
+    def recorded(self) -> dict[str, dict[str, Any]]: ...
+    def remember(self, name: str, record: dict[str, Any]) -> None: ...
+    def forget(self, name: str) -> None: ...
+    def locked(self) -> Any: ...
+    def problems(self) -> list[str]: ...
+
+
+def who() -> str:
+    """Name the person injecting: user@host."""
+    return f"{getpass.getuser()}@{socket.gethostname()}"
+
+
+def inject(backend: Backend, name: str, assignments: list[str], injected_by: str | None = None,
+           progress: Callable[[str], None] = lambda m: None) -> dict[str, Any]:
+    """Inject a fault; return its record (incident id, parameters, ground truth, evidence)."""
+    fault = get(name)
+    params = fault.parse(assignments)
+    impl = backend_module(fault, backend.name)
+    with backend.locked():
+        _refuse_if_active(backend, fault, impl)
+        saved = impl.snapshot(backend.ctl, params)
+        truth = fault.ground_truth(params)
+        detail = {"params": params, "ground_truth": truth.to_dict(), "saved": saved,
+                  "injected_by": injected_by or who()}
+        incident_id = backend.ledger.open(fault.name, detail)
+        record = {"incident_id": incident_id, "params": params, "saved": saved, "injected_by": detail["injected_by"],
+                  "injected_at": time.time()}
+        backend.remember(fault.name, record)  # durable before destructive: clear works from here on
+        try:
+            impl.inject(backend.ctl, params)
+            progress(f"{fault.name}: injected; waiting for its effect (up to {fault.verify_seconds:g}s)")
+            record["evidence"] = _wait_verified(fault, impl, backend.ctl, params)
+        except BaseException as exc:
+            _undo(backend, fault, impl, record, f"{type(exc).__name__}: {exc}")
+            raise
+        backend.ledger.event(incident_id, "injected", evidence=record["evidence"])
+    return {**record, "fault": fault.name, "ground_truth": truth.to_dict()}
+
+
+def _refuse_if_active(backend: Backend, fault: Fault, impl) -> None:
+    """Refuse a fault that is in effect; a recorded one that no longer is was remediated."""
+    record = backend.recorded().get(fault.name)
+    params = record["params"] if record else fault.defaults()
+    in_effect = impl.active(backend.ctl, params)  # None: cannot be told now (its component is down)
+    if in_effect or (in_effect is None and record):
+        since = f" (incident {record['incident_id']})" if record else " (not injected by this tool)"
+        raise FaultActive(f"{fault.name} is already active{since}: `sre-workshop fault clear {fault.name}` first")
+    if record:
+        _clear_one(backend, fault, record)
+
+
+def _wait_verified(fault: Fault, impl, ctl, params: dict[str, Any]) -> str:
+    deadline = time.monotonic() + fault.verify_seconds
+    while True:
+        try:
+            return impl.verify(ctl, params)
+        except NotYet as exc:
+            if time.monotonic() > deadline:
+                raise FaultNotEffective(f"{fault.name} was injected but did not take effect within "
+                                        f"{fault.verify_seconds:g}s ({exc}); it was cleared again") from None
+        time.sleep(0.2)
+
+
+def _undo(backend: Backend, fault: Fault, impl, record: dict[str, Any], reason: str) -> None:
+    """Put back what a failed inject changed, and say so in the ledger."""
+    impl.clear(backend.ctl, record["params"], record["saved"])
+    backend.forget(fault.name)
+    backend.ledger.event(record["incident_id"], "failed", reason=reason)
+
+
+def clear(backend: Backend, name: str | None, sustain: float = 3.0, timeout: float = 60.0) -> list[dict[str, Any]]:
+    """Clear one fault (or all, with name None) and verify steady state; return what was cleared."""
+    faults = [get(name)] if name else list(catalogue().values())
+    done = []
+    with backend.locked():
+        recorded = backend.recorded()
+        for fault in faults:
+            record = recorded.get(fault.name) or _unrecorded_pre_baked(backend, fault)
+            if record:
+                done.append(_clear_one(backend, fault, record))
+    problems = wait_steady(backend, sustain, timeout)
+    if problems:
+        raise NotSteady("cleared, but the stack is not back to steady state: " + "; ".join(problems))
+    return done
+
+
+def _unrecorded_pre_baked(backend: Backend, fault: Fault) -> dict[str, Any] | None:
+    """A fault that comes back with a fresh start (the pre-baked leak after a restart) and is in effect."""
+    impl = backend_module(fault, backend.name)
+    steady = getattr(impl, "STEADY", None)
+    if steady is None or not impl.active(backend.ctl, fault.defaults()):
+        return None
+    return {"incident_id": None, "params": impl.current_params(backend.ctl), "saved": steady,
+            "injected_by": PRE_BAKED}
+
+
+def _clear_one(backend: Backend, fault: Fault, record: dict[str, Any]) -> dict[str, Any]:
+    impl = backend_module(fault, backend.name)
+    was_in_effect = impl.active(backend.ctl, record["params"])
+    impl.clear(backend.ctl, record["params"], record["saved"])
+    backend.forget(fault.name)
+    ended = "remediated" if was_in_effect is False else "cleared"
+    if record.get("incident_id"):
+        backend.ledger.event(record["incident_id"], ended)
+    return {"fault": fault.name, "incident_id": record.get("incident_id"), "ended": ended}
+
+
+def wait_steady(backend: Backend, sustain: float, timeout: float) -> list[str]:
+    """Wait until the backend reports no problem for `sustain` seconds in a row; return the last problems."""
+    deadline = time.monotonic() + timeout
+    green_since = None
+    while True:
+        problems = backend.problems()
+        now = time.monotonic()
+        if problems:
+            green_since = None
+        elif green_since is None:
+            green_since = now
+        if green_since is not None and now - green_since >= sustain:
+            return []
+        if now > deadline:
+            return problems or ["not green for long enough"]
+        time.sleep(0.25)
+
+
+def status(backend: Backend) -> list[dict[str, Any]]:
+    """Return every fault in effect or recorded, with the truth about it; record ones fixed by hand."""
+    rows = []
+    with backend.locked():
+        recorded = backend.recorded()
+        for fault in catalogue().values():
+            impl = backend_module(fault, backend.name)
+            record = recorded.get(fault.name)
+            if record is None:
+                record = _unrecorded_pre_baked(backend, fault)
+                if record:
+                    rows.append(_row(fault, record, "active"))
+                continue
+            in_effect = impl.active(backend.ctl, record["params"])
+            if in_effect is None:
+                rows.append(_row(fault, record, "unknown"))  # e.g. the leak while sre-app is down
+            elif in_effect:
+                rows.append(_row(fault, record, "active"))
+            else:
+                ended = _clear_one(backend, fault, record)
+                rows.append(_row(fault, record, ended["ended"]))
+    return rows
+
+
+def _row(fault: Fault, record: dict[str, Any], state: str) -> dict[str, Any]:
+    return {"fault": fault.name, "state": state, "pre_baked": record.get("injected_by") == PRE_BAKED,
+            "incident_id": record.get("incident_id"), "params": record["params"],
+            "injected_by": record.get("injected_by"), "injected_at": record.get("injected_at")}
+
+
+def record_pre_baked(backend: Backend, name: str) -> dict[str, Any] | None:
+    """After a fresh start, record a fault the system starts with (the workshop's leaking app) as pre-baked."""
+    fault = get(name)
+    impl = backend_module(fault, backend.name)
+    with backend.locked():
+        if name in backend.recorded() or not impl.active(backend.ctl, fault.defaults()):
+            return None
+        params = impl.current_params(backend.ctl)
+        detail = {"params": params, "ground_truth": fault.ground_truth(params).to_dict(), "saved": impl.STEADY,
+                  "injected_by": PRE_BAKED}
+        incident_id = backend.ledger.open(fault.name, detail)
+        record = {"incident_id": incident_id, "params": params, "saved": impl.STEADY, "injected_by": PRE_BAKED,
+                  "injected_at": time.time()}
+        backend.remember(name, record)
+        backend.ledger.event(incident_id, "injected", evidence="active at start (pre-baked)")
+    return record
+

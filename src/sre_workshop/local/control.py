@@ -1,0 +1,113 @@
+"""What a fault may do to the local stack: the local twin of SSM Run Command, systemctl and the AWS APIs.
+
+Faults act on components by their pid records (never by a process name or a glob), change configs
+through overlays kept in the stack's state, and reach the apps' fault controls on the apps' own loopback
+ports with the stack's token, never through the public entry points.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from ..errors import ComponentFailed, UsageError
+from ..state import Overlay
+from .components import token_path
+from .stack import Stack
+
+SCRIPTS_DIR = Path(__file__).resolve().parents[1] / "faults" / "scripts"
+
+
+class LocalControl:
+    """The local stack, as a fault sees it."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+        self.settings = stack.settings
+
+    # --- processes, as systemctl and kill would ---------------------------------------------------
+
+    def running(self, name: str) -> bool:
+        """True if the component's main process is alive."""
+        return self.stack.running(name)
+
+    def kill(self, name: str, signum: int = signal.SIGKILL) -> int:
+        """Send a signal to a component's whole process group (`pkill -9 nginx`); return the main pid."""
+        record = self.stack.record(name)
+        if record is None or not self.stack.running(name):
+            raise ComponentFailed(f"{name} is not running")
+        os.killpg(record.pid, signum)
+        return record.pid
+
+    def start(self, name: str) -> None:
+        """Start a component if it is not running (`systemctl start`)."""
+        self.stack.service("start", name)
+
+    def restart(self, name: str) -> None:
+        """Restart a component (`systemctl restart`)."""
+        self.stack.service("restart", name)
+
+    # --- configs: overlays kept in the state, so restarts carry them ----------------------------------
+
+    def overlays(self, owner: str) -> list[Overlay]:
+        """Return the overlays `owner` has in effect."""
+        return [o for o in self.stack.store.read().overlays if o.owner == owner]
+
+    def add_overlay(self, owner: str, target: str, replace: dict[str, str]) -> None:
+        """Record a change to a config (or "env:<component>") made by `owner`."""
+        with self.stack.store.update() as state:
+            state.overlays = [o for o in state.overlays if not (o.owner == owner and o.target == target)]
+            state.overlays.append(Overlay(owner, target, replace))
+
+    def remove_overlays(self, owner: str) -> list[str]:
+        """Remove every change `owner` made; return the targets it had changed."""
+        with self.stack.store.update() as state:
+            targets = [o.target for o in state.overlays if o.owner == owner]
+            state.overlays = [o for o in state.overlays if o.owner != owner]
+        return targets
+
+    def reload(self, name: str) -> None:
+        """Have a component read its configs again (nginx: reload; others: restart)."""
+        self.stack.reload(name)
+
+    def rendered(self, target: str) -> str:
+        """Return a rendered config as the component reads it now ("" if it was never rendered)."""
+        path = self.settings.run_dir / target
+        return path.read_text() if path.exists() else ""
+
+    # --- the apps' fault controls, on their own ports ---------------------------------------------------
+
+    def token_file(self) -> Path:
+        """The file holding the stack's fault-control token."""
+        return token_path(self.settings)
+
+    def app_admin(self, app: str, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Call an app's /admin API on its own port with the stack's token; return the JSON answer."""
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(f"{self.settings.url(app)}/admin{path}", data=data, method=method, headers={  # noqa: S310
+            "X-Fault-Token": self.token_file().read_text().strip(), "Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 - loopback URL we built
+                return json.loads(response.read() or b"{}")
+        except urllib.error.HTTPError as exc:
+            raise ComponentFailed(f"{app} refused {method} /admin{path}: {exc.code} {exc.read()[:200]!r}") from exc
+        except OSError as exc:
+            raise ComponentFailed(f"{app} does not answer on its own port: {exc}") from exc
+
+    # --- shell steps: the same scripts SSM runs on an instance -------------------------------------------
+
+    def script(self, name: str, *args: str) -> str:
+        """Run one of faults/scripts/ with local arguments; return its output or raise with its message."""
+        path = SCRIPTS_DIR / name
+        if not path.exists():
+            raise UsageError(f"no fault script {name}")
+        result = subprocess.run(["sh", str(path), *args], capture_output=True, text=True, timeout=60, check=False)
+        if result.returncode != 0:
+            raise ComponentFailed(f"{name} failed: {(result.stderr or result.stdout).strip()[-300:]}")
+        return result.stdout
