@@ -170,7 +170,7 @@ def _incident(state: Path, capsys, incident_id: str) -> dict:
 
 
 def test_a_fault_fixed_by_hand_is_recorded_as_remediated(steady, capsys):
-    code, injected = cli_json(steady, capsys, "fault", "inject", "nginx-crash")
+    _code, injected = cli_json(steady, capsys, "fault", "inject", "nginx-crash")
     assert cli(steady, "service", "start", "nginx") == 0  # the real fix, as `systemctl start nginx`
     _code, status = cli_json(steady, capsys, "fault", "status")
     assert status["faults"] == [] or status["faults"][0]["state"] == "remediated"
