@@ -125,3 +125,13 @@ def test_overlays_are_applied_to_every_render(settings):
 def test_an_overlay_that_no_longer_matches_fails_loudly():
     with pytest.raises(ConfigTemplateError, match="nginx-timeout"):
         apply_overlays("listen 80;", "nginx.conf", [Overlay("nginx-timeout", "nginx.conf", {"absent": "x"})])
+
+
+def test_the_readmes_fault_table_is_generated_from_the_catalogue():
+    from pathlib import Path
+
+    from sre_workshop.faults.readme import END, START, markdown
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    assert readme.split(START)[1].split(END)[0].strip() == markdown().strip(), \
+        "run `python -m sre_workshop.faults.readme README.md`"
