@@ -7,7 +7,7 @@
               "url", "healthy", "log"}], "targets": [{"target_group", "target", "state", "reason"}],
               "problems": [{"component", "kind", "detail"}], "endpoints": {...}, "state_dir": PATH}
     logs     {"component": NAME, "files": [{"path": PATH, "lines": [...]}]}
-    service  {"component": NAME, "action": "start|stop|restart", "state": "running|stopped", "pid": int|null}
+    service  {"component": NAME, "action": "start|stop|restart|reload", "state": "running|stopped", "pid": int|null}
 """
 
 from __future__ import annotations
@@ -178,14 +178,18 @@ def _follow(paths: list[Path]) -> None:
 
 
 @click.command()
-@click.argument("action", type=click.Choice(["start", "stop", "restart"]))
+@click.argument("action", type=click.Choice(["start", "stop", "restart", "reload"]))
 @click.argument("name")
 @json_option
 @pass_context
 def service(ctx: Context, action: str, name: str, as_json: bool) -> int:
-    """Stop, start or restart one component, as systemctl would."""
+    """Stop, start, restart or reload one component, as systemctl would (reload: nginx re-reads its
+    config file as it is now, hand edits included)."""
     stack = ctx.stack()
-    stack.service(action, name)
+    if action == "reload":
+        stack.reload(name, render=False)
+    else:
+        stack.service(action, name)
     record = stack.record(name)
     result = {"component": name, "action": action, "state": "running" if stack.running(name) else "stopped",
               "pid": record.pid if record and stack.running(name) else None}

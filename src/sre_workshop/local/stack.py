@@ -368,14 +368,16 @@ class Stack:
             create_tables(client)
             snapshot.restore(client, self.snapshot_path)
 
-    def reload(self, name: str) -> None:
-        """Render the configs again (with overlays) and have a running component read them: nginx by a
-        reload (SIGHUP to its master, as `systemctl reload nginx`), others by a restart."""
+    def reload(self, name: str, render: bool = True) -> None:
+        """Have a running component read its configs again: nginx by a reload (SIGHUP to its master, as
+        `systemctl reload nginx`), others by a restart. `render` writes the configs from the templates and
+        overlays first; without it, nginx reads the file as it is (a hand edit, as on the instance)."""
         component = self.component(name)
         if name != "nginx" or not self.running(name):
             self.service("restart", name)
             return
-        configs.write_configs(self.settings, dynamodb_address(self.settings), self.store.read().overlays)
+        if render:
+            configs.write_configs(self.settings, dynamodb_address(self.settings), self.store.read().overlays)
         self._check_config(name)
         master = self.record(name).pid
         old_workers = {pid for pid in group_members(master) if pid != master}

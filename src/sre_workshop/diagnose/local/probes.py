@@ -1,0 +1,79 @@
+"""Probe each hop of both paths directly, so a failure is placed at the first hop that fails."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+from ...settings import Settings
+from ..model import Probe
+
+TIMEOUT = 2.0
+
+
+def hops(settings: Settings) -> list[tuple[str, str, str]]:
+    """Return (component, name, url) of every HTTP hop, from the public entry points down."""
+    url = settings.url
+    return [
+        ("public-alb", "public-alb :80 /", url("public-alb") + "/"),
+        ("nginx", "nginx /health", url("nginx") + "/health"),
+        ("nginx", "nginx /", url("nginx") + "/"),
+        ("private-alb", "private-alb /", url("private-alb") + "/"),
+        ("sre-app", "sre-app /health", url("sre-app") + "/health"),
+        ("sre-app", "sre-app /", url("sre-app") + "/"),
+        ("sre-app", "sre-app /health?deep=1", url("sre-app") + "/health?deep=1"),
+        ("public-alb", "public-alb :8080 /api/customers", url("public-alb-crm") + "/api/customers?limit=1"),
+        ("crm-app", "crm-app /health", url("crm-app") + "/health"),
+        ("crm-app", "crm-app /api/customers", url("crm-app") + "/api/customers?limit=1"),
+        ("dynamodb-endpoint", "dynamodb-endpoint ListTables", url("dynamodb-endpoint") + "/"),
+    ]
+
+
+def probe_all(settings: Settings, engine_url: str) -> dict[str, Probe]:
+    """Probe every hop at once (each bounded by TIMEOUT); return the probes by name."""
+    targets = [*hops(settings), ("dynamodb", "dynamodb ListTables", engine_url + "/")]
+    with ThreadPoolExecutor(len(targets)) as pool:
+        probes = list(pool.map(lambda t: probe(*t), targets))
+    return {p.name: p for p in probes}
+
+
+def probe(component: str, name: str, url: str) -> Probe:
+    """Make one request; DynamoDB hops get a ListTables call."""
+    started = time.monotonic()
+    headers, data = {}, None
+    if name.endswith("ListTables"):
+        headers = {"X-Amz-Target": "DynamoDB_20120810.ListTables", "Content-Type": "application/x-amz-json-1.0",
+                   "Authorization": "AWS4-HMAC-SHA256 Credential=sre-workshop-local/20260101/us-east-1/dynamodb/"
+                                    "aws4_request, SignedHeaders=host, Signature=0"}
+        data = b"{}"
+    request = urllib.request.Request(url, data=data, headers=headers, method="POST" if data else "GET")  # noqa: S310
+    try:
+        with urllib.request.urlopen(request, timeout=TIMEOUT) as response:  # noqa: S310 - loopback URLs we built
+            body = response.read(4096)
+            status = response.status
+    except urllib.error.HTTPError as exc:
+        body, status = exc.read(4096), exc.code
+    except TimeoutError:
+        return Probe(name, component, url, 0, time.monotonic() - started, "timeout")
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        error = "timeout" if isinstance(reason, TimeoutError | socket.timeout) else "refused"
+        return Probe(name, component, url, 0, time.monotonic() - started, error)
+    return Probe(name, component, url, status, time.monotonic() - started, error_code(body) if status != 200 else "")
+
+
+def error_code(body: bytes) -> str:
+    """Return the error code an answer names (DynamoDB's __type, the apps' code or error), if any."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return ""
+    if not isinstance(data, dict):
+        return ""
+    nested = [c.get("code") for c in (data.get("checks") or {}).values() if isinstance(c, dict)]
+    code = next((c for c in nested if c), None) or data.get("__type") or data.get("code") or data.get("error") or ""
+    return str(code).rsplit("#", 1)[-1]

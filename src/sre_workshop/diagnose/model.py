@@ -1,0 +1,125 @@
+"""What doctor sees (Observations, the same shape in both worlds) and what it says (Findings).
+
+The import rule that keeps scoring honest: nothing under diagnose/ imports faults/, scenarios/ or the
+incident ledger, and nothing reads the stack state's fault records or overlays. Observations come from
+symptoms only: probes, target health, processes, logs, metrics and configs against their templates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from ..vocabulary import layer_of
+
+SEVERITY_RANK = {"critical": 3, "major": 2, "minor": 1}
+
+
+@dataclass
+class Probe:
+    """One HTTP (or DynamoDB) request to one hop, as doctor made it."""
+
+    name: str  # e.g. "nginx /" : the hop's component and what was asked
+    component: str
+    url: str
+    status: int  # 0: nothing answered (refused, timed out)
+    seconds: float
+    error: str = ""  # "refused", "timeout", or the error code in the answer's body
+
+    @property
+    def ok(self) -> bool:
+        """True for a 200 that came quickly."""
+        return self.status == 200 and self.seconds < 1.0
+
+    def describe(self) -> str:
+        """One line: what was asked and what came back."""
+        answer = f"{self.status}" if self.status else (self.error or "no answer")
+        extra = f" ({self.error})" if self.status and self.error else ""
+        return f"{self.name}: {answer}{extra} in {self.seconds * 1000:.0f} ms"
+
+
+@dataclass
+class ComponentState:
+    """A component's processes as `ps` and `systemctl status` would show them."""
+
+    name: str
+    state: str  # running | exited | stopped
+    pid: int | None = None
+    cpu_percent: float = 0.0
+    rss_mb: float = 0.0
+    uptime_s: float = 0.0
+
+
+@dataclass
+class LogSummary:
+    """What one log says over the window: statuses, error lines and the AWS error codes in them."""
+
+    source: str
+    lines: int = 0
+    statuses: dict[str, int] = field(default_factory=dict)  # "502" -> count
+    errors: dict[str, int] = field(default_factory=dict)  # normalised message -> count
+    aws_codes: dict[str, int] = field(default_factory=dict)  # "AccessDeniedException" -> count
+    slow: int = 0  # requests slower than a second
+
+    def count(self, *statuses: str) -> int:
+        """Return how many requests answered one of `statuses` (prefixes: "5" counts all 5xx)."""
+        return sum(n for s, n in self.statuses.items() if any(s.startswith(p) for p in statuses))
+
+
+@dataclass
+class Observations:
+    """Everything doctor looked at in one run."""
+
+    checked_at: str
+    world: str  # local | aws
+    components: dict[str, ComponentState] = field(default_factory=dict)
+    targets: list[dict[str, str]] = field(default_factory=list)
+    probes: dict[str, Probe] = field(default_factory=dict)
+    logs: dict[str, LogSummary] = field(default_factory=dict)
+    config_drift: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # file -> (template, now)
+    app_tables: dict[str, dict[str, str]] = field(default_factory=dict)  # app -> setting -> table it names
+    tables: list[str] = field(default_factory=list)  # tables that exist
+    memory: dict[str, list[tuple[float, float, float]]] = field(default_factory=dict)  # worker -> (t, leak, rss)
+    host_cpu_percent: float = 0.0
+    top_processes: list[tuple[int, str, float]] = field(default_factory=list)  # outside the stack
+
+
+@dataclass
+class Finding:
+    """One root cause, with its consequences as evidence and the fix."""
+
+    component: str
+    category: str
+    severity: str
+    summary: str
+    evidence: list[str]
+    remediation: str
+
+    @property
+    def layer(self) -> str:
+        """The component's layer (vocabulary)."""
+        return layer_of(self.component)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the finding as `doctor --json` prints it."""
+        return {"component": self.component, "layer": self.layer, **asdict(self)}
+
+
+@dataclass
+class Report:
+    """doctor's answer."""
+
+    checked_at: str
+    findings: list[Finding]
+    observations: Observations
+    seconds: float = 0.0
+
+    @property
+    def healthy(self) -> bool:
+        """True when nothing was found."""
+        return not self.findings
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the report as `doctor --json` prints it."""
+        return {"healthy": self.healthy, "checked_at": self.checked_at, "seconds": round(self.seconds, 2),
+                "findings": [f.to_dict() for f in self.findings]}

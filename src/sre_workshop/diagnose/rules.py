@@ -1,0 +1,261 @@
+"""From symptoms to findings, the same rules for both worlds.
+
+Each rule looks at the observations and returns findings for the root causes it recognises; a root cause
+carries its consequences (the failing public entry points, error counts, log lines) as evidence. Rules run
+from the deepest cause up, and a component already explained is not reported again by a shallower rule.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from .model import Finding, Observations, Probe
+from .trend import fit
+
+# The paths, entry point first: a hop fails because of itself or of something below it.
+APP_PATH = ["public-alb :80 /", "nginx /", "private-alb /", "sre-app /"]
+CRM_PATH = ["public-alb :8080 /api/customers", "crm-app /api/customers"]
+PUBLIC = ["public-alb :80 /", "public-alb :8080 /api/customers"]
+# What the local world calls the things an AWS operator would fix.
+FIX = {
+    "iam-role": "restore the DynamoDBAccess inline policy of EC2InstanceRole from the template "
+                "(locally the role is emulated: `sre-workshop fault clear dynamodb-access-denied`)",
+    "throttling": "raise the tables' throughput (on-demand without a maximum, as the template creates them); "
+                  "locally: `sre-workshop fault clear dynamodb-throttling`",
+}
+DENIED = ("AccessDeniedException", "UnrecognizedClientException")
+THROTTLED = ("ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded")
+LEAK_CAP_MB = 200.0  # sre-app's default cap per worker
+SLOW_UNDER_CPU_S = 0.05  # sre-app's GET / takes a few ms on an idle host
+
+
+def diagnose(obs: Observations) -> list[Finding]:
+    """Return the findings, most severe first, one per root cause."""
+    findings: list[Finding] = []
+    for rule in RULES:
+        explained = {f.component for f in findings}
+        findings.extend(f for f in rule(obs) if f.component not in explained)
+    rank = {"critical": 0, "major": 1, "minor": 2}
+    return sorted(findings, key=lambda f: rank[f.severity])
+
+
+def failing_public(obs: Observations) -> list[str]:
+    """Describe the public entry points that do not answer 200 quickly."""
+    return [obs.probes[n].describe() for n in PUBLIC if n in obs.probes and not obs.probes[n].ok]
+
+
+def _probe(obs: Observations, name: str) -> Probe | None:
+    return obs.probes.get(name)
+
+
+def processes_down(obs: Observations) -> list[Finding]:
+    """A component whose process is gone."""
+    found = []
+    for state in obs.components.values():
+        if state.state == "running":
+            continue
+        what = "exited" if state.state == "exited" else "is not running"
+        found.append(Finding(state.name, "crash", "critical", f"{state.name} {what}",
+                             [f"{state.name}: no live process (last pid {state.pid or '-'})", *failing_public(obs)],
+                             f"`sre-workshop service start {state.name}` (on AWS: `systemctl start` on its instance)"))
+    return found
+
+
+def dynamodb_refusals(obs: Observations) -> list[Finding]:
+    """DynamoDB answering AccessDenied (the role) or throttling (the tables), seen in logs and probes."""
+    codes: dict[str, int] = {}
+    for summary in obs.logs.values():
+        for code, n in summary.aws_codes.items():
+            codes[code] = codes.get(code, 0) + n
+    for probe in obs.probes.values():
+        if probe.error:
+            codes[probe.error] = codes.get(probe.error, 0) + 1
+    found = []
+    denied = {c: n for c, n in codes.items() if c in DENIED}
+    if denied:
+        found.append(Finding("iam-role", "permissions", "critical",
+                             "DynamoDB refuses the instances' requests: access denied",
+                             [f"{c}: {n} times in the apps' logs and probes" for c, n in denied.items()]
+                             + failing_public(obs), FIX["iam-role"]))
+    throttled = {c: n for c, n in codes.items() if c in THROTTLED}
+    if throttled:
+        found.append(Finding("dynamodb", "throttling", "major", "DynamoDB throttles the CRM tables",
+                             [f"{c}: {n} times in the apps' logs and probes" for c, n in throttled.items()]
+                             + failing_public(obs), FIX["throttling"]))
+    return found
+
+
+def missing_tables(obs: Observations) -> list[Finding]:
+    """An app configured with a table that does not exist (a bad deploy)."""
+    found = []
+    for app, settings in obs.app_tables.items():
+        wrong = {k: v for k, v in settings.items() if obs.tables and v not in obs.tables}
+        if wrong:
+            evidence = [f"{k}={v}: no such table (tables: {', '.join(sorted(obs.tables))})" for k, v in wrong.items()]
+            not_found = sum(s.aws_codes.get("ResourceNotFoundException", 0) for s in obs.logs.values())
+            evidence.append(f"ResourceNotFoundException {not_found} times in the logs")
+            found.append(Finding(app, "config", "critical", f"{app} was deployed with a table that does not exist",
+                                 evidence + failing_public(obs),
+                                 f"set {', '.join(wrong)} back to the table's name in {app}'s environment "
+                                 f"(/etc/sre-workshop/{app}.env) and restart it; "
+                                 "locally: `sre-workshop fault clear bad-config-deploy`"))
+    return found
+
+
+def nginx_config(obs: Observations) -> list[Finding]:
+    """nginx.conf edited away from its template: the upstream or the proxy timeouts."""
+    drift = obs.config_drift.get("nginx.conf", [])
+    if not drift:
+        return []
+    errors = obs.logs.get("nginx-error")
+    access = obs.logs.get("nginx-access")
+    upstream = [(a, b) for a, b in drift if "$private_alb" in a or "$private_alb" in b]
+    if upstream:
+        evidence = [f"nginx.conf: {b!r} (template: {a!r})" for a, b in upstream]
+        evidence += _log_evidence(access, errors, "502", "connect()") + failing_public(obs)
+        return [Finding("nginx", "config", "critical", "nginx's upstream is not the private load balancer",
+                        evidence, "put the template's `set $private_alb` line back in nginx.conf, then "
+                                  "`sre-workshop service reload nginx` (AWS: `systemctl reload nginx`)")]
+    timeouts = [(a, b) for a, b in drift if "timeout" in a or "timeout" in b]
+    if timeouts:
+        evidence = [f"nginx.conf: {b!r} (template: {a!r})" for a, b in timeouts]
+        evidence += _log_evidence(access, errors, "504", "timed out") + failing_public(obs)
+        seen = access.count("504") if access else 0
+        return [Finding("nginx", "config", "major" if seen else "minor",
+                        "nginx's proxy timeouts were cut below the template's", evidence,
+                        "restore the proxy_*_timeout lines of nginx.conf from the template, then "
+                        "`sre-workshop service reload nginx`")]
+    return [Finding("nginx", "config", "minor", "nginx.conf differs from its template",
+                    [f"nginx.conf: {b!r} (template: {a!r})" for a, b in drift[:5]],
+                    "restore nginx.conf from the template, then `sre-workshop service reload nginx`")]
+
+
+def _log_evidence(access, errors, status: str, phrase: str) -> list[str]:
+    evidence = []
+    if access and access.count(status):
+        evidence.append(f"nginx answered {status} {access.count(status)} times in the window")
+    if errors:
+        evidence += [f"nginx error log: {m} ({n}x)" for m, n in errors.errors.items() if phrase in m][:2]
+    return evidence
+
+
+def health_checks(obs: Observations) -> list[Finding]:
+    """A running target whose own /health fails (503) while it otherwise answers; or a hop that times out."""
+    found = []
+    unhealthy = {t["target_group"]: t for t in obs.targets if t["state"] not in ("healthy", "unused")}
+    for app in ("sre-app", "crm-app"):
+        health = _probe(obs, f"{app} /health")
+        if health and health.status == 503:
+            groups = [f"{g}: {t['state']} ({t['reason']})" for g, t in unhealthy.items()]
+            found.append(Finding(app, "health-check", "critical", f"{app}'s health check fails while it runs",
+                                 [health.describe(), *groups, *failing_public(obs)],
+                                 f"find why {app}'s /health answers 503 (its log), fix it, "
+                                 f"or `sre-workshop service restart {app}`"))
+    timed_out = [t for t in unhealthy.values() if "timeout" in t["reason"].lower()]
+    direct_ok = all(p.ok for n, p in obs.probes.items() if n.endswith("/health") and "public" not in n)
+    if timed_out and direct_ok:
+        found.append(Finding("security-groups", "network", "critical",
+                             "the load balancer's connections to a target time out while the target answers directly",
+                             [f"{t['target_group']}: {t['target']} {t['state']} ({t['reason']})" for t in timed_out]
+                             + failing_public(obs),
+                             "restore the security group's ingress rule for this hop from the template"))
+    return found
+
+
+def hop_timeouts(obs: Observations) -> list[Finding]:
+    """nginx times out on the private load balancer while both answer directly: a dropped hop."""
+    nginx, private = _probe(obs, "nginx /"), _probe(obs, "private-alb /")
+    if nginx and private and nginx.status == 504 and private.ok and not obs.config_drift.get("nginx.conf"):
+        return [Finding("security-groups", "network", "critical",
+                        "connections from nginx to the private load balancer time out",
+                        [nginx.describe(), private.describe(), *failing_public(obs)],
+                        "restore the private load balancer's security group ingress from nginx (port 80)")]
+    return []
+
+
+def cpu_saturation(obs: Observations) -> list[Finding]:
+    """The app host's CPU saturated by processes that are not the stack's, and the app slowed by it."""
+    app = obs.probes.get("sre-app /")
+    if obs.host_cpu_percent < 85 or not obs.top_processes or not app or app.seconds < SLOW_UNDER_CPU_S:
+        return []  # a busy host whose app still answers at its usual speed is not (yet) a finding
+    evidence = [f"host CPU {obs.host_cpu_percent:.0f}%"]
+    evidence += [f"pid {pid} {name!r}: {cpu:.0f}% CPU" for pid, name, cpu in obs.top_processes]
+    slow = [p.describe() for n, p in obs.probes.items() if p.status == 200 and p.seconds >= 0.2]
+    return [Finding("sre-app", "cpu", "major", "the app host's CPU is saturated by processes outside the app",
+                    evidence + slow, "stop the busy processes (`kill PID`) or move them off the app host")]
+
+
+def latency(obs: Observations) -> list[Finding]:
+    """An app that answers its requests slowly (its own port, so the cause is not a hop above it)."""
+    found = []
+    for app, probe_name, log in (("sre-app", "sre-app /", "sre-app"), ("crm-app", "crm-app /api/customers", "crm-app")):
+        probe = _probe(obs, probe_name)
+        summary = obs.logs.get(log)
+        slow = summary.slow if summary else 0
+        many_slow = summary is not None and slow >= max(3, summary.lines // 10)
+        if probe and probe.status == 200 and (probe.seconds >= 1.0 or many_slow):
+            found.append(Finding(app, "latency", "major", f"{app} answers slowly",
+                                 [probe.describe(), f"{slow} of {summary.lines if summary else 0} requests took "
+                                  "over a second in its log"], f"find what slows {app} (its log, CPU, "
+                                  "dependencies); `sre-workshop service restart " + app + "` if it is stuck"))
+    return found
+
+
+def server_errors(obs: Observations) -> list[Finding]:
+    """An app answering a share of 500s with error lines of its own (no dependency named)."""
+    found = []
+    for app in ("sre-app", "crm-app"):
+        summary = obs.logs.get(app)
+        if not summary or not summary.lines:
+            continue
+        errors = summary.count("500")
+        if errors >= 3 and errors / summary.lines >= 0.05:
+            top = sorted(summary.errors.items(), key=lambda kv: -kv[1])[:2]
+            found.append(Finding(app, "errors", "major",
+                                 f"{app} answers {100 * errors / summary.lines:.0f}% of its requests with 500",
+                                 [f"{errors} of {summary.lines} requests answered 500 in the window",
+                                  *[f"error log: {m} ({n}x)" for m, n in top]],
+                                 f"read `sre-workshop logs {app}` for the failing code path, fix and redeploy"))
+    return found
+
+
+def memory_growth(obs: Observations) -> list[Finding]:
+    """Workers whose retained memory grows steadily (the trend, not the level)."""
+    evidence, worst = [], None
+    for worker, points in obs.memory.items():
+        leak = fit([(t, leak) for t, leak, _ in points])
+        rss = fit([(t, rss) for t, _, rss in points])
+        if leak.leaking or rss.leaking:
+            trend = leak if leak.leaking else rss
+            to_cap = trend.minutes_to(LEAK_CAP_MB)
+            evidence.append(f"{worker}: +{trend.slope_mb_per_min:.1f} MB/min over {trend.points} readings "
+                            f"(now {trend.last_mb:.0f} MB; RSS {rss.last_mb:.0f} MB"
+                            + (f"; the {LEAK_CAP_MB:.0f} MB cap in {to_cap:.0f} min)" if to_cap else ")"))
+            worst = max(worst or 0.0, trend.slope_mb_per_min)
+    if not evidence:
+        return []
+    return [Finding("sre-app", "memory", "major" if worst >= 10 else "minor",
+                    f"sre-app's workers leak memory ({worst:.1f} MB/min at worst)", evidence,
+                    "find what retains memory (the leak in sre-app/leak.py); until then restart the workers "
+                    "(`sre-workshop service restart sre-app`) before they reach the cap")]
+
+
+def public_failures(obs: Observations) -> list[Finding]:
+    """A public entry point failing with no deeper cause found: name the first hop that fails."""
+    for path in (APP_PATH, CRM_PATH):
+        entry = _probe(obs, path[0])
+        if not entry or entry.ok:
+            continue
+        failing = [n for n in path if (p := _probe(obs, n)) and not p.ok]
+        first = failing[-1] if failing else path[0]
+        component = obs.probes[first].component
+        return [Finding(component, "errors", "major", f"{path[0]} fails, first at {first}",
+                        [obs.probes[n].describe() for n in path if n in obs.probes],
+                        f"look at `sre-workshop logs {component}` and `sre-workshop status`")]
+    return []
+
+
+RULES: list[Callable[[Observations], list[Finding]]] = [
+    processes_down, dynamodb_refusals, missing_tables, nginx_config, health_checks, hop_timeouts,
+    cpu_saturation, latency, server_errors, memory_growth, public_failures,
+]

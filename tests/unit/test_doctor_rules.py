@@ -1,0 +1,101 @@
+"""doctor's rules on hand-made observations, its leak trend, and the import rule that keeps it honest."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from sre_workshop.diagnose.model import ComponentState, LogSummary, Observations, Probe
+from sre_workshop.diagnose.rules import diagnose
+from sre_workshop.diagnose.trend import fit
+
+DIAGNOSE = Path(__file__).resolve().parents[2] / "src" / "sre_workshop" / "diagnose"
+HOPS = {"public-alb :80 /": "public-alb", "nginx /": "nginx", "nginx /health": "nginx", "private-alb /": "private-alb",
+        "sre-app /": "sre-app", "sre-app /health": "sre-app", "public-alb :8080 /api/customers": "public-alb",
+        "crm-app /health": "crm-app", "crm-app /api/customers": "crm-app"}
+
+
+def healthy(**changes) -> Observations:
+    obs = Observations("now", "local")
+    obs.components = {n: ComponentState(n, "running", 1) for n in
+                      ("dynamodb", "dynamodb-endpoint", "sre-app", "crm-app", "private-alb", "nginx", "public-alb")}
+    obs.probes = {n: Probe(n, c, "http://x", 200, 0.002) for n, c in HOPS.items()}
+    obs.targets = [{"target_group": g, "target": "t", "state": "healthy", "reason": "Layer7 check passed"}
+                   for g in ("PublicALBTargetGroup", "PrivateALBTargetGroup", "CRMAppTargetGroup")]
+    obs.tables = ["CRMCustomersTable"]
+    obs.app_tables = {"crm-app": {"CUSTOMERS_TABLE": "CRMCustomersTable"}}
+    for key, value in changes.items():
+        setattr(obs, key, value)
+    return obs
+
+
+def top(obs: Observations) -> tuple[str, str]:
+    findings = diagnose(obs)
+    assert findings, "nothing found"
+    return findings[0].component, findings[0].category
+
+
+def test_a_healthy_stack_has_no_finding():
+    assert diagnose(healthy()) == []
+
+
+def test_a_dead_process_is_the_root_cause_not_its_consequences():
+    obs = healthy()
+    obs.components["nginx"].state = "exited"
+    for name in ("public-alb :80 /", "nginx /", "nginx /health"):
+        obs.probes[name].status = 503 if name.startswith("public") else 0
+    findings = diagnose(obs)
+    assert [(f.component, f.category) for f in findings] == [("nginx", "crash")]
+    assert any("public-alb :80 /: 503" in e for e in findings[0].evidence)
+
+
+def test_access_denied_in_the_logs_points_at_the_role():
+    obs = healthy(logs={"crm-app": LogSummary("crm-app", 10, {"503": 10}, {}, {"AccessDeniedException": 10})})
+    assert top(obs) == ("iam-role", "permissions")
+
+
+def test_a_table_setting_that_names_no_table_is_a_bad_deploy():
+    obs = healthy(app_tables={"crm-app": {"CUSTOMERS_TABLE": "CRMCustomersTable-v2"}})
+    assert top(obs) == ("crm-app", "config")
+
+
+def test_an_edited_upstream_is_an_nginx_config_finding():
+    obs = healthy(config_drift={"nginx.conf": [('set $private_alb "127.0.0.1:8002";', 'set $private_alb "x:1";')]})
+    assert top(obs) == ("nginx", "config")
+
+
+def test_a_failing_health_check_of_a_running_app():
+    obs = healthy()
+    obs.probes["sre-app /health"].status = 503
+    assert top(obs) == ("sre-app", "health-check")
+
+
+def test_a_target_that_times_out_but_answers_directly_is_the_network():
+    obs = healthy()
+    obs.targets[0].update(state="unhealthy", reason="Layer4 timeout")
+    assert top(obs) == ("security-groups", "network")
+
+
+def test_a_leak_is_a_trend_not_a_level():
+    steady = [(t * 10.0, 150.0 + (t % 2) * 0.5, 200.0) for t in range(10)]  # high, noisy, flat
+    growing = [(t * 10.0, t * 10.0, 60 + t * 10.0) for t in range(4)]  # 1 MB/s
+    assert not fit([(t, v) for t, v, _ in steady]).leaking
+    trend = fit([(t, v) for t, v, _ in growing])
+    assert trend.leaking and round(trend.slope_mb_per_min) == 60
+    assert diagnose(healthy(memory={"w": steady})) == []
+    assert top(healthy(memory={"w": growing})) == ("sre-app", "memory")
+
+
+def test_server_errors_without_a_dependency_are_the_apps():
+    obs = healthy(logs={"sre-app": LogSummary("sre-app", 100, {"200": 70, "500": 30}, {"internal server error": 30})})
+    assert top(obs) == ("sre-app", "errors")
+
+
+def test_diagnose_never_imports_the_ground_truth():
+    """doctor must find what it finds from symptoms: no faults, scenarios, ledger or fault records."""
+    for path in DIAGNOSE.rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        modules = [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
+        modules += [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+        assert not [m for m in modules if any(x in m for x in ("faults", "scenarios", "incidents", "state"))], path
+        assert ".faults" not in path.read_text() and ".overlays" not in path.read_text(), path
