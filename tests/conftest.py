@@ -16,6 +16,8 @@ from pathlib import Path
 import boto3
 import pytest
 from botocore.config import Config
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
 
 from sre_workshop.local.components import LOCAL_CREDENTIALS
 from sre_workshop.local.process import ProcessRecord, ProcessSpec, free_port, spawn, stop, tail, wait_ready
@@ -194,3 +196,19 @@ def children_of(pid: int) -> list[int]:
     except OSError:
         return []
 
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    """Headless Chromium for the module (Debian's chromium and chromedriver)."""
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage", "--window-size=1280,900",
+                 f"--user-data-dir={tmp_path_factory.mktemp('chromium')}"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(options=options, service=Service("/usr/bin/chromedriver"))
+    driver.set_page_load_timeout(20)
+    driver.implicitly_wait(5)  # links load the next page after click() returns
+    yield driver
+    driver.quit()

@@ -8,13 +8,17 @@ Exit 0 when healthy, 1 when something is found, 2 on usage errors.
 from __future__ import annotations
 
 import json
+import sys
 import textwrap
 import time
+from pathlib import Path
 
 import click
 
 from ..diagnose.doctor import run_local
+from ..diagnose.local import series
 from ..diagnose.model import Report
+from ..diagnose.report import render
 from ..errors import ExitStatus
 from .common import Context, pass_context
 
@@ -25,12 +29,17 @@ WIDTH = 80
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--watch", type=click.FloatRange(min=1), is_flag=False, flag_value=5.0, default=None,
               metavar="[SECONDS]", help="Diagnose again every SECONDS (default 5) and say what changed.")
+@click.option("--report", "report_path", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE.html",
+              help="Also write a self-contained HTML page with the findings and charts of the last minutes.")
 @pass_context
-def doctor(ctx: Context, as_json: bool, watch: float | None) -> int:
+def doctor(ctx: Context, as_json: bool, watch: float | None, report_path: Path | None) -> int:
     """Diagnose the stack: findings ranked by severity, with evidence and the fix."""
     stack = ctx.stack()
     report = run_local(stack)
     _show(report, as_json, None)
+    if report_path:
+        report_path.write_text(render(report, series.collect(stack)))
+        print(f"report: {report_path}", file=sys.stderr)
     previous = report
     while watch:
         time.sleep(watch)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from .model import Finding, Observations, Probe
-from .trend import fit
+from .trend import Trend, fit
 
 # The paths, entry point first: a hop fails because of itself or of something below it.
 APP_PATH = ["public-alb :80 /", "nginx /", "private-alb /", "sre-app /"]
@@ -26,7 +26,9 @@ FIX = {
 DENIED = ("AccessDeniedException", "UnrecognizedClientException")
 THROTTLED = ("ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded")
 LEAK_CAP_MB = 200.0  # sre-app's default cap per worker
-SLOW_UNDER_CPU_S = 0.05  # sre-app's GET / takes a few ms on an idle host
+RSS_READINGS = 30  # RSS is noisy: its trend needs the whole window (5 minutes of 10 s readings)
+SLOW_UNDER_CPU_MS = 50.0  # sre-app's GET / takes a few ms on an idle host
+SLOWER_FACTOR, SLOW_FLOOR_MS = 3.0, 20.0  # "slower than usual": this many times its usual p50, and at least this
 
 
 def diagnose(obs: Observations) -> list[Finding]:
@@ -176,13 +178,21 @@ def hop_timeouts(obs: Observations) -> list[Finding]:
 def cpu_saturation(obs: Observations) -> list[Finding]:
     """The app host's CPU saturated by processes that are not the stack's, and the app slowed by it."""
     app = obs.probes.get("sre-app /")
-    if obs.host_cpu_percent < 85 or not obs.top_processes or not app or app.seconds < SLOW_UNDER_CPU_S:
+    if obs.host_cpu_percent < 85 or not obs.top_processes or not app or not _slower_than_usual(obs, app):
         return []  # a busy host whose app still answers at its usual speed is not (yet) a finding
     evidence = [f"host CPU {obs.host_cpu_percent:.0f}%"]
     evidence += [f"pid {pid} {name!r}: {cpu:.0f}% CPU" for pid, name, cpu in obs.top_processes]
     slow = [p.describe() for n, p in obs.probes.items() if p.status == 200 and p.seconds >= 0.2]
     return [Finding("sre-app", "cpu", "major", "the app host's CPU is saturated by processes outside the app",
                     evidence + slow, "stop the busy processes (`kill PID`) or move them off the app host")]
+
+
+def _slower_than_usual(obs: Observations, probe: Probe) -> bool:
+    """True if the probe took several times sre-app's usual p50 (or, with no history, clearly long)."""
+    ms = probe.seconds * 1000
+    if obs.latency_baseline_ms is None:
+        return ms >= SLOW_UNDER_CPU_MS
+    return ms >= max(SLOWER_FACTOR * obs.latency_baseline_ms, SLOW_FLOOR_MS)
 
 
 def latency(obs: Observations) -> list[Finding]:
@@ -223,8 +233,8 @@ def memory_growth(obs: Observations) -> list[Finding]:
     """Workers whose retained memory grows steadily (the trend, not the level)."""
     evidence, worst = [], None
     for worker, points in obs.memory.items():
-        leak = fit([(t, leak) for t, leak, _ in points])
-        rss = fit([(t, rss) for t, _, rss in points])
+        leak = recent_trend([(t, leak) for t, leak, _ in points])
+        rss = fit([(t, rss) for t, _, rss in points][-RSS_READINGS:])
         if leak.leaking or rss.leaking:
             trend = leak if leak.leaking else rss
             to_cap = trend.minutes_to(LEAK_CAP_MB)
@@ -238,6 +248,14 @@ def memory_growth(obs: Observations) -> list[Finding]:
                     f"sre-app's workers leak memory ({worst:.1f} MB/min at worst)", evidence,
                     "find what retains memory (the leak in sre-app/leak.py); until then restart the workers "
                     "(`sre-workshop service restart sre-app`) before they reach the cap")]
+
+
+def recent_trend(points: list[tuple[float, float]]) -> Trend:
+    """Fit the leak counter over the last 3 to 6 readings and keep the steepest steady one: a leak that
+    began a minute ago shows at once, while a flat series stays flat in every window."""
+    fits = [fit(points[-n:]) for n in range(3, min(6, len(points)) + 1)]
+    leaking = [t for t in fits if t.leaking]
+    return max(leaking, key=lambda t: t.slope_mb_per_min) if leaking else (fits[-1] if fits else fit(points))
 
 
 def public_failures(obs: Observations) -> list[Finding]:

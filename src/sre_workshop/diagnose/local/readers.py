@@ -75,7 +75,8 @@ def _uptime(pid: int) -> float:
 
 
 def host_cpu(stack_pids: set[int], sample_s: float = 0.3) -> tuple[float, list[tuple[int, str, float]]]:
-    """Return the host's CPU use (% of all cores) and the busiest processes outside the stack."""
+    """Return the host's CPU use (% of all cores) and the busiest processes outside the stack that hold no
+    socket (CPU burned for nothing: not a client's or a server's)."""
     def snapshot() -> tuple[list[int], dict[int, tuple[str, int]]]:
         cpu = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
         procs = {}
@@ -94,7 +95,16 @@ def host_cpu(stack_pids: set[int], sample_s: float = 0.3) -> tuple[float, list[t
     used = 100 * (total - busy[3] - busy[4]) / total  # idle and iowait
     top = sorted(((pid, name, round(100 * (ticks - procs0[pid][1]) / TICKS / sample_s, 1))
                   for pid, (name, ticks) in procs1.items() if pid in procs0), key=lambda p: -p[2])
-    return round(used, 1), [p for p in top[:5] if p[2] >= 20]
+    # Clients and servers (a load generator, a browser) hold sockets; what only burns CPU holds none.
+    return round(used, 1), [p for p in top if p[2] >= 20 and not _has_sockets(p[0])][:5]
+
+
+def _has_sockets(pid: int) -> bool:
+    """True if the process holds a network socket (or cannot be inspected)."""
+    try:
+        return any(os.readlink(fd).startswith("socket:") for fd in Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:
+        return True
 
 
 def _comm(pid: int) -> str:
@@ -218,6 +228,12 @@ def memory_series(client, workers: list[int], window_s: float) -> dict[str, list
             logger.debug("no interval metrics for %s: %s", metric_id, exc)
             continue
         series[metric_id] = [(float(i["timestamp"]["N"]), float(i["memory_leak_size_mb"]["N"]),
-                              float(i["rss_mb"]["N"])) for i in items]
+                              float(i["rss_mb"]["N"]), float(i.get("p50_ms", {}).get("N", 0))) for i in items]
     return series
+
+
+def latency_baseline_ms(series: dict[str, list[tuple[float, ...]]], before: float) -> float | None:
+    """Return the median p50 latency of sre-app's workers in the readings before `before` (None if none)."""
+    readings = sorted(p[3] for points in series.values() for p in points if p[0] < before and p[3] > 0)
+    return readings[len(readings) // 2] if readings else None
 

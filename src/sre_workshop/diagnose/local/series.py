@@ -1,0 +1,98 @@
+"""Time series over the window for doctor's report: from the access logs and the interval metrics."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from datetime import datetime
+from pathlib import Path
+
+from ...local.stack import Stack
+from ...settings import TABLE_NAMES
+from .readers import AWS_CODE, tail_lines
+
+BUCKET_S = 10
+
+
+def collect(stack: Stack, window_s: float = 600.0) -> dict[str, dict[str, list[tuple[float, float]]]]:
+    """Return chart name -> series name -> [(epoch s, value)] over the window."""
+    since = time.time() - window_s
+    logs = stack.settings.logs_dir
+    app = _access(logs / "nginx-access.log", since, "request_time")
+    crm = _access(logs / "crm-app.json.log", since, "duration_ms")
+    charts = {
+        "requests per second": {"app (nginx)": app["rate"], "crm": crm["rate"]},
+        "5xx per second": {"app (nginx)": app["errors"], "crm": crm["errors"]},
+        "DynamoDB errors per second (apps' logs)": {"sre-app": _aws_errors(logs / "sre-app.json.log", since),
+                                                    "crm": _aws_errors(logs / "crm-app.json.log", since)},
+    }
+    charts.update(_interval_metrics(stack, since))
+    return charts
+
+
+def _bucket(stamp: float) -> float:
+    return stamp - stamp % BUCKET_S
+
+
+def _entries(path: Path, since: float):
+    for line in tail_lines(path):
+        try:
+            entry = json.loads(line)
+            stamp = datetime.fromisoformat(entry["time"]).timestamp()
+        except (ValueError, KeyError, TypeError):
+            continue
+        if stamp >= since:
+            yield stamp, entry
+
+
+def _access(path: Path, since: float, latency_field: str) -> dict[str, list[tuple[float, float]]]:
+    counts: dict[float, list[int]] = {}
+    for stamp, entry in _entries(path, since):
+        if "status" not in entry:
+            continue
+        bucket = counts.setdefault(_bucket(stamp), [0, 0])
+        bucket[0] += 1
+        bucket[1] += int(entry["status"]) >= 500
+    ordered = sorted(counts.items())
+    return {"rate": [(t, n / BUCKET_S) for t, (n, _) in ordered],
+            "errors": [(t, e / BUCKET_S) for t, (_, e) in ordered]}
+
+
+def _aws_errors(path: Path, since: float) -> list[tuple[float, float]]:
+    counts: dict[float, int] = {}
+    for stamp, entry in _entries(path, since):
+        if entry.get("level") == "ERROR" and AWS_CODE.search(f"{entry.get('error_code', '')} {entry.get('message')}"):
+            counts[_bucket(stamp)] = counts.get(_bucket(stamp), 0) + 1
+    return [(t, n / BUCKET_S) for t, n in sorted(counts.items())]
+
+
+def _interval_metrics(stack: Stack, since: float) -> dict[str, dict[str, list[tuple[float, float]]]]:
+    """sre-app's interval metrics per worker (ApplicationMetricsTable), read from the engine."""
+    charts: dict[str, dict[str, list[tuple[float, float]]]] = {
+        "sre-app latency p99 (ms)": {}, "sre-app leak size per worker (MB)": {}, "sre-app RSS per worker (MB)": {}}
+    try:
+        items = _scan_since(stack.dynamodb_client(), f"sre-app#{socket.gethostname()}#", since)
+    except Exception:
+        return charts
+    for item in sorted(items, key=lambda i: float(i["timestamp"]["N"])):
+        worker = "pid " + item["metric_id"]["S"].rsplit("#", 1)[-1]
+        stamp = float(item["timestamp"]["N"])
+        for chart, field in (("sre-app latency p99 (ms)", "p99_ms"), ("sre-app leak size per worker (MB)",
+                             "memory_leak_size_mb"), ("sre-app RSS per worker (MB)", "rss_mb")):
+            if field in item:
+                charts[chart].setdefault(worker, []).append((stamp, float(item[field]["N"])))
+    return charts
+
+
+def _scan_since(client, prefix: str, since: float) -> list[dict]:
+    items, kwargs = [], {"TableName": TABLE_NAMES["METRICS_TABLE"],
+                         "FilterExpression": "begins_with(metric_id, :p) AND #t >= :s",
+                         "ExpressionAttributeNames": {"#t": "timestamp"},
+                         "ExpressionAttributeValues": {":p": {"S": prefix}, ":s": {"N": str(int(since))}}}
+    while True:
+        response = client.scan(**kwargs)
+        items.extend(response.get("Items", []))
+        if "LastEvaluatedKey" not in response:
+            return items
+        kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]

@@ -1,0 +1,160 @@
+"""doctor on the local stack: each fault's ground truth is its top finding, breakage made by hand is found
+just as well, a healthy stack under load is healthy every time, and the report renders with data."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from selenium.webdriver.common.by import By
+
+from sre_workshop.cli.main import main
+from sre_workshop.faults.catalogue import catalogue
+from sre_workshop.local.process import ProcessRecord
+from sre_workshop.settings import BASE_PORTS
+
+from conftest import eventually, http
+
+OFFSET = int(os.environ.get("SRE_WORKSHOP_TEST_PORT_OFFSET", "20000")) + 900
+APP = f"http://127.0.0.1:{BASE_PORTS['public-alb'] + OFFSET}"
+CRM = f"http://127.0.0.1:{BASE_PORTS['public-alb-crm'] + OFFSET}"
+
+
+def cli(state: Path, *args: str) -> int:
+    return main(["--state-dir", str(state), *args])
+
+
+def doctor(state: Path, capsys) -> dict:
+    capsys.readouterr()
+    code = cli(state, "doctor", "--json")
+    report = json.loads(capsys.readouterr().out)
+    assert code == (0 if report["healthy"] else 1)
+    return report
+
+
+def top(state: Path, capsys) -> tuple[str, str] | None:
+    findings = doctor(state, capsys)["findings"]
+    return (findings[0]["component"], findings[0]["category"]) if findings else None
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    state = tmp_path_factory.mktemp("doctor")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SRE_WORKSHOP_PORT_OFFSET", str(OFFSET))
+        assert cli(state, "up", "--detach") == 0
+        yield state
+        cli(state, "fault", "clear", "--all")
+        cli(state, "down")
+
+
+@pytest.fixture
+def steady(stack, monkeypatch):
+    monkeypatch.setenv("SRE_WORKSHOP_PORT_OFFSET", str(OFFSET))
+    assert cli(stack, "fault", "clear", "--all") == 0
+    yield stack
+    assert cli(stack, "fault", "clear", "--all") == 0
+
+
+def truth(name: str) -> tuple[str, str]:
+    fault = catalogue()[name]
+    gt = fault.ground_truth(fault.defaults())
+    return gt.component, gt.category
+
+
+DETECT_WITHIN = {"memory-leak": 60}  # three 10 s metric intervals, with a margin; the others show at once
+
+
+@pytest.mark.parametrize("name", ["app-crash", "bad-config-deploy", "memory-leak", "nginx-bad-upstream",
+                                  "nginx-crash", "nginx-timeout"])
+def test_the_top_finding_names_the_faults_ground_truth(steady, capsys, name):
+    assert top(steady, capsys) is None, "steady state is healthy"
+    assert cli(steady, "fault", "inject", name) == 0
+    started = time.monotonic()
+    found = eventually(lambda: top(steady, capsys) == truth(name), timeout=DETECT_WITHIN.get(name, 15), interval=1)
+    assert found, name
+    print(f"{name}: detected in {time.monotonic() - started:.1f}s")
+    assert cli(steady, "fault", "clear", name) == 0
+    eventually(lambda: top(steady, capsys) is None, timeout=20, interval=1)
+
+
+def record(state: Path, name: str) -> ProcessRecord:
+    return ProcessRecord.load(state / "run" / "pids" / f"{name}.json")
+
+
+def test_nginx_killed_by_hand(steady, capsys):
+    os.killpg(record(steady, "nginx").pid, signal.SIGKILL)
+    try:
+        assert top(steady, capsys) == ("nginx", "crash")
+    finally:
+        assert cli(steady, "service", "start", "nginx") == 0
+
+
+def test_a_config_edited_by_hand(steady, capsys):
+    conf = steady / "run" / "nginx.conf"
+    original = conf.read_text()
+    conf.write_text(original.replace("proxy_read_timeout 60s;", "proxy_read_timeout 2s;"))
+    try:
+        assert cli(steady, "service", "reload", "nginx") == 0
+        report = doctor(steady, capsys)
+        assert (report["findings"][0]["component"], report["findings"][0]["category"]) == ("nginx", "config")
+        assert any("proxy_read_timeout 2s" in e for e in report["findings"][0]["evidence"])
+    finally:
+        conf.write_text(original)
+        assert cli(steady, "service", "reload", "nginx") == 0
+    assert top(steady, capsys) is None
+
+
+def test_the_dynamodb_engine_killed(steady, capsys):
+    os.killpg(record(steady, "dynamodb").pid, signal.SIGKILL)
+    try:
+        assert top(steady, capsys) == ("dynamodb", "crash")
+    finally:
+        assert cli(steady, "service", "start", "dynamodb") == 0
+    eventually(lambda: top(steady, capsys) is None, timeout=20, interval=1)
+
+
+def test_a_healthy_stack_under_steady_load_is_healthy_every_time(steady, capsys):
+    stop = threading.Event()
+
+    def traffic() -> None:
+        while not stop.is_set():
+            http("GET", APP + "/")
+            http("GET", CRM + "/api/customers?limit=20")
+
+    workers = [threading.Thread(target=traffic) for _ in range(3)]
+    for worker in workers:
+        worker.start()
+    try:
+        verdicts = []
+        for _ in range(8):
+            report = doctor(steady, capsys)
+            verdicts.append(report["healthy"] or report["findings"])
+            assert report["seconds"] < 3
+            time.sleep(1)
+    finally:
+        stop.set()
+        for worker in workers:
+            worker.join()
+    assert all(v is True for v in verdicts), verdicts
+
+
+def test_the_report_renders_with_charts(steady, capsys, browser, tmp_path):
+    for _ in range(20):
+        http("GET", APP + "/")
+        http("GET", CRM + "/api/customers")
+    page = tmp_path / "report.html"
+    assert cli(steady, "doctor", "--report", str(page)) == 0
+    html = page.read_text()
+    assert "http://" not in html.split("</style>")[1].split("<body>")[0]  # nothing fetched from anywhere
+    browser.get(page.as_uri())
+    assert browser.find_element(By.CSS_SELECTOR, "p.ok").text == "healthy"
+    charts = browser.find_elements(By.CSS_SELECTOR, "svg.chart")
+    assert len(charts) >= 4
+    points = [len(line.get_attribute("points").split()) for line in browser.find_elements(By.TAG_NAME, "polyline")]
+    assert points and max(points) >= 2, "the charts have data"
