@@ -200,7 +200,9 @@ def _effects(settings: FaultSettings):
     """Apply the current settings to this request before the app handles it."""
     if not settings.active:
         return None
-    path = request.path
+    # The matched route, not the raw path: Werkzeug routes //admin/faults to /admin/faults as well.
+    rule = request.url_rule
+    path = rule.rule if rule is not None else request.path
     if path == "/admin" or path.startswith("/admin/"):
         return None
     if path == "/health" and settings.health == "fail" and request.method in ("GET", "HEAD"):

@@ -146,6 +146,16 @@ def test_failed_requests_count_in_sre_apps_metrics(moto, tmp_path):
                if i["metric_id"]["S"].startswith("sre-app#") and int(i["pid"]["N"]) in pids) == 10
 
 
+def test_the_control_is_never_failed_however_its_path_is_spelled(app):
+    _, server = app
+    put(server.url, {"error_rate": 1, "latency_ms": 2000})
+    for path in ("/admin/faults", "//admin/faults", "/%61dmin/faults"):  # Gunicorn decodes, Werkzeug merges
+        started = time.perf_counter()
+        reply = http("GET", server.url + path, headers=AUTH)
+        assert reply.status == 200 and reply.json()["settings"]["error_rate"] == 1.0
+        assert time.perf_counter() - started < 2
+
+
 def test_latency_shows_in_response_times_but_not_on_health(app):
     package, server = app
     put(server.url, {"latency_ms": 400})

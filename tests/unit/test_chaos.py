@@ -178,6 +178,14 @@ def test_latency_delays_requests_but_not_health_or_the_control(client):
     assert seconds("get", "/no-such-page") < 0.3
 
 
+def test_the_crms_openapi_document_still_builds_and_leaves_the_control_out(tmp_path):
+    client = create_crm({"fault_control_token": TOKEN, "runtime_dir": str(tmp_path)}).test_client()
+    reply = client.get("/openapi.json")
+    close_log_handlers()
+    assert reply.status_code == 200 and "/api/customers" in reply.json["paths"]
+    assert not [path for path in reply.json["paths"] if "admin" in path]
+
+
 def test_latency_fraction_zero_delays_nothing():
     assert not FaultSettings(latency_ms=500, latency_fraction=0).active
     assert FaultSettings(latency_ms=500).active and not FaultSettings().active
