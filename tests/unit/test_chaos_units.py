@@ -1,4 +1,7 @@
-"""The apps' fault controls in process (Flask test client): validation, token, merge, reset and effects."""
+"""The apps' fault controls in process (Flask test client): validation, token, merge, reset and effects.
+
+(Named _units: tests/integration/test_chaos.py has the plain name, and pytest needs distinct module names.)
+"""
 
 from __future__ import annotations
 
