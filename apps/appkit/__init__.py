@@ -1,4 +1,5 @@
-"""Pieces both workshop apps share: JSON logging and the DynamoDB session.
+"""Pieces both workshop apps share: JSON logging, the request log, the DynamoDB session and the run-time
+fault controls (chaos).
 
 Packaged into sre-app.zip and crm-app.zip beside each app, so each zip stays self-contained.
 """

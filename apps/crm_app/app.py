@@ -15,7 +15,7 @@ from apiflask import APIFlask
 from flask import render_template, request
 from werkzeug.exceptions import HTTPException
 
-from appkit import jsonlog, requestlog
+from appkit import chaos, jsonlog, requestlog
 
 from .api import api
 from .config import Settings
@@ -41,6 +41,7 @@ def create_app(config: dict[str, Any] | None = None) -> APIFlask:
     app.register_blueprint(api)
     app.register_blueprint(ui)
     app.add_url_rule("/health", "health", health)
+    chaos.install(app, settings.fault_control_token, settings.runtime_dir)
     app.register_error_handler(CRMError, crm_error)
     app.register_error_handler(HTTPException, http_error)
     requestlog.install(app, settings.log_file, "crm_app.access")

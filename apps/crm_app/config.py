@@ -8,6 +8,8 @@
 | ACTIVITIES_TABLE  | CRMActivitiesTable   | activities, key activity_id, GSI customer-index|
 | AWS_ENDPOINT_URL  | (AWS)                | read by boto3 itself                           |
 | LOG_FILE          | (stderr)             | JSON-lines log file for the CloudWatch agent   |
+| FAULT_CONTROL_TOKEN | (unset: control is off) | token /admin/faults requires                 |
+| CRM_APP_RUNTIME_DIR | (set by gunicorn.conf)  | where the workers share the fault control file |
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ class Settings:
     deals_table: str = "CRMDealsTable"
     activities_table: str = "CRMActivitiesTable"
     log_file: str | None = None
+    fault_control_token: str | None = None
+    runtime_dir: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -37,4 +41,6 @@ class Settings:
             deals_table=env.get("DEALS_TABLE", cls.deals_table),
             activities_table=env.get("ACTIVITIES_TABLE", cls.activities_table),
             log_file=env.get("LOG_FILE") or None,
+            fault_control_token=env.get("FAULT_CONTROL_TOKEN") or None,
+            runtime_dir=env.get("CRM_APP_RUNTIME_DIR") or None,
         )

@@ -6,6 +6,7 @@ GET /health  -> {"status": "healthy"} without touching DynamoDB (the target-grou
 GET /metrics -> Prometheus text format, all workers.
 /admin/leak  -> the leak's fault control; only exists when FAULT_CONTROL_TOKEN is set, and nginx denies
                 /admin/ so it is never reachable through the public entry point.
+/admin/faults -> latency, error-rate and health faults (appkit.chaos), under the same token.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from appkit import jsonlog, requestlog
+from appkit import chaos, jsonlog, requestlog
 
 from .config import Settings
 from .leak import MIB, LeakSettingsError, rss_bytes
@@ -46,6 +47,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(main)
     if settings.fault_control_token:
         app.register_blueprint(admin)
+    chaos.install(app, settings.fault_control_token, settings.runtime_dir)
     requestlog.install(app, settings.log_file, "sre_app.access", rt.observe)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _server_error)

@@ -10,8 +10,8 @@
 | LEAK_KB_PER_REQUEST       | 16                       | leak per GET / in request mode                    |
 | LEAK_MB_PER_MINUTE        | 1                        | leak rate in time mode                            |
 | LEAK_CAP_MB               | 200                      | hard cap per worker (t3.micro has 1 GB)           |
-| FAULT_CONTROL_TOKEN       | (unset: control is off)  | token the /admin endpoints require                |
-| SRE_APP_RUNTIME_DIR       | (set by gunicorn.conf)   | leak control file and Prometheus files            |
+| FAULT_CONTROL_TOKEN       | (unset: control is off)  | token /admin/leak and /admin/faults require       |
+| SRE_APP_RUNTIME_DIR       | (set by gunicorn.conf)   | leak and fault control files, Prometheus files    |
 | METRICS_INTERVAL_SECONDS  | 10                       | length of one metrics interval                    |
 | METRICS_BUFFER_MAX        | 10000                    | intervals kept while DynamoDB is unreachable      |
 """

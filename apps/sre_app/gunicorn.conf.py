@@ -1,7 +1,8 @@
 """Gunicorn settings for sre-app, the same on AWS (systemd) and in the local stack.
 
 Environment: PORT (8080), BIND_ADDRESS (0.0.0.0), WEB_CONCURRENCY (2 workers), SRE_APP_RUNTIME_DIR
-(where workers share the leak control file and Prometheus files; systemd's RuntimeDirectory on AWS).
+(where workers share the leak and fault control files and Prometheus files; systemd's RuntimeDirectory on
+AWS).
 """
 
 import os
@@ -23,6 +24,7 @@ control_socket_disable = True  # one control socket per user would clash between
 
 def on_starting(server):
     """Check the settings, then prepare the runtime directory before any worker imports prometheus_client."""
+    from appkit import chaos
     from sre_app.config import ConfigError, Settings
 
     try:
@@ -33,6 +35,7 @@ def on_starting(server):
     runtime_dir = os.environ.get("SRE_APP_RUNTIME_DIR") or tempfile.mkdtemp(prefix="sre-app-")
     os.makedirs(runtime_dir, mode=0o700, exist_ok=True)  # systemd's RuntimeDirectory makes it on AWS; locally we do
     os.environ["SRE_APP_RUNTIME_DIR"] = runtime_dir
+    chaos.clear_control_file(runtime_dir)  # a fresh start has no run-time faults, as on AWS (RuntimeDirectory)
     # Workers write these memory-mapped files on every request: keep them in RAM (tmpfs), never on a disk
     # whose writeback would fault on the pages again and again.
     shm = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108 - mkdtemp makes a private 0700 dir
