@@ -70,8 +70,8 @@ def truth(name: str) -> tuple[str, str]:
 DETECT_WITHIN = {"memory-leak": 60}  # three 10 s metric intervals, with a margin; the others show at once
 
 
-@pytest.mark.parametrize("name", ["app-crash", "bad-config-deploy", "memory-leak", "nginx-bad-upstream",
-                                  "nginx-crash", "nginx-timeout"])
+@pytest.mark.parametrize("name", ["app-crash", "bad-config-deploy", "error-rate", "health-check-fail", "latency",
+                                  "memory-leak", "nginx-bad-upstream", "nginx-crash", "nginx-timeout"])
 def test_the_top_finding_names_the_faults_ground_truth(steady, capsys, name):
     assert top(steady, capsys) is None, "steady state is healthy"
     assert cli(steady, "fault", "inject", name) == 0

@@ -132,7 +132,21 @@ def slow_app_gives_504(state: Path) -> bool:
         os.killpg(gunicorn, signal.SIGCONT)
 
 
+def slow(url: str, at_least_s: float) -> bool:
+    started = time.monotonic()
+    return http("GET", url, timeout=30).status == 200 and time.monotonic() - started >= at_least_s
+
+
+def some_500s(url: str) -> bool:
+    statuses = [status_of(url) for _ in range(20)]
+    return 500 in statuses and 200 in statuses
+
+
 SYMPTOMS: dict[str, Callable[[Path], bool]] = {
+    "latency": lambda state: slow(APP + "/", 1.5) and not slow(CRM + "/api/customers", 1.0),
+    "error-rate": lambda state: some_500s(APP + "/"),
+    "health-check-fail": lambda state: status_of(APP + "/") == 503 and http(
+        "GET", f"http://127.0.0.1:{BASE_PORTS['sre-app'] + OFFSET}/").status == 200,
     "memory-leak": lambda state: eventually(leak_grows(), timeout=20),
     "nginx-crash": lambda state: status_of(APP + "/") in (502, 503) and status_of(CRM + "/api/customers") == 200,
     "app-crash": lambda state: eventually(lambda: status_of(APP + "/") == 503, timeout=15),

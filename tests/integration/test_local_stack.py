@@ -92,6 +92,8 @@ def test_crm_serves_the_seeded_customers(stack):
 def test_fault_control_is_not_reachable_through_the_public_alb(stack):
     token = (stack / "run" / "fault-token").read_text()
     assert http("GET", APP + "/admin/leak", headers={"X-Fault-Token": token}).status == 403
+    for path in ("/admin/faults", "//admin/faults", "/%61dmin/faults"):  # the CRM has no nginx in front
+        assert http("GET", CRM + path, headers={"X-Fault-Token": token}).status == 403, path
     assert oct((stack / "run" / "fault-token").stat().st_mode & 0o777) == "0o600"
 
 

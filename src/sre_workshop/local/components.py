@@ -101,7 +101,8 @@ def app_env(settings: Settings, name: str) -> dict[str, str]:
     if name == "sre-app":
         env.update(METRICS_TABLE=TABLE_NAMES["METRICS_TABLE"], SRE_APP_RUNTIME_DIR=str(settings.run_dir / "sre-app"))
     else:
-        env.update({k: TABLE_NAMES[k] for k in ("CUSTOMERS_TABLE", "DEALS_TABLE", "ACTIVITIES_TABLE")})
+        env.update({k: TABLE_NAMES[k] for k in ("CUSTOMERS_TABLE", "DEALS_TABLE", "ACTIVITIES_TABLE")},
+                   CRM_APP_RUNTIME_DIR=str(settings.run_dir / "crm-app"))
     return env
 
 
@@ -134,8 +135,7 @@ def components(settings: Settings) -> dict[str, Component]:
     for name, package in (("sre-app", "sre_app"), ("crm-app", "crm_app")):
         found[name] = Component(name, gunicorn_spec(settings, name, package), settings.url(name),
                                 settings.url(name) + "/health", logs=(logs / f"{name}.json.log",),
-                                fault_control=name == "sre-app",
-                                runtime_dir=run / name if name == "sre-app" else None)
+                                fault_control=True, runtime_dir=run / name)
     found["private-alb"] = haproxy("private-alb", ["private-alb"])
     nginx_conf = ["-c", str(run / "nginx.conf"), "-e", str(logs / "nginx-error.log")]
     found["nginx"] = Component(
