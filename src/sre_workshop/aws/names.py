@@ -14,8 +14,9 @@ from botocore.exceptions import ClientError
 
 from ..errors import AwsError, UsageError
 
-# Short enough for the names derived from it (IAM role names are at most 64 characters, with the region).
-STACK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,31}$")
+# Short enough that the names derived from it fit IAM's 64 characters: the guard's roles (with the region) and
+# the ones CloudFormation generates, <stack>-EC2InstanceProfile-<13 random>, which the service role matches.
+STACK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,23}$")
 ALB_NAMES = ("sre-workshop-public-alb", "sre-workshop-private-alb")
 PROJECT_TAG = {"Key": "Project", "Value": "sre-workshop"}
 GONE = ("DELETE_COMPLETE",)
@@ -30,7 +31,7 @@ class NamesTaken(AwsError):
 def check_stack_name(name: str) -> None:
     """Refuse a stack name CloudFormation or the derived role names would reject."""
     if not STACK_NAME.match(name):
-        raise UsageError(f"--stack-name {name!r}: use a letter then up to 31 letters, digits or hyphens")
+        raise UsageError(f"--stack-name {name!r}: use a letter then up to 23 letters, digits or hyphens")
 
 
 def workshop_stacks(cfn) -> list[str]:
