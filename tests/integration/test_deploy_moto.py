@@ -360,12 +360,15 @@ def test_destroy_removes_the_stack_the_bucket_and_the_guard(aws):
     aws("s3").create_bucket(Bucket=bucket)
     aws("s3").put_object(Bucket=bucket, Key="assets/x/sre-app.zip", Body=b"z")
     make_guard(aws, small_stack(aws))
+    trust = guard.trust("scheduler.amazonaws.com")  # the retained role of a stack made before the guard
+    aws("iam").create_role(RoleName="wk-expiry-us-east-1", AssumeRolePolicyDocument=trust)
     said: list[str] = []
     report = deploy.destroy(options(), said.append)
     json.dumps(report)
     assert report["stack"] == "deleted" and report["bucket_deleted"] and report["leftovers"] == []
-    assert sorted(report["guard_removed"]) == ["role wk-us-east-1-cfn", "role wk-us-east-1-expiry",
-                                               "rule wk-stack-events", "topic wk-stack-events"]
+    assert sorted(report["guard_removed"]) == ["role wk-expiry-us-east-1", "role wk-us-east-1-cfn",
+                                               "role wk-us-east-1-expiry", "rule wk-stack-events",
+                                               "topic wk-stack-events"]
     assert not [s for s in aws("cloudformation").list_stacks()["StackSummaries"]
                 if s["StackName"] == "wk" and s["StackStatus"] != "DELETE_COMPLETE"]
     assert bucket not in {b["Name"] for b in aws("s3").list_buckets()["Buckets"]}

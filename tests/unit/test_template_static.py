@@ -165,6 +165,7 @@ def test_alarms_and_dashboard_cover_both_flows():
 def test_cost_guard_deletes_the_stack_at_expiry():
     schedule = R["ExpirySchedule"]
     assert schedule["Condition"] == "HasExpiry"
+    assert schedule["DependsOn"] == "NatGateway"  # gives IAM time to show the tool's new expiry role
     arn = schedule["Properties"]["Target"]["Arn"]["Fn::Sub"]
     assert arn == "arn:${AWS::Partition}:scheduler:::aws-sdk:cloudformation:deleteStack"
 

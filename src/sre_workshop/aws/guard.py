@@ -177,7 +177,9 @@ def remove(iam, sns, events, guard: Guard, progress: Progress) -> list[str]:
     if _topic_exists(sns, guard):
         sns.delete_topic(TopicArn=topic_arn(guard))
         removed.append(f"topic {guard.notices}")
-    removed += [f"role {name}" for name in (guard.expiry_role, guard.service_role) if delete_role(iam, name)]
+    # The last name is the retained expiry role of stacks made before the guard existed (it was in the stack).
+    legacy = f"{guard.stack}-expiry-{guard.region}"
+    removed += [f"role {name}" for name in (guard.expiry_role, guard.service_role, legacy) if delete_role(iam, name)]
     for item in removed:
         progress(f"deleted {item}")
     return removed
