@@ -1,7 +1,8 @@
 #!/bin/bash
 # Install crm-app from the unpacked crm-app.zip into ${ROOT:-/}: code in /opt/crm-app, settings in
 # /etc/sre-workshop/crm-app.env, the systemd unit, the CloudWatch agent config.
-# Needs AWS_REGION, CUSTOMERS_TABLE, DEALS_TABLE and ACTIVITIES_TABLE.
+# Needs AWS_REGION, CUSTOMERS_TABLE, DEALS_TABLE and ACTIVITIES_TABLE. PYTHON (default python3.11)
+# makes the venv; activate.sh seeds the data and starts the unit.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=${ROOT:-/}
@@ -10,6 +11,8 @@ root=${ROOT:-/}
 
 install -d "$root/opt/crm-app" "$root/etc/sre-workshop" "$root/etc/systemd/system" "$root/var/log/crm-app" \
   "$root/opt/aws/amazon-cloudwatch-agent/etc"
+# A package dir of an older version must not keep files this one dropped.
+rm -rf "$root/opt/crm-app/crm_app" "$root/opt/crm-app/appkit"
 cp -R "$here/app.py" "$here/init_sample_data.py" "$here/crm_app" "$here/appkit" "$here/requirements.txt" \
   "$root/opt/crm-app/"
 install -m 0644 "$here/crm-app.service" "$root/etc/systemd/system/crm-app.service"
@@ -24,3 +27,10 @@ ACTIVITIES_TABLE=${ACTIVITIES_TABLE}
 PORT=8080
 LOG_FILE=/var/log/crm-app/app.log
 ENV
+# The packages: a fresh venv from the zip's wheels only, each checked against the lock's sha256, so the
+# instance needs no package index (pip's own config files are ignored: the zip alone decides). Readable by
+# the service user: only the env file above is private.
+umask 022
+"${PYTHON:-python3.11}" -m venv --clear "$root/opt/crm-app/venv"
+PIP_CONFIG_FILE=/dev/null "$root/opt/crm-app/venv/bin/pip" install --quiet --disable-pip-version-check \
+  --no-index --find-links "$here/wheels" --require-hashes -r "$here/requirements.txt"

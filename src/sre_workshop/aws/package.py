@@ -1,12 +1,15 @@
-"""Build sre-app.zip, crm-app.zip and nginx-assets.zip, laid out as the instances' user data expects.
+"""Build sre-app.zip, crm-app.zip and nginx-assets.zip, laid out as the instances expect.
 
-Deterministic: entries are sorted, every timestamp is fixed and modes are normalised, so the same sources
-give the same bytes (and the same content hash, which names the upload).
+Deterministic: entries are sorted, every timestamp is fixed and modes are normalised, and the wheels are the
+exact files the locks name by sha256, so the same sources give the same bytes (and the same content hash,
+which names the upload).
 
-    sre-app.zip       app.py, sre_app/, appkit/, requirements.txt, install.sh, sre-app.service, agent config
+    sre-app.zip       app.py, sre_app/, appkit/, requirements.txt (the lock), wheels/, install.sh, activate.sh,
+                      update-assets.sh, sre-app.service, agent config
     crm-app.zip       app.py, init_sample_data.py, crm_app/ (templates, static), appkit/, requirements.txt,
-                      install.sh, crm-app.service, agent config
-    nginx-assets.zip  nginx.conf (with PRIVATE_ALB_DNS_PLACEHOLDER), install.sh, agent config
+                      wheels/, install.sh, activate.sh, update-assets.sh, crm-app.service, agent config
+    nginx-assets.zip  nginx.conf (with PRIVATE_ALB_DNS_PLACEHOLDER), install.sh, activate.sh, update-assets.sh,
+                      agent config
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..settings import Settings
+from . import wheels
 
 FIXED_TIME = (2025, 1, 1, 0, 0, 0)
 SKIP_PARTS = {"__pycache__", ".pytest_cache"}
@@ -36,15 +40,18 @@ def layouts(settings: Settings) -> dict[str, dict[str, Path]]:
     """Map each zip to {path inside the zip: source file or directory}."""
     apps, infra = settings.apps_dir, settings.infra_dir
     agent = infra / "cloudwatch" / "amazon-cloudwatch-agent.json"
+    update = infra / "cloudformation" / "update-assets.sh"
     return {
         "sre-app.zip": {
             "app.py": infra / "sre-app" / "app.py", "install.sh": infra / "sre-app" / "install.sh",
+            "activate.sh": infra / "sre-app" / "activate.sh", "update-assets.sh": update,
             "requirements.txt": infra / "sre-app" / "requirements.txt",
             "sre-app.service": infra / "systemd" / "sre-app.service", "amazon-cloudwatch-agent.json": agent,
             "sre_app": apps / "sre_app", "appkit": apps / "appkit",
         },
         "crm-app.zip": {
             "app.py": infra / "crm-app" / "app.py", "install.sh": infra / "crm-app" / "install.sh",
+            "activate.sh": infra / "crm-app" / "activate.sh", "update-assets.sh": update,
             "init_sample_data.py": infra / "crm-app" / "init_sample_data.py",
             "requirements.txt": infra / "crm-app" / "requirements.txt",
             "crm-app.service": infra / "systemd" / "crm-app.service", "amazon-cloudwatch-agent.json": agent,
@@ -52,6 +59,7 @@ def layouts(settings: Settings) -> dict[str, dict[str, Path]]:
         },
         "nginx-assets.zip": {
             "nginx.conf": infra / "nginx" / "nginx.conf", "install.sh": infra / "nginx" / "install.sh",
+            "activate.sh": infra / "nginx" / "activate.sh", "update-assets.sh": update,
             "amazon-cloudwatch-agent.json": agent,
         },
     }
@@ -75,14 +83,23 @@ def write_zip(path: Path, entries: list[tuple[str, Path]]) -> None:
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
         for name, source in entries:
             info = zipfile.ZipInfo(name, date_time=FIXED_TIME)
-            info.compress_type = zipfile.ZIP_DEFLATED
+            # Wheels are zips already: storing them saves seconds per build and loses nothing.
+            info.compress_type = zipfile.ZIP_STORED if name.endswith(".whl") else zipfile.ZIP_DEFLATED
             executable = name.endswith(".sh")
             info.external_attr = (0o100755 if executable else 0o100644) << 16
             archive.writestr(info, source.read_bytes())
 
 
-def build(settings: Settings, out_dir: Path) -> list[Artifact]:
-    """Build the three zips into `out_dir`; return them with their hashes."""
+def wheel_entries(layout: dict[str, Path], cache: Path | None) -> list[tuple[str, Path]]:
+    """Return the wheels/ entries of a zip whose layout has a lock (requirements.txt), none otherwise."""
+    lock = layout.get("requirements.txt")
+    if lock is None:
+        return []
+    return [(f"wheels/{path.name}", path) for path in wheels.fetch(lock, cache)]
+
+
+def build(settings: Settings, out_dir: Path, wheel_cache: Path | None = None) -> list[Artifact]:
+    """Build the three zips into `out_dir`, with the locked wheels (fetched into `wheel_cache` if missing)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     artifacts = []
     for name, layout in layouts(settings).items():
@@ -90,7 +107,7 @@ def build(settings: Settings, out_dir: Path) -> list[Artifact]:
         if missing:
             raise FileNotFoundError(f"cannot package {name}: missing {', '.join(missing)}")
         path = out_dir / name
-        write_zip(path, files_of(layout))
+        write_zip(path, sorted(files_of(layout) + wheel_entries(layout, wheel_cache)))
         artifacts.append(Artifact(name, path, hashlib.sha256(path.read_bytes()).hexdigest()))
     return artifacts
 

@@ -1,0 +1,21 @@
+#!/bin/bash
+# Put this zip's sre-app into service on AppServerInstance1, as root: at first boot (the user data) and on
+# every update (sre-workshop-update-assets, through SSM Run Command). install.sh writes the files and the
+# venv; this adds what needs the real system, and fails (so the boot or the update fails) unless the app
+# answers its deep health check. Settings come from /etc/sre-workshop/instance.env, written by the user data.
+set -euxo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+set -a
+. /etc/sre-workshop/instance.env
+set +a
+id -u sre-app >/dev/null 2>&1 || useradd --system --no-create-home --shell /sbin/nologin sre-app
+ROOT=/ PYTHON=python3.11 bash "$here/install.sh"
+install -m 0755 "$here/update-assets.sh" /usr/local/sbin/sre-workshop-update-assets
+chown -R sre-app: /var/log/sre-app
+systemctl daemon-reload
+systemctl enable sre-app
+systemctl restart sre-app
+/opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl -a fetch-config -m ec2 -s \
+  -c file:/opt/aws/amazon-cloudwatch-agent/etc/sre-workshop.json
+for _ in $(seq 60); do curl -fsS --max-time 2 http://127.0.0.1:8080/health && break; sleep 1; done
+curl -fsS --max-time 5 "http://127.0.0.1:8080/health?deep=1"
