@@ -190,7 +190,8 @@ def test_throttling_on_demand_asks_for_a_maximum_of_1_on_every_table_and_index(c
     for name, sent in by_table.items():
         assert {"TableName": name, "OnDemandThroughput": limit} in sent
         assert all("BillingMode" not in u for u in sent)  # never a capacity-mode switch
-    index_updates = [u["GlobalSecondaryIndexUpdates"][0]["Update"] for u in updates if "GlobalSecondaryIndexUpdates" in u]
+    index_updates = [u["GlobalSecondaryIndexUpdates"][0]["Update"] for u in updates
+                     if "GlobalSecondaryIndexUpdates" in u]
     assert index_updates == [{"IndexName": "customer-index", "OnDemandThroughput": limit}] * 2
     assert {u["TableName"] for u in updates} == set(crm_tables(outputs))
     aws.clear(ctl, params, saved)
@@ -401,10 +402,9 @@ def backend(deployed) -> AwsBackend:
 
 def test_lock_is_one_holder_at_a_time_and_names_it(deployed):
     first, second = backend(deployed), backend(deployed)
-    with first.locked():
-        with pytest.raises(StackBusy, match=f"faults lock of stack {STACK} \\({first.owner}, until "):
-            with second.locked(wait=0.5):
-                pass
+    busy = pytest.raises(StackBusy, match=f"faults lock of stack {STACK} \\({first.owner}, until ")
+    with first.locked(), busy, second.locked(wait=0.5):
+        pass
     with second.locked(wait=0.5):
         pass
 
@@ -412,7 +412,7 @@ def test_lock_is_one_holder_at_a_time_and_names_it(deployed):
 def test_clear_from_another_machine_after_the_cli_died_mid_inject(deployed):
     """Machine A saved nginx.conf with the incident and changed it, then died before verifying. Machine B
     finds the fault in the ledger, restores what A saved, and records how it ended."""
-    session, outputs = deployed
+    _, outputs = deployed
     a = backend(deployed)
     fault = get("nginx-bad-upstream")
     impl = importlib.import_module("sre_workshop.faults.nginx_bad_upstream.aws")
