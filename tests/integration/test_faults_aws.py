@@ -20,6 +20,7 @@ import importlib
 import io
 import json
 import shlex
+import subprocess
 from pathlib import Path
 
 import boto3
@@ -470,3 +471,34 @@ def test_cli_aws_errors_are_one_line(deployed, capsys):
     assert "no stack named nope" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert main(["fault", "status", "--stack-name", STACK]) == ExitStatus.USAGE
     assert "--stack-name and --region go with --aws" in capsys.readouterr().err
+
+
+# --- the instance side, run here: the very text SSM would run, against a real sre-app under Gunicorn ------------
+
+
+def test_the_leak_run_text_drives_a_real_sre_app_with_the_token_file(moto, start_app, tmp_path):
+    from sre_workshop.aws.control import app_leak_step, only_if_running
+    from sre_workshop.aws.ssm import render, shell
+
+    token = tmp_path / "fault-token"
+    token.write_text("s3cret-token\n")
+    app = start_app("sre_app", moto.url, FAULT_CONTROL_TOKEN="s3cret-token", WEB_CONCURRENCY="1")
+
+    def run(*steps) -> subprocess.CompletedProcess:
+        text = render(list(steps)).replace("8080 /etc/sre-workshop/fault-token", f"{app.port} {token}")
+        return subprocess.run(["sh", "-c", text], capture_output=True, text=True, timeout=60, check=False)
+
+    leak = {"mode": "time", "mb_per_minute": 30.0, "kb_per_request": 8.0, "cap_mb": 50.0}
+    put = run(app_leak_step("put", leak))
+    assert put.returncode == 0, put.stderr
+    assert json.loads(put.stdout)["settings"]["mode"] == "time"
+    got = json.loads(run(app_leak_step("get")).stdout)
+    assert {k: got["settings"][k] for k in leak} == leak and got["worker"]["pid"]
+    # clear's run: the app is not a systemd unit here, so the guard is replaced by a test that passes
+    cleared = run(shell("true || exit 0"), app_leak_step("put", {"mode": "off"}), app_leak_step("release"))
+    assert cleared.returncode == 0, cleared.stderr
+    assert json.loads(run(app_leak_step("get")).stdout)["settings"]["mode"] == "off"
+    assert only_if_running("sre-app").command == "systemctl is-active --quiet sre-app || exit 0"
+    token.write_text("wrong\n")
+    refused = run(app_leak_step("get"))
+    assert refused.returncode == 1 and "answered 401" in refused.stderr.strip().splitlines()[-1]

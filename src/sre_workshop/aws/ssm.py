@@ -95,8 +95,9 @@ class Runner:
 
     client: Any  # the session's SSM client
     scripts_dir: Path = SCRIPTS_DIR
-    timeout: float = 120.0  # the command's own executionTimeout; the wait allows 30 s more for delivery
+    timeout: float = 120.0  # the command's own executionTimeout
     poll: float = 1.0
+    delivery: float = 30.0  # how much longer than the timeout the wait allows for delivering the command
 
     def run(self, instance: str, where: str, steps: list[Step], label: str = "") -> str:
         """Run `steps` as root on `instance` (named `where` in messages); return the output."""
@@ -117,7 +118,7 @@ class Runner:
 
     def _wait(self, command_id: str, instance: str, what: str) -> dict[str, Any]:
         """Poll the invocation until it is no longer pending."""
-        deadline = time.monotonic() + self.timeout + 30
+        deadline = time.monotonic() + self.timeout + self.delivery
         while True:
             try:
                 invocation = self.client.get_command_invocation(CommandId=command_id, InstanceId=instance)
@@ -127,7 +128,8 @@ class Runner:
                 if exc.response["Error"]["Code"] != "InvocationDoesNotExist":
                     raise AwsError(f"{what}: {exc.response['Error'].get('Message', exc)}") from exc
             if time.monotonic() > deadline:
-                raise AwsError(f"{what} did not finish within {self.timeout + 30:.0f}s (command {command_id})")
+                bound = self.timeout + self.delivery
+                raise AwsError(f"{what} did not finish within {bound:.0f}s (command {command_id})")
             time.sleep(self.poll)
 
     @staticmethod

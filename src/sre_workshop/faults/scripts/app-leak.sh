@@ -28,10 +28,11 @@ token=$(tr -d '\r\n' < "$token_file")
 case $token in *[\"\\]*) fail 2 "the token in $token_file contains a quote or a backslash" ;; esac
 
 url="http://127.0.0.1:$port$path"
+json=${4:-}
 tmp=$(mktemp -d) || fail 1 "cannot create a temporary directory"
 trap 'rm -rf "$tmp"' EXIT
 set -- --silent --show-error --connect-timeout 3 --max-time 30 -X "$method" -o "$tmp/body" -w '%{http_code}' -K - "$url"
-if [ "$method" = PUT ]; then set -- -H 'Content-Type: application/json' --data-raw "$4" "$@"; fi
+if [ "$method" = PUT ]; then set -- -H 'Content-Type: application/json' --data-raw "$json" "$@"; fi
 status=$(printf 'header = "X-Fault-Token: %s"\n' "$token" | curl "$@" 2>"$tmp/err") ||
   fail 1 "$method $url failed: $(tail -n 1 "$tmp/err")"
 answer=$(tr -d '\n' < "$tmp/body")
