@@ -48,7 +48,10 @@ class AwsBackend:
     def __init__(self, ctl: AwsControl, owner: str | None = None) -> None:
         self.ctl = ctl
         self.stack_name = ctl.stack_name
-        self.table = ctl.outputs()["IncidentsTableName"]
+        self.table = ctl.outputs().get("IncidentsTableName")
+        if not self.table:
+            raise AwsError(f"stack {ctl.stack_name} has no IncidentsTableName output: deploy it again with this "
+                           "version of sre-workshop")
         self.ledger = Ledger(ctl.client("dynamodb"), source=f"aws:{ctl.stack_name}", table=self.table)
         self.owner = owner or f"{who()}#{secrets.token_hex(4)}"
 

@@ -14,6 +14,8 @@ from ..model import NotYet
 from .local import PROBES, SUFFIX
 
 PARAMS = ("variable",)
+# A restart of crm-app on a t3.micro, then the first request that reads the table.
+VERIFY_SECONDS = 60.0
 APP = "crm-app"
 ENV_FILE = ENV_FILES[APP]
 # The stack output naming each table the variable should hold.

@@ -9,6 +9,9 @@ from ...errors import ComponentFailed
 from ..model import NotYet
 
 PARAMS = ()
+# IAM changes take seconds, sometimes a minute, to reach every endpoint (the runner honours this when it
+# waits for verify on AWS).
+VERIFY_SECONDS = 120.0
 POLICY = "DynamoDBAccess"
 DENY = {"Version": "2012-10-17",
         "Statement": [{"Sid": "DenyDynamoDB", "Effect": "Deny", "Action": "dynamodb:*", "Resource": "*"}]}

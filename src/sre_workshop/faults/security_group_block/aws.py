@@ -13,6 +13,8 @@ from ...errors import ComponentFailed
 from ..model import NotYet
 
 PARAMS = ("hop",)
+# Tracked connections outlive the rule; health checks fail over 3 x 30 s.
+VERIFY_SECONDS = 150.0
 # hop (the component whose inbound traffic is blocked) -> (its group, the group allowed in, port), as in
 # the spec's chain, and where its loss shows at the public entry points.
 HOPS = {"nginx": ("NginxSecurityGroup", "PublicALBSecurityGroup", 80),
