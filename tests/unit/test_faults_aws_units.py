@@ -8,6 +8,7 @@ import base64
 import importlib
 import os
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -251,8 +252,10 @@ def test_access_denied_verify_waits_for_the_policy_then_for_its_effect():
     assert aws.active(StubControl(policy=allow), {}) is False
 
 
-def test_problems_name_unhealthy_or_missing_targets_before_probing():
+def test_problems_name_unhealthy_or_missing_targets_before_probing(monkeypatch):
+    monkeypatch.setattr("sre_workshop.faults.aws_backend.PROBLEMS_INTERVAL", 0.0)
     backend = AwsBackend.__new__(AwsBackend)
+    backend._looked_at = 0.0
     backend.ctl = StubControl(targets={"PublicALBTargetGroup": [{"id": "i-1", "state": "unhealthy",
                                                                  "reason": "Health checks failed"}],
                                        "CRMAppTargetGroup": []}, probes={})
@@ -263,6 +266,18 @@ def test_problems_name_unhealthy_or_missing_targets_before_probing():
     assert backend.problems() == ["http://crm.example/health answered nothing"]
     backend.ctl = StubControl(targets={"PublicALBTargetGroup": healthy}, probes={})
     assert backend.problems() == []
+
+
+def test_problems_are_looked_at_every_few_seconds_at_most(monkeypatch):
+    backend = AwsBackend.__new__(AwsBackend)
+    backend._looked_at = -10.0
+    backend.ctl = StubControl(targets={}, probes={})
+    monkeypatch.setattr("sre_workshop.faults.aws_backend.PROBLEMS_INTERVAL", 0.5)
+    started = time.monotonic()
+    backend.problems()
+    assert time.monotonic() - started < 0.4
+    backend.problems()
+    assert time.monotonic() - started >= 0.5
 
 
 def test_security_group_rule_is_found_among_other_pairs_and_permissions():

@@ -91,6 +91,8 @@ class AwsControl:
                     raise AwsError(f"no stack named {self.stack_name} in {self.region}: create it with "
                                    f"`sre-workshop deploy --stack-name {self.stack_name}`") from None
                 raise _aws_error(f"cannot read stack {self.stack_name}", exc) from exc
+            except BotoCoreError as exc:
+                raise AwsError(f"cannot reach CloudFormation in {self.region}: {exc}") from exc
             self._outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
         return self._outputs
 
