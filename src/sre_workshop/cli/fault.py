@@ -9,24 +9,46 @@
                     "params", "injected_by", "injected_at"}]}
     fault clear    {"cleared": [{"fault", "incident_id", "ended": "cleared|remediated"}], "steady": true}
     incidents      {"incidents": [{"incident_id", "fault", "status", "opened_at", "detail", "events": [...]}]}
+
+Each acts on the local stack, or with `--aws [--stack-name NAME] [--region R]` on an AWS stack made by
+`sre-workshop deploy` (its incidents and what clear restores live in the stack's IncidentHistoryTable).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import click
 
 from ..errors import ExitStatus, UsageError
 from ..faults import runner
+from ..faults.aws_backend import AwsBackend
 from ..faults.backends import LocalBackend
 from ..faults.catalogue import catalogue
 from .common import Context, emit, json_option, pass_context, say
 
+DEFAULT_STACK = "sre-workshop"
 
-def backend(ctx: Context) -> LocalBackend:
-    """Return the backend the fault commands act on (the local stack)."""
-    return LocalBackend(ctx.stack())
+
+def backend(ctx: Context, on_aws: bool = False, stack_name: str | None = None,
+            region: str | None = None) -> LocalBackend | AwsBackend:
+    """Return the backend the fault commands act on: the local stack, or with --aws an AWS stack."""
+    if not on_aws:
+        if stack_name or region:
+            raise UsageError("--stack-name and --region go with --aws")
+        return LocalBackend(ctx.stack())
+    return AwsBackend.connect(stack_name or DEFAULT_STACK, region)
+
+
+def backend_options(function: Callable) -> Callable:
+    """Add --aws, --stack-name and --region."""
+    function = click.option("--region", help="The AWS stack's region (with --aws; default: your configured one).")(
+        function)
+    function = click.option("--stack-name", help=f"The AWS stack's name (with --aws; default {DEFAULT_STACK}).")(
+        function)
+    return click.option("--aws", "on_aws", is_flag=True,
+                        help="Act on an AWS stack made by `sre-workshop deploy` instead of the local one.")(function)
 
 
 @click.group()
@@ -55,21 +77,24 @@ def _print_catalogue(result: dict[str, Any]) -> None:
 @fault.command()
 @click.argument("name")
 @click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE", help="A parameter (repeatable).")
+@backend_options
 @json_option
 @pass_context
-def inject(ctx: Context, name: str, assignments: tuple[str, ...], as_json: bool) -> int:
+def inject(ctx: Context, name: str, assignments: tuple[str, ...], as_json: bool, on_aws: bool,
+           stack_name: str | None, region: str | None) -> int:
     """Inject fault NAME, record it as an incident and wait until its effect shows."""
-    result = runner.inject(backend(ctx), name, list(assignments), progress=say)
+    result = runner.inject(backend(ctx, on_aws, stack_name, region), name, list(assignments), progress=say)
     emit(result, as_json, lambda r: print(f"{r['fault']}: injected (incident {r['incident_id']}): {r['evidence']}"))
     return ExitStatus.OK
 
 
 @fault.command()
+@backend_options
 @json_option
 @pass_context
-def status(ctx: Context, as_json: bool) -> int:
+def status(ctx: Context, as_json: bool, on_aws: bool, stack_name: str | None, region: str | None) -> int:
     """Faults in effect now, the pre-baked one included."""
-    rows = runner.status(backend(ctx))
+    rows = runner.status(backend(ctx, on_aws, stack_name, region))
     emit({"faults": rows}, as_json, _print_status)
     return ExitStatus.OK
 
@@ -86,13 +111,16 @@ def _print_status(result: dict[str, Any]) -> None:
 @fault.command()
 @click.argument("name", required=False)
 @click.option("--all", "clear_all", is_flag=True, help="Clear every fault and return to steady state.")
+@backend_options
 @json_option
 @pass_context
-def clear(ctx: Context, name: str | None, clear_all: bool, as_json: bool) -> int:
+def clear(ctx: Context, name: str | None, clear_all: bool, as_json: bool, on_aws: bool, stack_name: str | None,
+          region: str | None) -> int:
     """Clear fault NAME (or --all), restoring exactly what was there, then verify steady state."""
     if bool(name) == clear_all:
         raise UsageError("give a fault NAME or --all")
-    cleared = runner.clear(backend(ctx), name)
+    target = backend(ctx, on_aws, stack_name, region)
+    cleared = runner.clear(target, name, timeout=getattr(target, "steady_timeout", 60.0))
     emit({"cleared": cleared, "steady": True}, as_json, _print_cleared)
     return ExitStatus.OK
 
@@ -105,11 +133,13 @@ def _print_cleared(result: dict[str, Any]) -> None:
 
 @click.command()
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True, help="Newest incidents to show.")
+@backend_options
 @json_option
 @pass_context
-def incidents(ctx: Context, limit: int, as_json: bool) -> int:
+def incidents(ctx: Context, limit: int, as_json: bool, on_aws: bool, stack_name: str | None,
+              region: str | None) -> int:
     """The incident ledger (IncidentHistoryTable): each injection and how it ended."""
-    found = backend(ctx).ledger.incidents(limit)
+    found = backend(ctx, on_aws, stack_name, region).ledger.incidents(limit)
     emit({"incidents": found}, as_json, _print_incidents)
     return ExitStatus.OK
 

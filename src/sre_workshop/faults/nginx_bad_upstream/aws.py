@@ -1,0 +1,52 @@
+"""nginx-bad-upstream on AWS: nginx.conf's upstream pointed away from the private ALB (saved first), reload."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ...aws.control import NGINX_CONF, NGINX_RELOAD
+from ...errors import AwsError, ComponentFailed
+from ..model import NotYet
+from .local import WRONG
+
+PARAMS = ()
+APP = "nginx"
+
+
+def _line(address: str) -> str:
+    return f'set $private_alb "{address}";'
+
+
+def _right(ctl) -> str:
+    return _line(ctl.outputs()["PrivateALBDNSName"])
+
+
+def snapshot(ctl, params: dict[str, Any]) -> dict[str, Any]:
+    """Save nginx.conf as it is, byte for byte (it must point at the private ALB)."""
+    return ctl.save_file(APP, NGINX_CONF, must_have=(_right(ctl),))
+
+
+def inject(ctl, params: dict[str, Any]) -> None:
+    """Point the upstream at a port where nothing listens on the nginx instance itself, check, reload."""
+    ctl.replace_in_file(APP, NGINX_CONF, {_right(ctl): _line(WRONG)}, *NGINX_RELOAD)
+
+
+def verify(ctl, params: dict[str, Any]) -> str:
+    """Evidence: the public entry point answers 502."""
+    status, _ = ctl.probe("app", "/")
+    if status != 502:
+        raise NotYet(f"GET {ctl.url('app', '/')} answers {status or 'nothing'}")
+    return f"GET {ctl.url('app', '/')} answers 502"
+
+
+def active(ctl, params: dict[str, Any]) -> bool | None:
+    """True while nginx.conf names the wrong upstream (None when the file cannot be read)."""
+    try:
+        return _line(WRONG) in ctl.read_file(APP, NGINX_CONF).decode(errors="replace")
+    except (AwsError, ComponentFailed):
+        return None
+
+
+def clear(ctl, params: dict[str, Any], saved: dict[str, Any]) -> None:
+    """Put the saved nginx.conf back exactly, check it and reload a running nginx."""
+    ctl.restore_file(APP, saved, *NGINX_RELOAD)
