@@ -19,6 +19,11 @@ install -m 0644 "$here/crm-app.service" "$root/etc/systemd/system/crm-app.servic
 install -m 0644 "$here/amazon-cloudwatch-agent.json" "$root/opt/aws/amazon-cloudwatch-agent/etc/sre-workshop.json"
 # The spec's environment (AWS_REGION and the three table names) and where the logs go.
 umask 077
+# Fault-control token: random and root-only. SSM Run Command's fault scripts read the file as root; the app
+# gets it through its env file. It never appears in CloudFormation, the ledger or on the network.
+token_file="$root/etc/sre-workshop/fault-token"
+[ -s "$token_file" ] || head -c 32 /dev/urandom | base64 | tr -d '/+=\n' > "$token_file"
+chmod 0600 "$token_file"
 cat > "$root/etc/sre-workshop/crm-app.env" <<ENV
 AWS_REGION=${AWS_REGION}
 CUSTOMERS_TABLE=${CUSTOMERS_TABLE}
@@ -26,6 +31,8 @@ DEALS_TABLE=${DEALS_TABLE}
 ACTIVITIES_TABLE=${ACTIVITIES_TABLE}
 PORT=8080
 LOG_FILE=/var/log/crm-app/app.log
+FAULT_CONTROL_TOKEN=$(cat "$token_file")
+CRM_APP_RUNTIME_DIR=/run/crm-app
 ENV
 # The packages: a fresh venv from the zip's wheels only, each checked against the lock's sha256, so the
 # instance needs no package index (pip's own config files are ignored: the zip alone decides). Readable by

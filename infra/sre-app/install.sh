@@ -16,12 +16,18 @@ install -m 0644 "$here/sre-app.service" "$root/etc/systemd/system/sre-app.servic
 install -m 0644 "$here/amazon-cloudwatch-agent.json" "$root/opt/aws/amazon-cloudwatch-agent/etc/sre-workshop.json"
 # The spec's environment (AWS_REGION, METRICS_TABLE) and where the logs go.
 umask 077
+# Fault-control token: random and root-only. SSM Run Command's fault scripts read the file as root; the app
+# gets it through its env file. It never appears in CloudFormation, the ledger or on the network.
+token_file="$root/etc/sre-workshop/fault-token"
+[ -s "$token_file" ] || head -c 32 /dev/urandom | base64 | tr -d '/+=\n' > "$token_file"
+chmod 0600 "$token_file"
 cat > "$root/etc/sre-workshop/sre-app.env" <<ENV
 AWS_REGION=${AWS_REGION}
 METRICS_TABLE=${METRICS_TABLE}
 PORT=8080
 LOG_FILE=/var/log/sre-app/app.log
 SRE_APP_RUNTIME_DIR=/run/sre-app
+FAULT_CONTROL_TOKEN=$(cat "$token_file")
 ENV
 # The packages: a fresh venv from the zip's wheels only, each checked against the lock's sha256, so the
 # instance needs no package index (pip's own config files are ignored: the zip alone decides). Readable by

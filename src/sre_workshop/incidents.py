@@ -72,7 +72,7 @@ class Ledger:
     def incidents(self, limit: int = 50) -> list[dict[str, Any]]:
         """Return the newest incidents of this source, each with its events and current status."""
         by_id: dict[str, list[dict[str, Any]]] = {}
-        kwargs: dict[str, Any] = {"TableName": self.table}
+        kwargs: dict[str, Any] = {"TableName": self.table, "ConsistentRead": True}
         while True:
             response = self.client.scan(**kwargs)
             for item in map(_plain, response.get("Items", [])):

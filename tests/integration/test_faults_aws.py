@@ -40,8 +40,8 @@ REGION = "us-east-1"
 STACK = "wk"
 ROOT = Path(__file__).resolve().parents[2]
 needs_script = {name: pytest.mark.skipif(not (SCRIPTS_DIR / name).exists(), reason=f"{name} comes with another "
-                                         "branch of the fault catalogue (app-faults.sh, cpu-burn.sh)")
-                for name in ("app-faults.sh", "cpu-burn.sh")}
+                                         "branch of the fault catalogue (cpu-burn.sh)")
+                for name in ("cpu-burn.sh",)}
 
 
 @pytest.fixture(scope="module")
@@ -356,7 +356,6 @@ def test_memory_leak_drives_admin_leak_on_the_app_instance_with_the_token_file(c
     ctl.sent.take()
 
 
-@needs_script["app-faults.sh"]
 @pytest.mark.parametrize(("fault", "params", "settings"), [
     ("latency", {"target": "crm-app", "latency_ms": 800, "fraction": 0.5},
      {"latency_fraction": 0.5, "latency_ms": 800}),

@@ -83,14 +83,15 @@ def _refuse_if_active(backend: Backend, fault: Fault, impl) -> None:
 
 
 def _wait_verified(fault: Fault, impl, ctl, params: dict[str, Any]) -> str:
-    deadline = time.monotonic() + fault.verify_seconds
+    seconds = getattr(impl, "VERIFY_SECONDS", fault.verify_seconds)  # AWS is slower for some (IAM propagation)
+    deadline = time.monotonic() + seconds
     while True:
         try:
             return impl.verify(ctl, params)
         except NotYet as exc:
             if time.monotonic() > deadline:
                 raise FaultNotEffective(f"{fault.name} was injected but did not take effect within "
-                                        f"{fault.verify_seconds:g}s ({exc}); it was cleared again") from None
+                                        f"{seconds:g}s ({exc}); it was cleared again") from None
         time.sleep(0.2)
 
 
