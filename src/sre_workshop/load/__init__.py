@@ -16,7 +16,7 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "start": "handle", "LoadHandle": "handle", "LoadFailed": "handle",
+    "start": "handle", "LoadHandle": "handle", "LoadFailed": "errors",
     "LoadSummary": "summary", "EndpointSummary": "summary", "Progress": "summary",
     "Targets": "targets", "local_targets": "targets",
     "aws_targets": "stack_outputs",

@@ -8,16 +8,20 @@ of every failed request (Locust keeps only error strings).
 from __future__ import annotations
 
 import json
+import socket
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import gevent
 import gevent.event
 from locust.env import Environment
 from locust.stats import StatsEntry
+from locust.web import WebUI
 
+from .errors import LoadFailed
 from .flows import FLOW_COUNTS, configure
 from .options import LoadOptions
 from .summary import EndpointSummary, LoadSummary, Progress
@@ -28,10 +32,12 @@ STOP_TIMEOUT_S = 5.0  # users finish the flow they are in (so no request is cut 
 
 
 class RequestRecorder:
-    """Count failures by HTTP status per endpoint, and optionally keep (request id, ms) of every request."""
+    """Count failures by HTTP status per endpoint (and those the public ALB answered itself); optionally keep
+    (request id, ms) of every request."""
 
     def __init__(self, trace: bool) -> None:
         self.failures: defaultdict[str, Counter[str]] = defaultdict(Counter)
+        self.alb_failures: defaultdict[str, Counter[str]] = defaultdict(Counter)
         self.trace: list[tuple[str, float]] | None = [] if trace else None
 
     def on_request(self, name: str, response_time: float, response=None, exception=None, context=None,
@@ -39,7 +45,12 @@ class RequestRecorder:
         """Locust's request event: record the status of a failure, and the trace."""
         if exception is not None:
             status = getattr(response, "status_code", 0) or 0
-            self.failures[name][str(status) if status else "connection"] += 1
+            key = str(status) if status else "connection"
+            self.failures[name][key] += 1
+            # Everything behind the public ALB echoes X-Request-ID (the apps, and nginx even on its own
+            # 502/504); an answer without it was made by the ALB itself.
+            if status and not response.headers.get("X-Request-ID"):
+                self.alb_failures[name][key] += 1
         if self.trace is not None:
             self.trace.append(((context or {}).get("request_id", ""), response_time))
 
@@ -52,7 +63,7 @@ def run(targets: Targets, options: LoadOptions, run_id: str, emit: Emit, stop: g
     recorder = RequestRecorder(trace=trace_path is not None)
     env.events.request.add_listener(recorder.on_request)
     runner = env.create_local_runner()
-    web = env.create_web_ui("127.0.0.1", options.web_port) if options.web_port else None
+    web = _web_ui(env, options.web_port) if options.web_port else None
     started = time.monotonic()
     runner.start(options.users, spawn_rate=options.spawn_rate or options.users)
     emit({"event": "started", "run_id": run_id,
@@ -66,6 +77,19 @@ def run(targets: Targets, options: LoadOptions, run_id: str, emit: Emit, stop: g
     if trace_path:
         Path(trace_path).write_text("".join(json.dumps(row) + "\n" for row in recorder.trace or []))
     return summarize(env, recorder, targets, options, run_id, elapsed)
+
+
+def _web_ui(env: Environment, port: int, timeout: float = 10.0) -> WebUI:
+    """Start Locust's web UI on 127.0.0.1:port and return once it accepts connections."""
+    web = env.create_web_ui("127.0.0.1", port)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not web.greenlet.dead:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return web
+        except OSError:
+            gevent.sleep(0.05)
+    raise LoadFailed(f"Locust's web UI did not start on 127.0.0.1:{port}")
 
 
 def _watch(env: Environment, options: LoadOptions, started: float, emit: Emit, stop: gevent.event.Event) -> None:
@@ -87,7 +111,8 @@ def progress(env: Environment, elapsed: float, duration: float) -> Progress:
                     users=env.runner.user_count if env.runner else 0)
 
 
-def endpoint_summary(name: str, entry: StatsEntry, failures: Counter[str], elapsed: float) -> EndpointSummary:
+def endpoint_summary(name: str, entry: StatsEntry, failures: Counter[str], alb_failures: Counter[str],
+                     elapsed: float) -> EndpointSummary:
     """Summarise one Locust stats entry."""
     count = entry.num_requests
 
@@ -96,19 +121,21 @@ def endpoint_summary(name: str, entry: StatsEntry, failures: Counter[str], elaps
 
     return EndpointSummary(name=name, count=count, failures=entry.num_failures, failures_by_status=dict(failures),
                            p50_ms=pct(0.5), p95_ms=pct(0.95), p99_ms=pct(0.99),
-                           rps=round(count / elapsed, 2) if elapsed > 0 else 0.0)
+                           rps=round(count / elapsed, 2) if elapsed > 0 else 0.0,
+                           public_alb_failures=dict(alb_failures))
 
 
 def summarize(env: Environment, recorder: RequestRecorder, targets: Targets, options: LoadOptions, run_id: str,
               elapsed: float) -> LoadSummary:
     """Build the run's summary from Locust's stats and the recorder's statuses."""
-    endpoints = [endpoint_summary(name, entry, recorder.failures[name], elapsed)
+    endpoints = [endpoint_summary(name, entry, recorder.failures[name], recorder.alb_failures[name], elapsed)
                  for (name, _method), entry in sorted(env.stats.entries.items())]
-    all_failures: Counter[str] = sum(recorder.failures.values(), Counter())
+    total = endpoint_summary("total", env.stats.total, sum(recorder.failures.values(), Counter()),
+                             sum(recorder.alb_failures.values(), Counter()), elapsed)
     return LoadSummary(run_id=run_id, targets=dict(targets.urls), users=options.users, rate=options.rate,
                        duration_s=options.duration_s, elapsed_s=round(elapsed, 2),
                        stopped_early=elapsed < options.duration_s - 0.5, flows=dict(FLOW_COUNTS),
-                       endpoints=endpoints, total=endpoint_summary("total", env.stats.total, all_failures, elapsed),
+                       endpoints=endpoints, total=total,
                        flow_errors=flow_errors(env))
 
 

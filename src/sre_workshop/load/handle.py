@@ -8,6 +8,7 @@ The child stops by itself at the end of the duration, on stop(), or when its par
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 import subprocess
@@ -18,18 +19,13 @@ from pathlib import Path
 from typing import IO, Any
 
 from ..errors import ExitStatus, UsageError, WorkshopError
+from .errors import LoadFailed
 from .options import LoadOptions, parse_duration
 from .summary import LoadSummary, Progress
 from .targets import Targets
 
 STARTUP_TIMEOUT_S = 60.0   # importing Locust and spawning users takes about a second; a loaded machine more
 STOP_GRACE_S = 30.0        # users finish their flow (at most 5 s), then the summary is built
-
-
-class LoadFailed(WorkshopError):
-    """The load generator could not start, or ended without a summary."""
-
-    code = "load_failed"
 
 
 class LoadHandle:
@@ -80,15 +76,17 @@ class LoadHandle:
             self.kill()
             raise LoadFailed(f"the load generator did not start within {timeout:.0f}s")
         if self._ended.is_set() and self.summary is None:
-            self._fail()
+            self.wait()  # raises the child's failure
 
     def wait(self, timeout: float | None = None) -> LoadSummary | None:
         """Wait up to `timeout` seconds for the run to end; return its summary, or None if still running."""
         if not self._ended.wait(timeout):
             return None
         self.process.wait()
-        if self.summary is None:
-            self._fail()
+        failure = self._failure() if self.summary is None else None
+        self._close()
+        if failure is not None:
+            raise failure
         return self.summary
 
     def stop(self, timeout: float = STOP_GRACE_S) -> LoadSummary:
@@ -110,13 +108,23 @@ class LoadHandle:
         if self.process.poll() is None:
             self.process.kill()
         self.process.wait()
+        self._reader.join(timeout=5)
+        self._close()
 
-    def _fail(self) -> None:
+    def _failure(self) -> WorkshopError:
+        """Return the child's own error, or LoadFailed with the end of its stderr."""
         if self._error is not None:
-            raise _as_error(self._error)
+            return _as_error(self._error)
         self._stderr.seek(0)
         tail = self._stderr.read().decode(errors="replace").strip().splitlines()[-5:]
-        raise LoadFailed("the load generator ended without a summary: " + (" | ".join(tail) or "no output"))
+        return LoadFailed("the load generator ended without a summary: " + (" | ".join(tail) or "no output"))
+
+    def _close(self) -> None:
+        """Close the pipes and the stderr file of a child that has ended."""
+        for stream in (self.process.stdin, self.process.stdout, self._stderr):
+            if stream is not None and not stream.closed:
+                with contextlib.suppress(OSError):  # a pipe whose other end is gone
+                    stream.close()
 
     def __enter__(self) -> LoadHandle:
         return self

@@ -6,6 +6,7 @@ importing Locust. `LoadSummary.to_dict()` is the `--json` shape (documented in s
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -22,10 +23,18 @@ class EndpointSummary:
     p95_ms: float | None = None
     p99_ms: float | None = None
     rps: float = 0.0
+    # The part of failures_by_status that the public ALB answered itself (no target answered: the reply
+    # carries no X-Request-ID echo), e.g. its 503 when the target group has no healthy target.
+    public_alb_failures: dict[str, int] = field(default_factory=dict)
 
-    def status_count(self, low: int, high: int) -> int:
-        """Return the failures whose HTTP status is in [low, high]."""
-        return sum(n for s, n in self.failures_by_status.items() if s.isdigit() and low <= int(s) <= high)
+    def status_count(self, low: int, high: int, *, by_public_alb: bool | None = None) -> int:
+        """Return the failures with an HTTP status in [low, high]: all, or only those the ALB (True) or a target
+        (False) answered."""
+        counts = Counter(self.failures_by_status)
+        if by_public_alb is not None:
+            alb = Counter(self.public_alb_failures)
+            counts = alb if by_public_alb else counts - alb
+        return sum(n for s, n in counts.items() if s.isdigit() and low <= int(s) <= high)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EndpointSummary:
@@ -76,7 +85,12 @@ def _ms(value: float | None) -> str:
 
 
 def _statuses(entry: EndpointSummary) -> str:
-    return " ".join(f"{s}:{n}" for s, n in sorted(entry.failures_by_status.items())) or "-"
+    """Return e.g. "503:12 (ALB 9)": per status, how many, and how many the public ALB answered itself."""
+    parts = []
+    for status, count in sorted(entry.failures_by_status.items()):
+        alb = entry.public_alb_failures.get(status, 0)
+        parts.append(f"{status}:{count}" + (f" (ALB {alb})" if alb else ""))
+    return " ".join(parts) or "-"
 
 
 def render_table(summary: LoadSummary) -> str:
