@@ -75,6 +75,18 @@ def test_any_other_host_is_refused(url):
     assert caught.value.exit_status == 2 and "\n" not in str(caught.value)
 
 
+def test_targets_are_base_urls():
+    assert Targets({"app": "http://127.0.0.1:8000/"}).urls == {"app": "http://127.0.0.1:8000"}
+    for url in ("http://127.0.0.1:8000/api", "http://127.0.0.1:8000/?q=1"):
+        with pytest.raises(UsageError, match="base URL"):
+            Targets({"app": url})
+
+
+def test_flow_errors_are_shown():
+    assert render_table(summary(flow_errors={"KeyError: 'items'": 3})).splitlines()[-1] == (
+        "error inside a flow (3x): KeyError: 'items'")
+
+
 def test_targets_round_trip_and_refuse_unknown_names():
     targets = Targets({"app": f"http://{ALB}", "crm": f"http://{ALB}:8080"}, frozenset({ALB}))
     assert Targets.from_dict(json.loads(json.dumps(targets.to_dict()))) == targets

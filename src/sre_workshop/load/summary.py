@@ -104,6 +104,8 @@ def render_table(summary: LoadSummary) -> str:
     flows = ", ".join(f"{name} {count}" for name, count in sorted(summary.flows.items()))
     ended = "stopped early" if summary.stopped_early else "completed"
     rows.append(f"\n{ended} after {summary.elapsed_s:.1f}s; latencies in ms; flows run: {flows or 'none'}")
+    for message, count in summary.flow_errors.items():
+        rows.append(f"error inside a flow ({count}x): {message}")
     return "\n".join(rows)
 
 

@@ -32,6 +32,8 @@ class Targets:
             if name not in ENTRY_POINTS:
                 raise UsageError(f"unknown target {name!r}: choose app, crm or both")
             check_url(url, self.alb_hosts)
+        # Base URLs without the trailing slash: the flows append absolute paths ("/api/customers").
+        object.__setattr__(self, "urls", {name: url.rstrip("/") for name, url in self.urls.items()})
 
     def only(self, which: str) -> Targets:
         """Return these targets narrowed to `which` (app, crm or both)."""
@@ -71,6 +73,8 @@ def check_url(url: str, alb_hosts: frozenset[str]) -> None:
     host = (parts.hostname or "").lower()
     if parts.scheme not in ("http", "https") or not host:
         raise UsageError(f"not an http URL: {url!r}")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise UsageError(f"a target is a base URL (scheme://host:port), not {url!r}")
     if not (is_loopback(host) or host in {h.lower() for h in alb_hosts}):
         raise UsageError(f"refusing to send load to {host}: only loopback or the stack's own ALB")
 
