@@ -3,15 +3,17 @@
 1. Closed loop at the same concurrency, in the same run, alternating (ABBA): wrk -c C against GET / through
    the public entry point (public ALB -> nginx -> private ALB -> sre-app), and `sre-workshop load` with C
    users and no pacing. Requests/s and CPU per request of each generator (wrk, the Locust child process).
-2. Paced runs at the rates faults need (default 200 and 400 rps, C users): the rate achieved, and the
-   generator's own overhead per request: the latency Locust measured minus the time nginx (the first hop
-   behind the public ALB) spent on the same request, joined by X-Request-ID. The difference also holds
-   the public ALB's hop and loopback, so it is an upper bound. Goal: >= 200 rps sustained with a p95
-   overhead under 5 ms.
+2. Paced runs at the rates faults need (default 200 and 400 rps, C users), a few rounds each: the rate
+   achieved, and the generator's own overhead per request: the latency Locust measured minus the time
+   nginx spent on the same request (its access log's request_time, joined by X-Request-ID). Measured
+   twice: through the public entry point (the difference then also holds the public ALB's hop: an upper
+   bound) and straight to nginx (the generator and loopback only). Goal: >= 200 rps sustained with a p95
+   overhead under 5 ms. The machine is shared, so each figure is the median over the rounds, and the
+   load average is recorded with them.
 
 The leak is switched off, as in bench_stack.py, so that every run does the same work.
 
-    .venv/bin/python bench/bench_load.py [--connections 8] [--seconds 8] [--rounds 2] [--rates 200,400]
+    .venv/bin/python bench/bench_load.py [--connections 8] [--seconds 8] [--rounds 3] [--rates 200,400]
 """
 
 from __future__ import annotations
@@ -116,34 +118,60 @@ def leak_off(state: Path, offset: int) -> None:
         sys.exit(f"could not switch the leak off: {reply.status} {reply.text}")
 
 
+def paced_run(url: str, args: argparse.Namespace, rate: float, state: Path) -> dict:
+    """One paced run with its per-request overhead over nginx's own time."""
+    trace = state / "trace.jsonl"
+    result = locust_run(url, args.seconds, args.connections, rate, trace)
+    result["overhead"] = overhead(trace, state / "logs" / "nginx-access.log", result["run_id"])
+    result["load_average_1m"] = round(os.getloadavg()[0], 2)
+    return result
+
+
 def measure(args: argparse.Namespace, state: Path, lua: Path) -> dict:
     """Run the closed-loop rounds and the paced runs against a running stack."""
-    url = f"http://127.0.0.1:{BASE_PORTS['public-alb'] + args.offset}/"
-    wrk(url, 2, args.connections, lua)  # warm-up
+    entry = f"http://127.0.0.1:{BASE_PORTS['public-alb'] + args.offset}/"
+    nginx = f"http://127.0.0.1:{BASE_PORTS['nginx'] + args.offset}/"
+    wrk(entry, 2, args.connections, lua)  # warm-up
     closed: dict[str, list[dict]] = {"wrk": [], "load": []}
     for round_ in range(args.rounds):
         order = ("wrk", "load") if round_ % 2 == 0 else ("load", "wrk")
         for name in order:
-            closed[name].append(wrk(url, args.seconds, args.connections, lua) if name == "wrk"
-                                else locust_run(url, args.seconds, args.connections, MAX_RATE))
-    paced = {}
+            closed[name].append(wrk(entry, args.seconds, args.connections, lua) if name == "wrk"
+                                else locust_run(entry, args.seconds, args.connections, MAX_RATE))
+    paced: dict[str, dict[str, list[dict]]] = {}
     for rate in args.rates:
-        trace = state / f"trace-{rate:.0f}.jsonl"
-        result = locust_run(url, args.seconds, args.connections, rate, trace)
-        result["overhead"] = overhead(trace, state / "logs" / "nginx-access.log", result["run_id"])
-        paced[f"{rate:.0f} rps"] = result
+        runs = paced[f"{rate:.0f} rps"] = {"through the public ALB": [], "straight to nginx": []}
+        for _ in range(args.rounds):
+            runs["through the public ALB"].append(paced_run(entry, args, rate, state))
+            runs["straight to nginx"].append(paced_run(nginx, args, rate, state))
     return {"closed_loop": closed, "paced": paced}
 
 
-def verdict(results: dict, rates: list[float]) -> dict:
-    """Summarise the runs and check the goal at GOAL_RPS."""
+def medians(runs: list[dict]) -> dict:
+    """Median over rounds of the achieved rate, failures and the overhead percentiles."""
+    return {"rps": statistics.median(r["rps"] for r in runs), "failures": sum(r["failures"] for r in runs),
+            **{f"overhead_{p}_ms": statistics.median(r["overhead"]["overhead_ms"][p] for r in runs)
+               for p in ("p50", "p95", "p99")},
+            "locust_p95_ms": statistics.median(r["overhead"]["locust_ms"]["p95"] for r in runs),
+            "nginx_p95_ms": statistics.median(r["overhead"]["nginx_ms"]["p95"] for r in runs),
+            "generator_cpu_us_per_request": statistics.median(r["generator_cpu_us_per_request"] for r in runs),
+            "load_average_1m": [r["load_average_1m"] for r in runs]}
+
+
+def verdict(results: dict) -> dict:
+    """Summarise the runs and check the goal at GOAL_RPS (overhead measured straight to nginx)."""
     closed = results["closed_loop"]
     wrk_rps = statistics.median(r["rps"] for r in closed["wrk"])
     load_rps = statistics.median(r["rps"] for r in closed["load"])
-    goal = results["paced"].get(f"{GOAL_RPS:.0f} rps")
+    paced = {rate: {how: medians(runs) for how, runs in by_how.items()} for rate, by_how in results["paced"].items()}
+    goal = paced.get(f"{GOAL_RPS:.0f} rps", {}).get("straight to nginx")
     met = bool(goal and goal["rps"] >= 0.97 * GOAL_RPS and goal["failures"] == 0
-               and goal["overhead"]["overhead_ms"]["p95"] < GOAL_OVERHEAD_P95_MS)
+               and goal["overhead_p95_ms"] < GOAL_OVERHEAD_P95_MS)
     return {"closed_loop_rps": {"wrk": wrk_rps, "load": load_rps}, "load_over_wrk": round(load_rps / wrk_rps, 3),
+            "generator_cpu_us_per_request": {
+                "wrk": statistics.median(r["generator_cpu_us_per_request"] for r in closed["wrk"]),
+                "load": statistics.median(r["generator_cpu_us_per_request"] for r in closed["load"])},
+            "paced_medians": paced,
             "goal": f">= {GOAL_RPS:.0f} rps sustained, p95 overhead < {GOAL_OVERHEAD_P95_MS} ms", "goal_met": met}
 
 
@@ -151,7 +179,7 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--seconds", type=int, default=8)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--rates", default="200,400")
     parser.add_argument("--offset", type=int, default=21000)
     args = parser.parse_args()
@@ -169,7 +197,7 @@ def main() -> int:
     finally:
         run_cli("--state-dir", str(state), "down")
     summary = {"machine": machine(), "load_average_1m": os.getloadavg()[0], "connections": args.connections,
-               "seconds": args.seconds, **verdict(results, args.rates), **results}
+               "seconds": args.seconds, **verdict(results), "runs": results}
     text = json.dumps(summary, indent=2)
     out = Path(__file__).parent / "out"
     out.mkdir(exist_ok=True)

@@ -215,3 +215,38 @@ def test_importing_load_patches_nothing():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).parent).stdout
     assert out.strip() == "[]"
+
+
+class FakeClock:
+    """A clock that only moves when told to (or when the pacer sleeps)."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(round(seconds, 6))
+        self.now += seconds
+
+
+def test_pacer_spaces_requests_and_catches_up_only_briefly():
+    from sre_workshop.load.pacer import Pacer  # gevent is imported, never patched, by this module
+
+    clock = FakeClock()
+    pacer = Pacer(10.0, clock=clock, sleep=clock.sleep)
+    for _ in range(3):
+        pacer.wait()
+    assert clock.slept == [0.1, 0.1]  # the first goes at once, then 1/rate apart
+    clock.slept.clear()
+    clock.now += 0.15  # a late wake-up: one missed slot is made up at once
+    pacer.wait()
+    pacer.wait()
+    assert clock.slept == [0.05]
+    clock.slept.clear()
+    clock.now += 5.0  # a long stall is not made up beyond CATCH_UP_S (0.25 s = 2.5 slots)
+    for _ in range(4):
+        pacer.wait()
+    assert clock.slept == [0.05]

@@ -24,6 +24,7 @@ from locust.web import WebUI
 from .errors import LoadFailed
 from .flows import FLOW_COUNTS, configure
 from .options import LoadOptions
+from .pacer import Pacer
 from .summary import EndpointSummary, LoadSummary, Progress
 from .targets import Targets
 
@@ -59,7 +60,8 @@ def run(targets: Targets, options: LoadOptions, run_id: str, emit: Emit, stop: g
         trace_path: str | None = None) -> LoadSummary:
     """Run users against `targets` until the duration ends or `stop` is set; return the summary."""
     FLOW_COUNTS.clear()
-    env = Environment(user_classes=configure(targets.urls, run_id, options.rate), stop_timeout=STOP_TIMEOUT_S)
+    pacer = Pacer(options.rate) if options.rate else None
+    env = Environment(user_classes=configure(targets.urls, run_id, pacer), stop_timeout=STOP_TIMEOUT_S)
     recorder = RequestRecorder(trace=trace_path is not None)
     env.events.request.add_listener(recorder.on_request)
     runner = env.create_local_runner()
@@ -69,8 +71,10 @@ def run(targets: Targets, options: LoadOptions, run_id: str, emit: Emit, stop: g
     emit({"event": "started", "run_id": run_id,
           "web_url": f"http://127.0.0.1:{options.web_port}/" if web else None})
     _watch(env, options, started, emit, stop)
-    elapsed = time.monotonic() - started
-    runner.stop()
+    elapsed = time.monotonic() - started  # the window requests were sent in; rates are over it
+    if pacer is not None:
+        pacer.close()  # users waiting for a slot stop now instead of sending after the deadline
+    runner.stop()  # users finish the flow they are in (up to STOP_TIMEOUT_S)
     runner.quit()
     if web is not None:
         web.stop()

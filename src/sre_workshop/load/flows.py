@@ -21,6 +21,7 @@ from html import unescape
 from typing import Any
 
 from locust import FastHttpUser, between, constant, task
+from locust.exception import StopUser
 
 from .marker import marked, new_customer
 from .pacer import Pacer
@@ -67,8 +68,8 @@ class Visitor(FastHttpUser):
 
     def send(self, method: str, path: str, name: str, **kwargs: Any):
         """Send one request, paced, with this run's X-Request-ID; its stats go under "<entry> <method> <name>"."""
-        if self.pacer is not None:
-            self.pacer.wait()
+        if self.pacer is not None and not self.pacer.wait():
+            raise StopUser  # the run is stopping: send nothing more
         request_id = f"{self.run_id}-{next(_request_numbers)}"
         headers = {"X-Request-ID": request_id, "User-Agent": USER_AGENT, **kwargs.pop("headers", {})}
         return self.client.request(method, path, name=f"{self.entry} {method} {name}", headers=headers,
@@ -239,12 +240,11 @@ class CrmVisitor(Visitor):
         return location
 
 
-def configure(targets: dict[str, str], run_id: str, rate: float | None) -> list[type[Visitor]]:
-    """Return the user classes for `targets` (entry point -> base URL), paced to `rate` requests/s in all."""
-    pacer = Pacer(rate) if rate else None
+def configure(targets: dict[str, str], run_id: str, pacer: Pacer | None) -> list[type[Visitor]]:
+    """Return the user classes for `targets` (entry point -> base URL), all paced by `pacer` if any."""
     # With a rate, the shared pacer spaces requests and users need no think time; without, users
     # think 0.5-2 s between flows as people do.
-    wait = constant(0) if rate else between(0.5, 2.0)
+    wait = constant(0) if pacer else between(0.5, 2.0)
     classes: list[type[Visitor]] = []
     for base, entry in ((AppVisitor, "app"), (CrmVisitor, "crm")):
         if entry in targets:
