@@ -23,7 +23,9 @@ ALB named in the CloudFormation stack's outputs.
                "crm.add_activity": 29, "crm.add_deal": 31},      # times each user flow ran
      "endpoints": [{"name": "crm GET /api/customers", "count": 402, "failures": 3,
                     "failures_by_status": {"503": 3},           # HTTP status, or "connection"
-                    "p50_ms": 21.0, "p95_ms": 64.0, "p99_ms": 120.0, "rps": 6.7}, ...],
+                    "p50_ms": 21.0, "p95_ms": 64.0, "p99_ms": 120.0, "rps": 6.7,
+                    "public_alb_failures": {"503": 2}}, ...],   # of those, answered by the ALB itself
+                                                                # (no target answered: no X-Request-ID echo)
      "total": {"name": "total", ...the same fields over all endpoints...},
      "flow_errors": {}}                  # exceptions inside flows (a bug, not a failed request)
 """
