@@ -51,13 +51,14 @@ class StackState:
     dynamodb_endpoint: str | None = None
     overlays: list[Overlay] = field(default_factory=list)
     faults: dict[str, dict[str, Any]] = field(default_factory=dict)
+    pending_events: list[dict[str, Any]] = field(default_factory=list)  # ledger events not yet written
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> StackState:
         """Build the state from its JSON form."""
         return cls(dynamodb_endpoint=data.get("dynamodb_endpoint"),
                    overlays=[Overlay(**o) for o in data.get("overlays", [])],
-                   faults=dict(data.get("faults", {})))
+                   faults=dict(data.get("faults", {})), pending_events=list(data.get("pending_events", [])))
 
     def to_dict(self) -> dict[str, Any]:
         """Return the JSON form."""

@@ -407,3 +407,29 @@ def test_a_blackhole_started_by_a_killed_inject_is_stopped_by_clear(steady, caps
     assert cleared.returncode == 0, cleared.stderr
     assert not is_alive(blackhole)
     assert "# security-group-block" not in (steady / "run" / "public-alb.cfg").read_text()
+
+
+def test_up_with_a_fault_that_keeps_a_target_unhealthy_starts_and_says_so(steady, capsys):
+    assert cli(steady, "fault", "inject", "security-group-block") == 0
+    blackholes = [ProcessRecord.load(p) for p in (steady / "run" / "faults").glob("*.json")]
+    assert blackholes
+    assert cli(steady, "down") == 0
+    assert not [r for r in blackholes if list(group_members(r.pid))], "down stops the fault's helper processes"
+    capsys.readouterr()
+    assert cli(steady, "up", "--detach") == 0, "a target a fault keeps unhealthy does not fail up"
+    assert "up, but" in capsys.readouterr().err
+    assert cli(steady, "fault", "clear", "--all") == 0
+    assert status_of(APP + "/") == 200
+
+
+def test_a_clear_while_the_engine_is_down_is_recorded_once_it_is_back(steady, capsys):
+    _code, injected = cli_json(steady, capsys, "fault", "inject", "nginx-crash")
+    assert cli(steady, "service", "stop", "dynamodb") == 0
+    try:
+        capsys.readouterr()
+        assert cli(steady, "fault", "clear", "nginx-crash") == ExitStatus.UNHEALTHY  # not steady: no engine
+        assert "dynamodb" in capsys.readouterr().err
+    finally:
+        assert cli(steady, "service", "start", "dynamodb") == 0
+    assert [e["event"] for e in _incident(steady, capsys, injected["incident_id"])["events"]] == \
+        ["injected", "cleared"]

@@ -137,14 +137,17 @@ class Stack:
             self._refuse_if_running()
             previous = self.store.read().dynamodb_endpoint
             try:
-                self._start_all(engine, timeout, started_at)
+                unhealthy = self._start_all(engine, timeout, started_at)
             except BaseException:
                 self.progress("stopping what was started")
                 self._stop_all(save=False)
                 with self.store.update() as state:
                     state.dynamodb_endpoint = previous
                 raise
-        self.progress(f"all targets healthy in {time.monotonic() - started_at:.1f}s")
+        for problem in unhealthy:
+            self.progress(f"up, but {problem.detail}: `sre-workshop doctor` tells why")
+        if not unhealthy:
+            self.progress(f"all targets healthy in {time.monotonic() - started_at:.1f}s")
 
     def _refuse_if_running(self) -> None:
         stale = self.recover_stale()
@@ -156,7 +159,7 @@ class Stack:
                             f"components: {', '.join(running)}): `sre-workshop status` shows it, "
                             "`sre-workshop down` stops it, `service start NAME` starts one component")
 
-    def _start_all(self, engine: str, timeout: float, started_at: float) -> None:
+    def _start_all(self, engine: str, timeout: float, started_at: float) -> list[Problem]:
         names = [n for n in ORDER if n in self.components]
         for program in {"dumb-init", *(self.components[n].spec.argv[0] for n in names)}:
             find_program(program)  # a missing program is named before anything starts
@@ -171,7 +174,7 @@ class Stack:
             self._check_config(name)
             self._spawn(name)
         self._prepare_data(timeout)
-        self.wait_healthy(timeout - (time.monotonic() - started_at))
+        return self.wait_healthy(timeout - (time.monotonic() - started_at))
 
     def _check_ports(self, names: list[str]) -> None:
         for name in names:
@@ -238,16 +241,31 @@ class Stack:
             last = tail(component.spec.log_path, 1) or "no output"
             raise ComponentFailed(f"{name} did not start ({last}); see {component.spec.log_path}")
 
-    def wait_healthy(self, timeout: float) -> None:
-        """Wait until every component is healthy and every target is; name what is not on time-out."""
+    def wait_healthy(self, timeout: float) -> list[Problem]:
+        """Wait until every component answers and every target is healthy. A component that exits or does not
+        answer in time fails; a target still unhealthy once its checks had time to pass (a config or network
+        change kept across restarts can do that, as on AWS) is returned as a warning with the stack up."""
         deadline = time.monotonic() + max(timeout, 1.0)
+        targets_due = None
         while True:
             problems = self.problems()
             if not problems:
-                return
-            if any(p.kind == "exited" for p in problems) or time.monotonic() > deadline:
-                raise ComponentFailed("; ".join(map(str, problems)))
+                return []
+            now = time.monotonic()
+            if any(p.kind != "target-unhealthy" for p in problems):
+                if any(p.kind == "exited" for p in problems) or now > deadline:
+                    raise ComponentFailed("; ".join(map(str, problems)))
+            else:
+                targets_due = targets_due or now + self._targets_grace()
+                if now > min(targets_due, deadline):
+                    return problems
             time.sleep(0.1)
+
+    def _targets_grace(self) -> float:
+        """Seconds a healthy target needs to pass its checks: the healthy threshold, one more interval and
+        the check timeout, plus a margin for a busy machine."""
+        check = self.settings.health_check
+        return (check.healthy_threshold + 1) * check.interval_seconds + check.timeout_seconds + 3
 
     def problems(self) -> list[Problem]:
         """Return what keeps the stack from being healthy (empty when it is)."""
@@ -305,12 +323,22 @@ class Stack:
 
     def _stop_all(self, save: bool) -> list[str]:
         """Stop every component, the engine last; never stop the engine if its data could not be saved."""
-        stopped = []
+        stopped = self._stop_fault_helpers()
         for name in reversed(ORDER):
             if save and name in self.components and self.components[name].data and self.running(name):
                 self.save_data()  # raises, leaving the engine running, when the data cannot be saved
             if self._stop(name):
                 stopped.append(name)
+        return stopped
+
+    def _stop_fault_helpers(self) -> list[str]:
+        """Stop the processes faults started for this stack (recorded by pid under run/faults/)."""
+        stopped = []
+        for path in sorted((self.settings.run_dir / "faults").glob("*.json")):
+            record = ProcessRecord.load(path)
+            if record is not None and is_alive(record):
+                stop(record, timeout=5)
+                stopped.append(f"fault helper {record.name}")
         return stopped
 
     def _stop_foreground_up(self) -> None:
