@@ -1,6 +1,7 @@
 """The local DynamoDB engines: how to run each, where it keeps its data, and how to tell it is ready.
 
-    dynalite  (default) the DynamoDB API on LevelDB, from the npm package pinned in infra/dynalite/.
+    dynalite  (default) the DynamoDB API on LevelDB, from the npm package pinned in infra/dynalite/, started
+              by infra/dynalite/server.js (dynalite's command line plus a fix for an iterator leak).
               Every write reaches LevelDB's log (a write(2) to the kernel) before dynalite answers, so a
               write it confirmed survives a kill -9 of the engine; the data lives in <data dir>/dynalite.
     moto      moto's server: tables in memory only. Nothing survives the process; the stack must dump
@@ -66,18 +67,18 @@ def engine_launch(engine: str, port: int, data_dir: Path, home: Path, host: str 
 def _dynalite(port: int, path: Path, home: Path, host: str) -> EngineLaunch:
     # Tables become ACTIVE at once (dynalite's default is 500 ms in CREATING), as the stack creates the
     # tables and uses them straight away.
-    argv = [require_node(), str(dynalite_cli(home)), "--host", host, "--port", str(port), "--path", str(path),
+    argv = [require_node(), str(dynalite_server(home)), "--host", host, "--port", str(port), "--path", str(path),
             "--createTableMs", "0", "--deleteTableMs", "0", "--updateTableMs", "0"]
     return EngineLaunch("dynalite", argv, {"AWS_REGION": "us-east-1"}, path)
 
 
-def dynalite_cli(home: Path) -> Path:
-    """Return the installed dynalite's cli.js, or raise MissingProgram saying how to install it."""
-    cli = home / "infra" / "dynalite" / "node_modules" / "dynalite" / "cli.js"
-    if not cli.is_file():
-        raise MissingProgram(f"dynalite is not installed in {cli.parents[2]}: run scripts/install "
-                             f"(or `npm ci --omit=dev` there)")
-    return cli
+def dynalite_server(home: Path) -> Path:
+    """Return infra/dynalite/server.js, or raise MissingProgram if dynalite is not installed beside it."""
+    folder = home / "infra" / "dynalite"
+    if not (folder / "node_modules" / "dynalite" / "cli.js").is_file():
+        raise MissingProgram(f"dynalite is not installed in {folder}: run scripts/install "
+                             f"(or `npm ci --omit=dev --ignore-scripts` there)")
+    return folder / "server.js"
 
 
 def require_node() -> str:
