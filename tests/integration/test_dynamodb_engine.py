@@ -6,7 +6,7 @@ UpdateTable (the throttling fault on AWS), DeleteTable (a lost-table fault), Put
 DeleteItem with ConditionExpression, GetItem with ConsistentRead, Query on customer-index with Limit and
 ExclusiveStartKey, Scan with Limit, FilterExpression, ProjectionExpression and ExclusiveStartKey, and
 BatchWriteItem (the CRM, its seeding, sre-app's metrics, the snapshot). BatchGetItem and transactions are
-used nowhere, and dynalite has no transactions.
+used nowhere; dynalite has no transactions (a case below shows it).
 
 Each case states what DynamoDB answers; where an engine answers otherwise, `differs` says what it does
 instead, so every difference is written down here and a change in one fails the test.
@@ -185,7 +185,8 @@ CASES = [
     Case("describe-missing-table", lambda c: c.describe_table(TableName="NoSuchTable"),
          Answer(400, "ResourceNotFoundException", "Table: NoSuchTable not found")),
     Case("create-existing-table", lambda c: c.create_table(**table_definitions()[1]),
-         Answer(400, "ResourceInUseException")),
+         Answer(400, "ResourceInUseException", "Table already exists: CRMCustomersTable"),
+         {"dynalite": Answer(400, "ResourceInUseException", "")}),
     Case("table-name-too-short", lambda c: c.describe_table(TableName="ab"),
          invalid("at least 3 characters"), {"moto": NOT_FOUND}),
     # Keys that do not fit the table's key schema.
@@ -239,6 +240,10 @@ CASES = [
     Case("scan-filter-syntax-error", lambda c: c.scan(
         TableName=CUSTOMERS, FilterExpression="begins_with(name_lower", ExpressionAttributeValues={":p": {"S": "a"}}),
         invalid("Invalid FilterExpression"), {"moto": invalid("Bad Filter Expression")}),
+    # Not used by the apps today: dynalite has no transactions (nor UpdateTimeToLive, streams or backups).
+    Case("transact-write-items", lambda c: c.transact_write_items(TransactItems=[
+        {"Put": {"TableName": CUSTOMERS, "Item": customer("case-tx")}}]), Answer(200),
+        {"dynalite": Answer(400, "UnknownOperationException")}),
     # UpdateTable to PROVISIONED must give each GSI its throughput too.
     Case("update-table-provisioned-without-index-throughput", provisioned_without_index_throughput,
          invalid("ProvisionedThroughput must be specified for index: customer-index"), {"moto": Answer(200)}),
