@@ -18,7 +18,9 @@ import http.client
 import json
 import os
 import signal
+import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -425,16 +427,28 @@ def test_engine_launch_names_what_is_wrong(tmp_path: Path):
 
 
 def test_readiness_needs_a_dynamodb_answer_not_an_open_port(tmp_path: Path):
-    """A port without DynamoDB behind it is not ready; dynalite that cannot open its store exits unready."""
+    """Nothing listening, or a web server that is not DynamoDB, is not ready."""
     assert not engine_ready(f"http://127.0.0.1:{free_port()}")
+    port = free_port()
+    web = start_server(ProcessSpec("web", [sys.executable, "-m", "http.server", "-b", "127.0.0.1", str(port)],
+                                   tmp_path / "web.log", ports=[port], cwd=tmp_path))
+    try:
+        assert not engine_ready(web.url)
+    finally:
+        web.stop()
+
+
+def test_dynalite_that_cannot_open_its_store_is_never_ready(tmp_path: Path):
+    """dynalite listens before it opens its store; with a file where its directory should be, it exits at the
+    readiness check's first request, and the wait says so instead of waiting out its time."""
     (tmp_path / "data").write_text("a file where the data directory should be")
     port = free_port()
     launch = engine_launch("dynalite", port, tmp_path / "data", ROOT)
     server = start_server(ProcessSpec("dynalite", launch.argv, tmp_path / "dynalite.log", launch.env, ports=[port]))
     try:
-        assert not engine_ready(f"http://127.0.0.1:{port}/not-dynamodb")
+        started = time.monotonic()
         assert not wait_engine_ready(server.record, server.url, 30)
-        assert not is_alive(server.record)
+        assert time.monotonic() - started < 20 and not is_alive(server.record)
     finally:
         server.stop()
 
