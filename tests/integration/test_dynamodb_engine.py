@@ -36,6 +36,8 @@ from sre_workshop.local.engines import (
     ENGINES,
     READY_HEADERS,
     EngineLaunch,
+    check_engine,
+    choose_engine,
     engine_launch,
     engine_ready,
     wait_engine_ready,
@@ -421,7 +423,9 @@ def test_engine_launch_names_what_is_wrong(tmp_path: Path):
     with pytest.raises(UsageError, match="unknown DynamoDB engine 'dynamo'"):
         engine_launch("dynamo", 1, tmp_path, ROOT)
     with pytest.raises(MissingProgram, match="scripts/install"):
-        engine_launch("dynalite", 1, tmp_path, tmp_path)
+        check_engine("dynalite", tmp_path)  # a checkout without infra/dynalite/node_modules
+    assert choose_engine(None, tmp_path)[0] == "moto", "a machine that cannot run dynalite falls back to moto"
+    assert choose_engine(None, ROOT)[0] == "dynalite"
     assert engine_launch("dynalite", 1, tmp_path, ROOT).data_path == tmp_path / "dynalite"
     assert not engine_launch("moto", 1, tmp_path, ROOT).durable  # the stack must save moto's tables itself
 

@@ -66,10 +66,33 @@ def engine_launch(engine: str, port: int, data_dir: Path, home: Path, host: str 
 
 def _dynalite(port: int, path: Path, home: Path, host: str) -> EngineLaunch:
     # Tables become ACTIVE at once (dynalite's default is 500 ms in CREATING), as the stack creates the
-    # tables and uses them straight away.
-    argv = [require_node(), str(dynalite_server(home)), "--host", host, "--port", str(port), "--path", str(path),
-            "--createTableMs", "0", "--deleteTableMs", "0", "--updateTableMs", "0"]
+    # tables and uses them straight away. `node` is looked up when the process is spawned; check_engine()
+    # says what is missing before anything starts.
+    argv = ["node", str(home / "infra" / "dynalite" / "server.js"), "--host", host, "--port", str(port),
+            "--path", str(path), "--createTableMs", "0", "--deleteTableMs", "0", "--updateTableMs", "0"]
     return EngineLaunch("dynalite", argv, {"AWS_REGION": "us-east-1"}, path)
+
+
+def check_engine(engine: str, home: Path) -> None:
+    """Raise MissingProgram naming what `engine` lacks on this machine (nothing for moto)."""
+    if engine == "dynalite":
+        require_node()
+        dynalite_server(home)
+
+
+def choose_engine(asked: str | None, home: Path) -> tuple[str, str]:
+    """Return the engine to run and why: the one asked for (checked), else dynalite if this machine can
+    run it, else moto."""
+    if asked:
+        if asked not in ENGINES:
+            raise UsageError(f"unknown DynamoDB engine {asked!r}; engines: {', '.join(ENGINES)}")
+        check_engine(asked, home)
+        return asked, "asked for"
+    try:
+        check_engine(DEFAULT_ENGINE, home)
+    except MissingProgram as exc:
+        return "moto", f"{exc}; using moto, whose data is saved only on `down`"
+    return DEFAULT_ENGINE, "the default"
 
 
 def dynalite_server(home: Path) -> Path:

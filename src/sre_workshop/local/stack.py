@@ -41,6 +41,7 @@ from .components import (
     engine_url,
     http_ok,
 )
+from .engines import wait_engine_ready
 from .process import (
     ProcessRecord,
     find_program,
@@ -94,8 +95,9 @@ class Stack:
     @classmethod
     def open(cls, settings: Settings, progress: Progress | None = None) -> Stack:
         """Return the stack as the last `up` made it (its DynamoDB engine included)."""
-        endpoint = StateStore(settings).read().dynamodb_endpoint
-        return cls(replace(settings, dynamodb_endpoint=endpoint), progress)
+        state = StateStore(settings).read()
+        return cls(replace(settings, dynamodb_endpoint=state.dynamodb_endpoint,
+                           engine=state.engine or settings.engine), progress)
 
     # --- records -----------------------------------------------------------------------------------
 
@@ -135,14 +137,14 @@ class Stack:
         ensure_dir(self.settings.state_dir)
         with self._locked("up"):
             self._refuse_if_running()
-            previous = self.store.read().dynamodb_endpoint
+            before = self.store.read()
             try:
                 unhealthy = self._start_all(engine, timeout, started_at)
             except BaseException:
                 self.progress("stopping what was started")
                 self._stop_all(save=False)
                 with self.store.update() as state:
-                    state.dynamodb_endpoint = previous
+                    state.dynamodb_endpoint, state.engine = before.dynamodb_endpoint, before.engine
                 raise
         for problem in unhealthy:
             self.progress(f"up, but {problem.detail}: `sre-workshop doctor` tells why")
@@ -169,6 +171,7 @@ class Stack:
         create_fault_token(self.settings)
         with self.store.update() as state:  # later commands (status, service, down) use the same engine
             state.dynamodb_endpoint = self.settings.dynamodb_endpoint
+            state.engine = None if self.settings.dynamodb_endpoint else self.settings.engine
         configs.write_configs(self.settings, engine, state.overlays)
         for name in names:
             self._check_config(name)
@@ -207,9 +210,10 @@ class Stack:
         self.progress(f"started {name} (pid {record.pid})")
 
     def _prepare_data(self, timeout: float) -> None:
-        """Create the five tables; restore the snapshot, or seed sample data on a first run."""
+        """Create the five tables; on a new store, restore the snapshot (moto's, or one left from moto before
+        a durable engine took over: imported once) or seed sample data on a first run."""
         if "dynamodb" in self.components:
-            self._wait_started("dynamodb", timeout)
+            self._wait_engine(timeout)
         client = self.dynamodb_client()
         try:
             created = create_tables(client)
@@ -220,8 +224,19 @@ class Stack:
         restored = snapshot.restore(client, self.snapshot_path)
         if restored:
             self.progress(f"restored {sum(restored.values())} items from {self.snapshot_path}")
+            engine = self.components.get("dynamodb")
+            if engine is not None and not engine.data:  # a durable engine keeps them from now on
+                self.snapshot_path.rename(self.snapshot_path.with_suffix(".json.imported"))
             return
         self.seed()
+
+    def _wait_engine(self, timeout: float) -> None:
+        """Wait until the engine answers a DynamoDB call (an open port is not enough for dynalite)."""
+        record = self.record("dynamodb")
+        if record is None or not wait_engine_ready(record, self.settings.url("dynamodb"), timeout):
+            log = self.components["dynamodb"].spec.log_path
+            raise ComponentFailed(f"the DynamoDB engine ({self.settings.engine}) did not start "
+                                  f"({tail(log, 1) or 'no output'}); see {log}")
 
     def seed(self, count: int = 50) -> None:
         """Run the CRM's init_sample_data against the stack's tables (straight to the engine)."""
@@ -390,8 +405,11 @@ class Stack:
         configs.write_configs(self.settings, dynamodb_address(self.settings), self.store.read().overlays)
         self._check_config(name)
         self._spawn(name)
-        self._wait_started(name, timeout)
-        if self.components[name].data:
+        if name == "dynamodb":
+            self._wait_engine(timeout)
+        else:
+            self._wait_started(name, timeout)
+        if self.components[name].data:  # an engine that forgot its tables gets them back
             client = self.dynamodb_client()
             create_tables(client)
             snapshot.restore(client, self.snapshot_path)
