@@ -131,6 +131,13 @@ class FaultControl:
                 self._sync()
         return self.settings
 
+    def latest(self) -> FaultSettings:
+        """Return the control file's settings now (the control API: a worker's copy may be 0.5 s behind)."""
+        with self._lock:
+            self._sync()
+            self._next_sync = time.monotonic() + SYNC_SECONDS
+        return self.settings
+
     def _sync(self) -> None:
         """Take the control file's settings (no file: everything off)."""
         if not self.control_file:
@@ -248,7 +255,7 @@ def _control() -> FaultControl:
 @api.get("")
 def show():
     """Show the settings this worker applies, and its pid."""
-    return {"settings": _control().current().to_dict(), "worker": {"pid": os.getpid()}}
+    return {"settings": _control().latest().to_dict(), "worker": {"pid": os.getpid()}}
 
 
 @api.put("")

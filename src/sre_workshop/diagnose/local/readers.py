@@ -22,6 +22,7 @@ from ..model import ComponentState, LogSummary
 logger = logging.getLogger(__name__)
 
 TICKS = os.sysconf("SC_CLK_TCK")
+BURNER_CPU = 50.0  # % of a core a process must take over the sample to count as burning it
 TAIL_BYTES = 512 * 1024  # enough lines for a window of a minute or two under load
 AWS_CODE = re.compile(r"\b([A-Z][A-Za-z]+(?:Exception|Error))\b")
 NGINX_ERROR = re.compile(r"^(\d{4}/\d\d/\d\d \d\d:\d\d:\d\d) \[(\w+)\] \d+#\d+: (?:\*\d+ )?(.*?)(?:, client:.*)?$")
@@ -74,7 +75,7 @@ def _uptime(pid: int) -> float:
     return round(boot_uptime - int(fields[19]) / TICKS, 1)
 
 
-def host_cpu(stack_pids: set[int], sample_s: float = 0.3) -> tuple[float, list[tuple[int, str, float]]]:
+def host_cpu(stack_pids: set[int], sample_s: float = 0.5) -> tuple[float, list[tuple[int, str, float]]]:
     """Return the host's CPU use (% of all cores) and the busiest processes outside the stack that hold no
     socket (CPU burned for nothing: not a client's or a server's)."""
     def snapshot() -> tuple[list[int], dict[int, tuple[str, int]]]:
@@ -96,7 +97,7 @@ def host_cpu(stack_pids: set[int], sample_s: float = 0.3) -> tuple[float, list[t
     top = sorted(((pid, name, round(100 * (ticks - procs0[pid][1]) / TICKS / sample_s, 1))
                   for pid, (name, ticks) in procs1.items() if pid in procs0), key=lambda p: -p[2])
     # Clients and servers (a load generator, a browser) hold sockets; what only burns CPU holds none.
-    return round(used, 1), [p for p in top if p[2] >= 20 and not _has_sockets(p[0])][:5]
+    return round(used, 1), [p for p in top if p[2] >= BURNER_CPU and not _has_sockets(p[0])][:5]
 
 
 def _has_sockets(pid: int) -> bool:
