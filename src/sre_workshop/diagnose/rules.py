@@ -42,7 +42,11 @@ def diagnose(obs: Observations) -> list[Finding]:
     findings: list[Finding] = []
     for rule in RULES:
         explained = {f.component for f in findings}
-        findings.extend(f for f in rule(obs) if f.component not in explained)
+        attributed = {line for f in findings for line in f.evidence}
+        # A failing entry point that a deeper finding already carries as evidence is a consequence (the hop
+        # it fails at may be one no rule names: a security group sits between two hops that both answer).
+        findings.extend(f for f in rule(obs) if f.component not in explained
+                        and not (rule is public_failures and f.evidence[0] in attributed))
     rank = {"critical": 0, "major": 1, "minor": 2}
     return sorted(findings, key=lambda f: rank[f.severity])
 
