@@ -6,9 +6,10 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
+from sre_workshop.cli.doctor import verdict
 from sre_workshop.diagnose.aws import hosts, logs, metrics, network, policy, template
 from sre_workshop.diagnose.local import readers
-from sre_workshop.diagnose.model import METRIC_THROTTLE_EVENTS, METRIC_THROTTLED
+from sre_workshop.diagnose.model import METRIC_THROTTLE_EVENTS, METRIC_THROTTLED, Observations, Report
 from sre_workshop.settings import Settings
 
 TEMPLATE = Settings.from_env().infra_dir / "cloudformation" / "sre-workshop.yaml"
@@ -126,3 +127,10 @@ def test_log_lines_are_parsed_the_same_from_a_file_and_from_cloudwatch(tmp_path)
     old = "2020/01/01 00:00:00 [error] 1#1: *2 connect() failed (111: Connection refused), client: 10.0.0.1"
     (message,) = logs.summarise("nginx-error", [old]).errors
     assert message == "connect() failed (N: Connection refused)"
+
+
+def test_the_verdict_of_a_round_with_unread_signals_is_not_healthy():
+    obs = Observations("now", "aws", unknown={"nginx instance": "the command did not run"})
+    assert verdict(Report("now", [], obs, 1.25)) == (
+        "no finding, but 1 signal(s) could not be read: not known to be healthy (1.2s)")
+    assert verdict(Report("now", [], Observations("now", "aws"), 0.5)) == "healthy (0.5s)"

@@ -28,7 +28,7 @@ def collect(ctl: AwsControl, window_s: float = 600.0) -> Charts:
         "5xx per second": {"public ALB itself": _rate(found["public ALB 5xx"]),
                            "app targets": _rate(found["app target 5xx"]),
                            "crm targets": _rate(found["crm target 5xx"])},
-        "target response time (ms)": {k: _ms(v) for k, v in found.items() if "response time" in k},
+        "target response time (ms)": {k.replace(" (s)", ""): _ms(v) for k, v in found.items() if "response time" in k},
         "DynamoDB throttles and errors per second": {
             "throttled requests": _rate(_sum(found, metrics.METRIC_THROTTLED)),
             "user errors": _rate(found[metrics.METRIC_USER_ERRORS])},
