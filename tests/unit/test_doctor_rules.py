@@ -5,7 +5,15 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from sre_workshop.diagnose.model import ComponentState, LogSummary, Observations, Probe
+from sre_workshop.diagnose.model import (
+    METRIC_THROTTLE_EVENTS,
+    METRIC_THROTTLED,
+    ComponentState,
+    LogSummary,
+    Observations,
+    Probe,
+    Report,
+)
 from sre_workshop.diagnose.rules import diagnose
 from sre_workshop.diagnose.trend import fit
 
@@ -99,3 +107,54 @@ def test_diagnose_never_imports_the_ground_truth():
         modules += [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
         assert not [m for m in modules if any(x in m for x in ("faults", "scenarios", "incidents", "state"))], path
         assert ".faults" not in path.read_text() and ".overlays" not in path.read_text(), path
+
+
+# --- AWS-only observations: the role, the security groups, CloudWatch metrics, unread signals ------------------
+
+
+def test_a_deny_in_the_role_is_the_roles_permissions():
+    fact = "DynamoDBAccess of role wk-EC2InstanceRole-X denies dynamodb:* on *"
+    obs = healthy(policy_drift=[fact], logs={"crm-app": LogSummary("crm-app", 4, {"503": 4}, {},
+                                                                   {"AccessDeniedException": 4})})
+    (finding,) = diagnose(obs)
+    assert (finding.component, finding.category, finding.severity) == ("iam-role", "permissions", "critical")
+    assert finding.evidence[:2] == [fact, "AccessDeniedException: 4 times in the apps' logs and probes"]
+    assert "put-role-policy" in finding.remediation
+
+
+def test_a_missing_ingress_rule_is_the_network_not_the_hop_that_shows_it():
+    fact = "NginxSecurityGroup (sg-1) lets in no tcp 80 from PublicALBSecurityGroup (sg-2): the template's ..."
+    obs = healthy(network_drift=[fact])
+    obs.probes["public-alb :80 /"].status = 504
+    obs.targets[0].update(state="unhealthy", reason="Target.Timeout: Request timed out")
+    findings = diagnose(obs)
+    assert [(f.component, f.category) for f in findings] == [("security-groups", "network")]
+    assert findings[0].evidence[0] == fact
+    assert "PublicALBTargetGroup: t unhealthy (Target.Timeout: Request timed out)" in findings[0].evidence
+
+
+def test_throttles_seen_only_in_cloudwatch_are_throttling():
+    obs = healthy(metrics={METRIC_THROTTLED: 12.0, METRIC_THROTTLE_EVENTS: 0.0})
+    (finding,) = diagnose(obs)
+    assert (finding.component, finding.category) == ("dynamodb", "throttling")
+    assert finding.evidence[0] == f"{METRIC_THROTTLED} (CloudWatch): 12 times in the window"
+    assert diagnose(healthy(metrics={METRIC_THROTTLED: 0.0})) == []
+
+
+def test_a_table_not_found_with_unreadable_settings_is_the_apps_config():
+    logs = {"crm-app": LogSummary("crm-app", 10, {"503": 5}, {"DynamoDB Scan failed: ResourceNotFoundException": 5},
+                                  {"ResourceNotFoundException": 5})}
+    obs = healthy(logs=logs, app_tables={}, unknown={"crm-app instance": "SSM: the command did not run"})
+    (finding,) = diagnose(obs)
+    assert (finding.component, finding.category) == ("crm-app", "config")
+    assert "crm-app's table settings could not be read (SSM: the command did not run)" in finding.evidence
+    # with the settings read and naming tables that exist, a missing table is not this app's config
+    assert [f.category for f in diagnose(healthy(logs=logs))] != ["config"]
+
+
+def test_what_could_not_be_read_is_neither_a_finding_nor_healthy():
+    obs = healthy(unknown={"nginx instance": "SSM: the command did not run"})
+    report = Report("now", diagnose(obs), obs)
+    assert report.findings == [] and not report.healthy
+    assert report.to_dict()["unknown"] == {"nginx instance": "SSM: the command did not run"}
+    assert Report("now", [], healthy()).healthy

@@ -13,6 +13,10 @@ from typing import Any
 from ..vocabulary import layer_of
 
 SEVERITY_RANK = {"critical": 3, "major": 2, "minor": 1}
+# Keys of Observations.metrics that the rules read (CloudWatch sums over the window; AWS only).
+METRIC_THROTTLED = "DynamoDB ThrottledRequests"
+METRIC_THROTTLE_EVENTS = "DynamoDB read/write throttle events"
+METRIC_USER_ERRORS = "DynamoDB UserErrors"
 
 
 @dataclass
@@ -82,6 +86,13 @@ class Observations:
     memory: dict[str, list[tuple[float, float, float]]] = field(default_factory=dict)  # worker -> (t, leak, rss)
     host_cpu_percent: float = 0.0
     top_processes: list[tuple[int, str, float]] = field(default_factory=list)  # outside the stack
+    # AWS only (empty locally, where the role and the security groups are emulated): one-line facts of how
+    # the instances' role and the security-group chain differ from the template.
+    policy_drift: list[str] = field(default_factory=list)  # a Deny, a missing or changed DynamoDBAccess
+    network_drift: list[str] = field(default_factory=list)  # an ingress rule of the chain that is gone
+    metrics: dict[str, float] = field(default_factory=dict)  # CloudWatch totals over the window (METRIC_*)
+    # What could not be read, and why: never a finding, and never taken as healthy either.
+    unknown: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -116,10 +127,10 @@ class Report:
 
     @property
     def healthy(self) -> bool:
-        """True when nothing was found."""
-        return not self.findings
+        """True when nothing was found and everything could be read (an unread signal is not a healthy one)."""
+        return not self.findings and not self.observations.unknown
 
     def to_dict(self) -> dict[str, Any]:
         """Return the report as `doctor --json` prints it."""
         return {"healthy": self.healthy, "checked_at": self.checked_at, "seconds": round(self.seconds, 2),
-                "findings": [f.to_dict() for f in self.findings]}
+                "findings": [f.to_dict() for f in self.findings], "unknown": dict(self.observations.unknown)}

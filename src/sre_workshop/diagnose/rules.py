@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .model import Finding, Observations, Probe
+from .model import METRIC_THROTTLE_EVENTS, METRIC_THROTTLED, Finding, Observations, Probe
 from .trend import Trend, fit
 
 # The paths, entry point first: a hop fails because of itself or of something below it.
@@ -22,6 +22,12 @@ FIX = {
                 "(locally the role is emulated: `sre-workshop fault clear dynamodb-access-denied`)",
     "throttling": "raise the tables' throughput (on-demand without a maximum, as the template creates them); "
                   "locally: `sre-workshop fault clear dynamodb-throttling`",
+    "policy": "put the DynamoDBAccess inline policy of the instances' role back as the template has it "
+              "(`aws iam put-role-policy --role-name ROLE --policy-name DynamoDBAccess --policy-document "
+              "file://doc.json`, the document from the template) and remove any Deny added to the role",
+    "network": "authorize the missing ingress rule again as the template has it (`aws ec2 "
+               "authorize-security-group-ingress --group-id GROUP --protocol tcp --port PORT --source-group "
+               "SOURCE`, the ids in the evidence)",
 }
 DENIED = ("AccessDeniedException", "UnrecognizedClientException")
 THROTTLED = ("ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded")
@@ -35,7 +41,11 @@ def diagnose(obs: Observations) -> list[Finding]:
     findings: list[Finding] = []
     for rule in RULES:
         explained = {f.component for f in findings}
-        findings.extend(f for f in rule(obs) if f.component not in explained)
+        attributed = {line for f in findings for line in f.evidence}
+        # A failing entry point that a deeper finding already carries as evidence is a consequence (the hop
+        # it fails at may be one no rule names: a security group sits between two hops that both answer).
+        findings.extend(f for f in rule(obs) if f.component not in explained
+                        and not (rule is public_failures and f.evidence[0] in attributed))
     rank = {"critical": 0, "major": 1, "minor": 2}
     return sorted(findings, key=lambda f: rank[f.severity])
 
@@ -62,8 +72,8 @@ def processes_down(obs: Observations) -> list[Finding]:
     return found
 
 
-def dynamodb_refusals(obs: Observations) -> list[Finding]:
-    """DynamoDB answering AccessDenied (the role) or throttling (the tables), seen in logs and probes."""
+def aws_codes(obs: Observations) -> dict[str, int]:
+    """Count the AWS error codes named in the logs and in the probes' answers."""
     codes: dict[str, int] = {}
     for summary in obs.logs.values():
         for code, n in summary.aws_codes.items():
@@ -71,6 +81,39 @@ def dynamodb_refusals(obs: Observations) -> list[Finding]:
     for probe in obs.probes.values():
         if probe.error:
             codes[probe.error] = codes.get(probe.error, 0) + 1
+    return codes
+
+
+def role_policy(obs: Observations) -> list[Finding]:
+    """The instances' role no longer grants what the template grants (a Deny, a changed or missing policy)."""
+    if not obs.policy_drift:
+        return []
+    denied = {c: n for c, n in aws_codes(obs).items() if c in DENIED}
+    evidence = [*obs.policy_drift, *(f"{c}: {n} times in the apps' logs and probes" for c, n in denied.items())]
+    return [Finding("iam-role", "permissions", "critical",
+                    "the instances' role does not grant DynamoDB access as the template does",
+                    evidence + failing_public(obs), FIX["policy"])]
+
+
+def security_groups(obs: Observations) -> list[Finding]:
+    """An ingress rule of the security-group chain is gone: the hop behind it drops connections."""
+    if not obs.network_drift:
+        return []
+    timed_out = [f"{t['target_group']}: {t['target']} {t['state']} ({t['reason']})" for t in obs.targets
+                 if "timeout" in t["reason"].lower() or "timed out" in t["reason"].lower()]
+    nginx = _probe(obs, "nginx /")
+    hop = [nginx.describe()] if nginx and nginx.status in (0, 502, 504) else []
+    return [Finding("security-groups", "network", "critical",
+                    "a hop of the security-group chain is closed: its ingress rule is gone",
+                    [*obs.network_drift, *timed_out, *hop, *failing_public(obs)], FIX["network"])]
+
+
+def dynamodb_refusals(obs: Observations) -> list[Finding]:
+    """DynamoDB answering AccessDenied (the role) or throttling (the tables), seen in logs, probes and metrics."""
+    codes = aws_codes(obs)
+    for metric in (METRIC_THROTTLED, METRIC_THROTTLE_EVENTS):
+        if obs.metrics.get(metric, 0) > 0:
+            codes[f"{metric} (CloudWatch)"] = int(obs.metrics[metric])
     found = []
     denied = {c: n for c, n in codes.items() if c in DENIED}
     if denied:
@@ -78,10 +121,11 @@ def dynamodb_refusals(obs: Observations) -> list[Finding]:
                              "DynamoDB refuses the instances' requests: access denied",
                              [f"{c}: {n} times in the apps' logs and probes" for c, n in denied.items()]
                              + failing_public(obs), FIX["iam-role"]))
-    throttled = {c: n for c, n in codes.items() if c in THROTTLED}
+    throttled = {c: n for c, n in codes.items() if c in THROTTLED or c.endswith("(CloudWatch)")}
     if throttled:
         found.append(Finding("dynamodb", "throttling", "major", "DynamoDB throttles the CRM tables",
-                             [f"{c}: {n} times in the apps' logs and probes" for c, n in throttled.items()]
+                             [f"{c}: {n} times in the window" if c.endswith(")") else
+                              f"{c}: {n} times in the apps' logs and probes" for c, n in throttled.items()]
                              + failing_public(obs), FIX["throttling"]))
     return found
 
@@ -100,6 +144,27 @@ def missing_tables(obs: Observations) -> list[Finding]:
                                  f"set {', '.join(wrong)} back to the table's name in {app}'s environment "
                                  f"(/etc/sre-workshop/{app}.env) and restart it; "
                                  "locally: `sre-workshop fault clear bad-config-deploy`"))
+    return found
+
+
+def unknown_table(obs: Observations) -> list[Finding]:
+    """An app whose DynamoDB calls name a table that does not exist, when its settings could not be read."""
+    found = []
+    for app in ("sre-app", "crm-app"):
+        summary = obs.logs.get(app)
+        missing = summary.aws_codes.get("ResourceNotFoundException", 0) if summary else 0
+        if missing < 3 or app in obs.app_tables:
+            continue  # with the app's settings read, missing_tables names the very setting
+        top = sorted(((m, n) for m, n in summary.errors.items() if "ResourceNotFound" in m), key=lambda kv: -kv[1])
+        why = obs.unknown.get(f"{app} settings") or obs.unknown.get(f"{app} instance")
+        evidence = [f"ResourceNotFoundException {missing} times in {app}'s log in the window",
+                    *[f"error log: {m} ({n}x)" for m, n in top[:2]],
+                    f"{app}'s table settings could not be read" + (f" ({why})" if why else ""),
+                    *([f"tables that exist: {', '.join(sorted(obs.tables))}"] if obs.tables else [])]
+        found.append(Finding(app, "config", "major", f"{app} asks DynamoDB for a table that does not exist",
+                             evidence + failing_public(obs),
+                             f"compare the *_TABLE settings in /etc/sre-workshop/{app}.env with the stack's tables "
+                             f"and restart {app} (`systemctl restart {app}`)"))
     return found
 
 
@@ -266,6 +331,6 @@ def public_failures(obs: Observations) -> list[Finding]:
 
 
 RULES: list[Callable[[Observations], list[Finding]]] = [
-    processes_down, dynamodb_refusals, missing_tables, nginx_config, health_checks, hop_timeouts,
-    cpu_saturation, latency, server_errors, memory_growth, public_failures,
+    processes_down, role_policy, dynamodb_refusals, missing_tables, unknown_table, nginx_config, security_groups,
+    health_checks, hop_timeouts, cpu_saturation, latency, server_errors, memory_growth, public_failures,
 ]

@@ -9,6 +9,7 @@ import os
 import re
 import socket
 import time
+from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 
@@ -127,14 +128,19 @@ def tail_lines(path: Path) -> list[str]:
 
 def json_log(source: str, path: Path, since: float) -> LogSummary:
     """Summarise a JSON log (the apps' and nginx's access log) over the window."""
+    return json_lines(source, tail_lines(path), since)
+
+
+def json_lines(source: str, lines: Iterable[str], since: float | None) -> LogSummary:
+    """Summarise JSON log lines from `since` on (None: every line, already chosen by their time elsewhere)."""
     summary = LogSummary(source)
-    for line in tail_lines(path):
+    for line in lines:
         try:
             entry = json.loads(line)
             stamp = datetime.fromisoformat(entry["time"]).timestamp()
         except (ValueError, KeyError, TypeError):
             continue
-        if stamp < since:
+        if since is not None and stamp < since:
             continue
         summary.lines += 1
         if "status" in entry:
@@ -150,13 +156,19 @@ def json_log(source: str, path: Path, since: float) -> LogSummary:
 
 def nginx_error_log(path: Path, since: float) -> LogSummary:
     """Summarise nginx's error log (its times are local time) over the window."""
+    return nginx_error_lines(tail_lines(path), since)
+
+
+def nginx_error_lines(lines: Iterable[str], since: float | None) -> LogSummary:
+    """Summarise nginx error-log lines from `since` on (None: every line, already chosen by their time elsewhere:
+    on an instance the lines' times are in its time zone, not this machine's)."""
     summary = LogSummary("nginx-error")
-    for line in tail_lines(path):
+    for line in lines:
         match = NGINX_ERROR.match(line)
         if not match:
             continue
         stamp = datetime.strptime(match[1], "%Y/%m/%d %H:%M:%S").timestamp()
-        if stamp < since - 1:
+        if since is not None and stamp < since - 1:
             continue
         summary.lines += 1
         if match[2] in ("error", "crit", "alert", "emerg"):
@@ -182,13 +194,14 @@ def config_drift(stack: Stack) -> dict[str, list[tuple[str, str]]]:
             continue
         expected = configs.render(stack.settings, target, dynamodb_address(stack.settings)).splitlines()
         actual = path.read_text().splitlines()
-        changed = _changed_lines(expected, actual)
+        changed = changed_lines(expected, actual)
         if changed:
             drift[target] = changed
     return drift
 
 
-def _changed_lines(expected: list[str], actual: list[str]) -> list[tuple[str, str]]:
+def changed_lines(expected: list[str], actual: list[str]) -> list[tuple[str, str]]:
+    """Return (expected, actual) pairs of the lines that differ, stripped; "" where a line is missing."""
     pairs = []
     for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(a=expected, b=actual, autojunk=False).get_opcodes():
         if tag != "equal":

@@ -1,0 +1,181 @@
+#!/bin/sh
+# Read one instance for `sre-workshop doctor --aws`, as an SRE logged in there would: the unit's state and its
+# processes' CPU and memory, the host's CPU and its busiest processes outside the unit, the hops probed from
+# here, nginx.conf and the app's table settings. Runs as root through SSM Run Command; changes nothing.
+#
+#   observe-host.sh UNIT ENV_FILE NGINX_CONF [NAME=URL ...]
+#
+# ENV_FILE and NGINX_CONF may be "-" (none on this instance). Prints one JSON object on one line; only the
+# *_TABLE settings of ENV_FILE are printed (it also holds the fault-control token, which never leaves here).
+# Python 3.9 (Amazon Linux 2023's /usr/bin/python3) and the standard library only.
+set -eu
+[ $# -ge 3 ] || { echo "observe-host: usage: observe-host.sh UNIT ENV_FILE NGINX_CONF [NAME=URL ...]" >&2; exit 2; }
+exec python3 - "$@" <<'OBSERVE_HOST_PY'
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+
+UNIT, ENV_FILE, NGINX_CONF = sys.argv[1:4]
+HOPS = [a.split("=", 1) for a in sys.argv[4:] if "=" in a]
+TICKS = os.sysconf("SC_CLK_TCK")
+SAMPLE_S = 0.5  # the CPU shares are measured over this long
+PROBE_TIMEOUT = 2.0
+
+
+def systemctl(*args):
+    """systemctl's answer, or "" where there is no systemd (the answer is then "unknown", not a state)."""
+    try:
+        done = subprocess.run(["systemctl", *args], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                              universal_newlines=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return done.stdout.strip()
+
+
+def stat(pid):
+    try:
+        text = open("/proc/%d/stat" % pid).read()
+    except OSError:
+        return None
+    return text[text.rindex(")") + 2:].split()  # [0] is the state; [1] ppid, [11] utime, [12] stime, [19] start
+
+
+def all_pids():
+    return [int(e) for e in os.listdir("/proc") if e.isdigit()]
+
+
+def unit_pids(main_pid):
+    """The unit's processes: its cgroup (v2), else its main process and that one's descendants."""
+    group = systemctl("show", "-p", "ControlGroup", "--value", UNIT)
+    try:
+        return [int(p) for p in open("/sys/fs/cgroup%s/cgroup.procs" % group).read().split()] if group else []
+    except OSError:
+        pass
+    found = {main_pid} if main_pid else set()
+    for _ in range(3):  # gunicorn: master -> workers
+        found |= {p for p in all_pids() if (stat(p) or ["", "0"])[1] in {str(f) for f in found}}
+    return sorted(found)
+
+
+def ticks(pid):
+    fields = stat(pid)
+    return int(fields[11]) + int(fields[12]) if fields else None
+
+
+def rss_mb(pid):
+    try:
+        for line in open("/proc/%d/status" % pid):
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def host_ticks():
+    values = [int(v) for v in open("/proc/stat").readline().split()[1:]]
+    return sum(values), values[3] + values[4]  # total, idle + iowait
+
+
+def has_sockets(pid):
+    try:
+        return any(os.readlink("/proc/%d/fd/%s" % (pid, fd)).startswith("socket:")
+                   for fd in os.listdir("/proc/%d/fd" % pid))
+    except OSError:
+        return True
+
+
+def cmdline(pid):
+    try:
+        return open("/proc/%d/cmdline" % pid, "rb").read().replace(b"\0", b" ").decode(errors="replace").strip()[:80]
+    except OSError:
+        return "?"
+
+
+def own_pids():
+    """This script and its callers (sh, the SSM agent's worker): their CPU is not the host's problem."""
+    pids, pid = set(), os.getpid()
+    while pid > 1 and pid not in pids:
+        pids.add(pid)
+        pid = int((stat(pid) or ["", "1"])[1])
+    return pids
+
+
+def probe(name, url, out):
+    started = time.monotonic()
+    answer = {"name": name, "url": url, "status": 0, "body": "", "error": ""}
+    try:
+        with urllib.request.urlopen(url, timeout=PROBE_TIMEOUT) as response:
+            answer.update(status=response.status, body=response.read(2048).decode(errors="replace"))
+    except urllib.error.HTTPError as exc:
+        answer.update(status=exc.code, body=exc.read(2048).decode(errors="replace"))
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        answer["error"] = "timeout" if isinstance(reason, socket.timeout) or "timed out" in str(reason) else "refused"
+    answer["seconds"] = round(time.monotonic() - started, 4)
+    out.append(answer)
+
+
+def tables():
+    if ENV_FILE == "-":
+        return None
+    found = {}
+    try:
+        for line in open(ENV_FILE):
+            key, sep, value = line.strip().partition("=")
+            if sep and key.endswith("_TABLE"):
+                found[key] = value.strip().strip('"')
+    except OSError as exc:
+        return {"error": str(exc)}
+    return found
+
+
+def nginx_conf():
+    if NGINX_CONF == "-":
+        return None
+    try:
+        return open(NGINX_CONF).read()
+    except OSError as exc:
+        return {"error": str(exc)}
+
+
+def main():
+    probes = []
+    threads = [threading.Thread(target=probe, args=(name, url, probes)) for name, url in HOPS]
+    for thread in threads:
+        thread.start()
+    state = systemctl("is-active", UNIT) or "unknown"
+    main_pid = int(systemctl("show", "-p", "MainPID", "--value", UNIT) or 0)
+    mine = unit_pids(main_pid) if main_pid else []
+    skip = own_pids() | set(mine)
+    total0, idle0 = host_ticks()
+    before = {p: ticks(p) for p in all_pids()}
+    time.sleep(SAMPLE_S)
+    total1, idle1 = host_ticks()
+    after = {p: ticks(p) for p in before}
+    share = {p: 100.0 * (after[p] - before[p]) / TICKS / SAMPLE_S for p in before
+             if before[p] is not None and after[p] is not None}
+    top = sorted(((p, cmdline(p), round(c, 1)) for p, c in share.items() if p not in skip and c >= 20),
+                 key=lambda t: -t[2])
+    start = (stat(main_pid) or [0] * 20)[19] if main_pid else 0
+    uptime = float(open("/proc/uptime").read().split()[0]) - int(start) / TICKS if main_pid else 0.0
+    for thread in threads:
+        thread.join()
+    print(json.dumps({
+        "unit": UNIT, "state": state, "main_pid": main_pid, "pids": mine, "hostname": socket.gethostname(),
+        "cpu_percent": round(sum(share.get(p, 0.0) for p in mine), 1), "rss_mb": round(sum(rss_mb(p) for p in mine), 1),
+        "uptime_s": round(uptime, 1),
+        "host_cpu_percent": round(100.0 * (1 - (idle1 - idle0) / ((total1 - total0) or 1)), 1),
+        "top": [t for t in top if not has_sockets(t[0])][:5],
+        "probes": probes, "tables": tables(), "nginx_conf": nginx_conf(),
+    }))
+
+
+main()
+OBSERVE_HOST_PY

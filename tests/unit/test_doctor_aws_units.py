@@ -1,0 +1,136 @@
+"""The pure parts of doctor's AWS readers: the template's rules and grants, IAM's wildcards, metric names
+and sums, what an instance's answer becomes, and the log parsers that both worlds share."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+from sre_workshop.cli.doctor import verdict
+from sre_workshop.diagnose.aws import hosts, logs, metrics, network, policy, template
+from sre_workshop.diagnose.local import readers
+from sre_workshop.diagnose.model import METRIC_THROTTLE_EVENTS, METRIC_THROTTLED, Observations, Report
+from sre_workshop.settings import Settings
+
+TEMPLATE = Settings.from_env().infra_dir / "cloudformation" / "sre-workshop.yaml"
+ARN = "arn:aws:dynamodb:us-east-1:123456789012:table/wk-CRMDealsTable-X"
+
+
+def resources() -> dict:
+    return template.parse(TEMPLATE.read_text())["Resources"]
+
+
+def test_the_template_is_read_with_its_short_tags():
+    role = resources()["EC2InstanceRole"]["Properties"]
+    (dynamodb,) = [p for p in role["Policies"] if p["PolicyName"] == "DynamoDBAccess"]
+    names = dynamodb["PolicyDocument"]["Statement"][0]["Resource"]
+    assert names[0] == {"Fn::GetAtt": ["ApplicationMetricsTable", "Arn"]}
+    assert {"Fn::Sub": "${CRMDealsTable.Arn}/index/customer-index"} in names
+    assert template.parse({"Resources": {}}) == {"Resources": {}}  # a JSON body comes back as data already
+
+
+def test_the_chains_ingress_rules_come_from_the_template():
+    rules = {(r.group, r.describe()) for r in network.template_rules(resources())}
+    assert rules == {("PublicALBSecurityGroup", "tcp 80 from 0.0.0.0/0"),
+                     ("PublicALBSecurityGroup", "tcp 443 from 0.0.0.0/0"),
+                     ("PublicALBSecurityGroup", "tcp 8080 from 0.0.0.0/0"),
+                     ("NginxSecurityGroup", "tcp 80 from PublicALBSecurityGroup"),
+                     ("PrivateALBSecurityGroup", "tcp 80 from NginxSecurityGroup"),
+                     ("AppServerSecurityGroup", "tcp 8080 from PrivateALBSecurityGroup"),
+                     ("CRMAppSecurityGroup", "tcp 8080 from PublicALBSecurityGroup")}
+
+
+def test_a_rule_is_present_when_a_live_permission_lets_in_as_much():
+    rule = network.Rule("NginxFromPublicALB", "NginxSecurityGroup", "tcp", 80, 80, source="PublicALBSecurityGroup")
+    pair = {"UserIdGroupPairs": [{"GroupId": "sg-2"}]}
+    assert network.present(rule, [{"IpProtocol": "tcp", "FromPort": 80, "ToPort": 80, **pair}], "sg-2")
+    assert network.present(rule, [{"IpProtocol": "tcp", "FromPort": 0, "ToPort": 1024, **pair}], "sg-2")
+    assert network.present(rule, [{"IpProtocol": "-1", **pair}], "sg-2")
+    assert not network.present(rule, [{"IpProtocol": "tcp", "FromPort": 80, "ToPort": 80, **pair}], "sg-3")
+    assert not network.present(rule, [{"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, **pair}], "sg-2")
+    assert not network.present(rule, [], "sg-2")
+
+
+def test_iam_wildcards_and_denials():
+    allow = policy.grants({"Statement": {"Effect": "Allow", "Action": "dynamodb:*", "Resource": ARN[:-1] + "*"}})
+    assert policy.covers(allow, ("dynamodb:GetItem", ARN)) and policy.covers(allow, ("DynamoDB:Query", ARN))
+    assert not policy.covers(allow, ("s3:GetObject", ARN))
+    assert not policy.covers(allow, ("dynamodb:GetItem", ARN.replace("Deals", "Customers")))
+    wanted = [("dynamodb:GetItem", ARN)]
+    deny_s3 = {"Statement": [{"Effect": "Deny", "Action": ["s3:*"], "Resource": "*"}]}
+    deny_all = {"Statement": [{"Effect": "Deny", "Action": "*", "Resource": "*"}]}
+    assert policy._denials("P", "r", deny_s3, wanted) == []  # denies nothing the apps need
+    assert policy._denials("P", "r", deny_all, wanted) == ["P of role r denies * on *"]
+
+
+class _Tables:
+    """The two things Resolver asks of a control: physical ids and table descriptions."""
+
+    region, stack_name = "us-east-1", "wk"
+
+    def physical(self, logical: str) -> str:
+        return f"wk-{logical}-X"
+
+    def describe_table(self, name: str) -> dict:
+        return {"TableArn": f"arn:aws:dynamodb:us-east-1:123456789012:table/{name}"}
+
+
+def test_the_templates_grants_resolve_to_the_stacks_tables():
+    grants = policy.expected_grants(resources(), template.Resolver(_Tables()))
+    assert len(grants) == 49  # 7 actions on 5 tables and 2 indexes
+    assert ("dynamodb:Scan", ARN + "/index/customer-index") in grants
+    resolver = template.Resolver(_Tables())
+    assert resolver.value({"Fn::Sub": "arn:${AWS::Partition}:s3:::${Bucket}/*"}) == "arn:aws:s3:::wk-Bucket-X/*"
+    assert resolver.value({"Fn::If": ["C", "a", "b"]}) == {"Fn::If": ["C", "a", "b"]}  # left alone
+
+
+def test_metric_dimension_names_and_sums():
+    assert metrics.full_name("arn:aws:elasticloadbalancing:us-east-1:1:loadbalancer/app/sre-workshop-public-alb/ab12"
+                             ) == "app/sre-workshop-public-alb/ab12"
+    assert metrics.full_name("arn:aws:elasticloadbalancing:us-east-1:1:targetgroup/wk-Public/cd34") == \
+        "targetgroup/wk-Public/cd34"
+    totals = metrics.totals({f"{METRIC_THROTTLED} CRMCustomersTable Scan": [(1, 2.0), (2, 3.0)],
+                             f"{METRIC_THROTTLED} CRMDealsTable Query": [(1, 1.0)],
+                             metrics.CPU_EC2: [(1, 40.0), (2, 90.0)], "app requests": []})
+    assert totals[METRIC_THROTTLED] == 6 and totals[METRIC_THROTTLE_EVENTS] == 0
+    assert metrics.host_cpu(totals) == 90.0 and "app requests" not in totals
+    assert metrics.host_cpu({}) is None
+
+
+def test_an_instances_answer_becomes_states_and_probes():
+    answer = {"state": "failed", "main_pid": 0, "pids": [10, 11, 12], "hostname": "ip-10-0-1-5.ec2.internal",
+              "probes": [{"name": "crm-app /api/customers", "url": "u", "status": 503, "seconds": 0.01,
+                          "body": json.dumps({"error": "database_error", "code": "AccessDeniedException"})},
+                         {"name": "nginx /", "url": "u", "status": 0, "seconds": 2.0, "body": "", "error": "timeout"}]}
+    assert hosts.component_state("crm-app", answer).state == "exited"
+    assert hosts.component_state("crm-app", {**answer, "state": "active"}).state == "running"
+    assert hosts.component_state("crm-app", {**answer, "state": "unknown"}) is None  # no systemd answer
+    crm, nginx = hosts.probes({"crm-app /api/customers": "crm-app", "nginx /": "nginx"}, answer)
+    assert (crm.component, crm.status, crm.error) == ("crm-app", 503, "AccessDeniedException")
+    assert (nginx.status, nginx.error, nginx.ok) == (0, "timeout", False)
+    assert hosts.worker_metric_ids({**answer, "main_pid": 10}) == ["sre-app#ip-10-0-1-5.ec2.internal#11",
+                                                                   "sre-app#ip-10-0-1-5.ec2.internal#12"]
+
+
+def test_log_lines_are_parsed_the_same_from_a_file_and_from_cloudwatch(tmp_path):
+    now = datetime.now(UTC)
+    lines = [json.dumps({"time": now.isoformat(), "status": 500, "duration_ms": 1500}),
+             json.dumps({"time": now.isoformat(), "level": "ERROR", "message": "DynamoDB Query failed: x",
+                         "error_code": "ProvisionedThroughputExceededException"}),
+             json.dumps({"time": "2020-01-01T00:00:00+00:00", "status": 200})]
+    log = tmp_path / "app.log"
+    log.write_text("skipped partial line\n" + "\n".join(lines) + "\n")
+    from_file = readers.json_log("crm-app", log, now.timestamp() - 60)
+    assert from_file == readers.json_lines("crm-app", lines, now.timestamp() - 60)
+    assert (from_file.lines, from_file.slow, from_file.statuses) == (2, 1, {"500": 1})
+    assert logs.summarise("crm-app", lines).lines == 3  # CloudWatch chose the events by time already
+    old = "2020/01/01 00:00:00 [error] 1#1: *2 connect() failed (111: Connection refused), client: 10.0.0.1"
+    (message,) = logs.summarise("nginx-error", [old]).errors
+    assert message == "connect() failed (N: Connection refused)"
+
+
+def test_the_verdict_of_a_round_with_unread_signals_is_not_healthy():
+    obs = Observations("now", "aws", unknown={"nginx instance": "the command did not run"})
+    assert verdict(Report("now", [], obs, 1.25)) == (
+        "no finding, but 1 signal(s) could not be read: not known to be healthy (1.2s)")
+    assert verdict(Report("now", [], Observations("now", "aws"), 0.5)) == "healthy (0.5s)"
