@@ -149,7 +149,8 @@ def json_lines(source: str, lines: Iterable[str], since: float | None) -> LogSum
             summary.slow += float(seconds or 0) >= 1.0
         if entry.get("level") in ("ERROR", "CRITICAL"):
             _count(summary.errors, _normalise(entry.get("message", "")))
-            for code in AWS_CODE.findall(f"{entry.get('error_code', '')} {entry.get('message', '')}"):
+            # A line's code and its message may both name the error: count it once.
+            for code in set(AWS_CODE.findall(f"{entry.get('error_code', '')} {entry.get('message', '')}")):
                 _count(summary.aws_codes, code)
     return summary
 
