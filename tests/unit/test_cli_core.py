@@ -135,3 +135,9 @@ def test_the_readmes_fault_table_is_generated_from_the_catalogue():
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     assert readme.split(START)[1].split(END)[0].strip() == markdown().strip(), \
         "run `python -m sre_workshop.faults.readme README.md`"
+
+
+def test_a_fault_is_refused_on_a_stack_that_is_not_up(tmp_path, capsys):
+    code, _, err = run(capsys, "--state-dir", str(tmp_path), "fault", "inject", "nginx-timeout")
+    assert code == ExitStatus.UNHEALTHY and "not up" in err and err.count("\n") == 1
+    assert not (tmp_path / "run" / "pids").exists(), "nothing was started"

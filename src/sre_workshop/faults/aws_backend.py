@@ -125,6 +125,10 @@ class AwsBackend:
                 TableName=self.table, Key=self._lock_key(), ConditionExpression="#owner = :me",
                 ExpressionAttributeNames={"#owner": "owner"}, ExpressionAttributeValues={":me": {"S": self.owner}})
 
+    def check_up(self) -> None:
+        """An AWS stack that exists is up (AwsControl fails with one line when it does not)."""
+        self.ctl.outputs()
+
     def problems(self) -> list[str]:
         """Return what keeps the stack from steady state: unhealthy targets, then public entry points not
         answering 200 in time."""

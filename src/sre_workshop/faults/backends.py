@@ -11,6 +11,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from ..errors import ComponentFailed
 from ..incidents import Ledger
 from ..local.control import LocalControl
 from ..local.stack import Stack
@@ -53,6 +54,12 @@ class LocalBackend:
             yield
         finally:
             self._lock.release()
+
+    def check_up(self) -> None:
+        """Refuse to act on a stack that is not up (a fault's restart must never start a stack that is down)."""
+        if not any(self.stack.record(name) for name in self.stack.components):
+            raise ComponentFailed(f"the local stack in {self.stack.settings.state_dir} is not up: "
+                                  "`sre-workshop up` first")
 
     def problems(self) -> list[str]:
         """Return what keeps the stack from steady state: component and target problems, then the public
