@@ -22,7 +22,7 @@ from ...errors import WorkshopError
 from ...local.configs import render_nginx
 from ...settings import TABLE_NAMES
 from ..local.probes import probe
-from ..local.readers import changed_lines, latency_baseline_ms
+from ..local.readers import changed_lines
 from ..model import Observations
 from . import appmetrics, hosts, logs, metrics, network, policy, targets, template
 
@@ -60,7 +60,6 @@ def observe(ctl: AwsControl, infra_dir: Path, window_s: float = WINDOW_S) -> Obs
     series = guard(unknown, "interval metrics", appmetrics.series, {}, ctl,
                    hosts.worker_metric_ids(read["sre-app"]) if "sre-app" in read else [], now - MEMORY_WINDOW_S)
     obs.memory = {worker: [p[:3] for p in points] for worker, points in series.items()}
-    obs.latency_baseline_ms = latency_baseline_ms(series, now - 60)
     return obs
 
 
