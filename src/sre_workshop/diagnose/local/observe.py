@@ -13,7 +13,7 @@ from ...local.stack import Stack
 from ..model import Observations
 from . import probes, readers
 
-WINDOW_S = 60.0  # logs: the last minute
+WINDOW_S = 20.0  # logs: what is happening now (a cleared fault stops counting within this)
 MEMORY_WINDOW_S = 300.0  # the leak's trend: the last five minutes of interval metrics
 
 
