@@ -8,6 +8,13 @@
 | ACTIVITIES_TABLE  | CRMActivitiesTable   | activities, key activity_id, GSI customer-index|
 | AWS_ENDPOINT_URL  | (AWS)                | read by boto3 itself                           |
 | LOG_FILE          | (stderr)             | JSON-lines log file for the CloudWatch agent   |
+| CRM_MAX_ACTIVE    | 4                    | requests a worker runs at once (the rest queue)|
+| CRM_MAX_WAITING   | 56                   | requests a worker queues before it answers 503 |
+| CRM_QUEUE_SECONDS | 1.0                  | longest wait in that queue before a 503        |
+| CRM_THREADS       | 64                   | threads per worker (read by gunicorn.conf.py)  |
+
+CRM_MAX_ACTIVE + CRM_MAX_WAITING must stay below CRM_THREADS, so that a thread is always free for the
+load balancer's health check and for answering 503 at once.
 """
 
 from __future__ import annotations
@@ -15,6 +22,10 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+
+
+class ConfigError(ValueError):
+    """A setting from the environment is not usable; the message names the variable."""
 
 
 @dataclass(frozen=True)
@@ -26,6 +37,9 @@ class Settings:
     deals_table: str = "CRMDealsTable"
     activities_table: str = "CRMActivitiesTable"
     log_file: str | None = None
+    max_active: int = 4
+    max_waiting: int = 56
+    queue_seconds: float = 1.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -37,4 +51,21 @@ class Settings:
             deals_table=env.get("DEALS_TABLE", cls.deals_table),
             activities_table=env.get("ACTIVITIES_TABLE", cls.activities_table),
             log_file=env.get("LOG_FILE") or None,
+            max_active=int(_number(env, "CRM_MAX_ACTIVE", cls.max_active, minimum=1)),
+            max_waiting=int(_number(env, "CRM_MAX_WAITING", cls.max_waiting, minimum=0)),
+            queue_seconds=_number(env, "CRM_QUEUE_SECONDS", cls.queue_seconds, minimum=0),
         )
+
+
+def _number(env: Mapping[str, str], name: str, default: float, minimum: float) -> float:
+    """Read a number of at least `minimum` from `env`, naming the variable when it is not one."""
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, not {raw!r}") from None
+    if not value >= minimum:  # also refuses nan
+        raise ConfigError(f"{name} must be at least {minimum:g}")
+    return value

@@ -28,10 +28,11 @@ class InvalidField(CRMError):
     code = "invalid_field"
     status = 422
 
-    def __init__(self, field: str, message: str) -> None:
+    def __init__(self, field: str, message: str, location: str = "json") -> None:
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
+        self.location = location  # where the field was sent: json, query or headers, as in a 422's detail
 
 
 class DatabaseError(CRMError):

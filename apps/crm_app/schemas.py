@@ -2,34 +2,59 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 from apiflask import Schema
 from apiflask.fields import Date, DateTime, Decimal, Email, Float, Integer, List, Nested, String
 from apiflask.validators import Length, OneOf, Range, Regexp
-from marshmallow import EXCLUDE, post_load, pre_load
+from marshmallow import EXCLUDE, ValidationError, post_load, pre_load
+
+from .store import ID_PATTERN
 
 CUSTOMER_STATUSES = ("lead", "prospect", "active", "churned")
 DEAL_STAGES = ("prospecting", "qualification", "proposal", "negotiation", "closed_won", "closed_lost")
 ACTIVITY_TYPES = ("call", "email", "meeting", "note", "task")
-ID_PATTERN = r"^[a-z]{3,4}-[0-9a-f]{4,32}$"
+# Text a person could not have typed into one line: control characters (C0, DEL, C1), line and paragraph
+# separators, and lone surrogates (valid in JSON's \u escapes, but not Unicode text DynamoDB can store).
+NOT_ONE_LINE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+# Multi-line fields (notes) may also hold tabs and line breaks.
+NOT_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def clean_text(schema: Schema, data, multiline: tuple[str, ...] = ()) -> dict:
+    """Trim every text field of `schema` in `data`, refusing control characters and lone surrogates."""
+    if not isinstance(data, Mapping):
+        return data
+    cleaned, errors = {}, {}
+    for name, value in data.items():
+        if isinstance(value, str) and name in schema.fields:
+            value = value.strip()
+            if (NOT_TEXT if name in multiline else NOT_ONE_LINE).search(value):
+                errors[name] = ["must not contain control characters or unpaired surrogates"]
+        cleaned[name] = value
+    if errors:
+        raise ValidationError(errors)
+    return cleaned
 
 
 class Input(Schema):
-    """Base of the input schemas: unknown fields are ignored, blank optional fields count as absent."""
+    """Base of the input schemas: text is trimmed before it is validated, unknown fields are ignored,
+    blank optional fields count as absent."""
 
     class Meta:
         unknown = EXCLUDE
 
     OPTIONAL: tuple[str, ...] = ()
+    MULTILINE: tuple[str, ...] = ()
 
     @pre_load
-    def blank_to_none(self, data, **kwargs):
-        """Treat optional fields sent empty (as HTML forms do) as absent."""
+    def clean(self, data, **kwargs):
+        """Trim and check text fields; treat optional fields sent empty (as HTML forms do) as absent."""
+        data = clean_text(self, data, self.MULTILINE)
         if not isinstance(data, Mapping):
             return data
-        return {k: (None if k in self.OPTIONAL and isinstance(v, str) and not v.strip() else v)
-                for k, v in data.items()}
+        return {k: (None if k in self.OPTIONAL and v == "" else v) for k, v in data.items()}
 
 
 class CustomerIn(Input):
@@ -44,20 +69,15 @@ class CustomerIn(Input):
         r"^\+?[0-9][0-9 ().-]{5,22}$", error="must be a phone number: digits, spaces, + ( ) . -"))
     status = String(load_default="lead", validate=OneOf(CUSTOMER_STATUSES))
 
-    @post_load
-    def strip(self, data: dict, **kwargs) -> dict:
-        """Trim whitespace around text."""
-        return {k: v.strip() if isinstance(v, str) else v for k, v in data.items()}
-
 
 class CustomerOut(Schema):
     """A stored customer."""
 
     customer_id = String()
     name = String()
-    company = String(allow_none=True)
+    company = String(allow_none=True, dump_default=None)
     email = String()
-    phone = String(allow_none=True)
+    phone = String(allow_none=True, dump_default=None)
     status = String()
     created_at = String()
     updated_at = String()
@@ -77,7 +97,6 @@ class DealIn(Input):
     @post_load
     def plain(self, data: dict, **kwargs) -> dict:
         """Store the amount as a number and the date as ISO text."""
-        data["title"] = data["title"].strip()
         data["amount"] = float(data["amount"])
         data["close_date"] = data["close_date"].isoformat() if data.get("close_date") else None
         return data
@@ -91,7 +110,7 @@ class DealOut(Schema):
     title = String()
     amount = Float()
     stage = String()
-    close_date = String(allow_none=True)
+    close_date = String(allow_none=True, dump_default=None)
     created_at = String()
 
 
@@ -99,6 +118,7 @@ class ActivityIn(Input):
     """An activity (call, email, meeting, note, task) as a client sends it."""
 
     OPTIONAL = ("note", "occurred_at")
+    MULTILINE = ("note",)
 
     customer_id = String(required=True, validate=Regexp(ID_PATTERN, error="not a customer id"))
     type = String(required=True, validate=OneOf(ACTIVITY_TYPES))
@@ -109,7 +129,6 @@ class ActivityIn(Input):
     @post_load
     def plain(self, data: dict, **kwargs) -> dict:
         """Store the time as ISO text."""
-        data["subject"] = data["subject"].strip()
         data["occurred_at"] = data["occurred_at"].isoformat() if data.get("occurred_at") else None
         return data
 
@@ -121,8 +140,8 @@ class ActivityOut(Schema):
     customer_id = String()
     type = String()
     subject = String()
-    note = String(allow_none=True)
-    occurred_at = String(allow_none=True)
+    note = String(allow_none=True, dump_default=None)
+    occurred_at = String(allow_none=True, dump_default=None)
     created_at = String()
 
 
@@ -132,11 +151,26 @@ class PageQuery(Schema):
     limit = Integer(load_default=25, validate=Range(1, 100))
     cursor = String(load_default=None, validate=Length(1, 2000))
 
+    @pre_load
+    def clean(self, data, **kwargs):
+        """Trim and check text parameters as the input schemas do."""
+        return clean_text(self, data)
+
 
 class CustomerQuery(PageQuery):
     """Paging plus an optional case-insensitive name prefix."""
 
     q = String(load_default=None, validate=Length(1, 100))
+
+
+class IdempotencyHeader(Schema):
+    """The optional Idempotency-Key header of the create endpoints: the same key and data create once."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    idempotency_key = String(data_key="Idempotency-Key", load_default=None, validate=[
+        Length(1, 255), Regexp(r"^[\x21-\x7e]+$", error="must be visible ASCII characters")])
 
 
 class CustomerPage(Schema):
