@@ -24,6 +24,12 @@ from .store import ACTIVITY, CUSTOMER, DEAL, Entity, Page
 
 api = APIBlueprint("api", __name__, url_prefix="/api", tag="CRM")
 
+# Answers of the endpoints that take a JSON body, besides their success and 422.
+BODY_ERRORS = {400: "Not JSON, or JSON nested deeper than 32 levels", 413: "Body larger than 64 KiB"}
+CREATE_ERRORS = {**BODY_ERRORS, 409: "Idempotency-Key already used for a request with other data"}
+NOT_FOUND = {404: "No such customer"}
+CREATE_FOR_CUSTOMER_ERRORS = {**CREATE_ERRORS, 404: "customer_id names no customer"}
+
 
 def as_page(page: Page) -> dict:
     """Shape a Page for the *Page output schemas."""
@@ -55,6 +61,7 @@ def list_customers(query_data):
 @api.input(CustomerIn)
 @api.input(IdempotencyHeader, location="headers")
 @api.output(CustomerOut, status_code=201)
+@api.doc(responses=CREATE_ERRORS)
 def create_customer(json_data, headers_data):
     """Create a customer (send Idempotency-Key to make retries safe)."""
     item, headers = create(CUSTOMER, json_data, headers_data)
@@ -63,7 +70,7 @@ def create_customer(json_data, headers_data):
 
 @api.get("/customers/<customer_id>")
 @api.output(CustomerOut)
-@api.doc(responses=[404])
+@api.doc(responses=NOT_FOUND)
 def get_customer(customer_id):
     """Get one customer."""
     return store().get(CUSTOMER, customer_id)
@@ -72,7 +79,7 @@ def get_customer(customer_id):
 @api.put("/customers/<customer_id>")
 @api.input(CustomerIn)
 @api.output(CustomerOut)
-@api.doc(responses=[404])
+@api.doc(responses={**NOT_FOUND, **BODY_ERRORS})
 def update_customer(customer_id, json_data):
     """Replace a customer's fields."""
     return store().update_customer(customer_id, json_data)
@@ -80,7 +87,7 @@ def update_customer(customer_id, json_data):
 
 @api.delete("/customers/<customer_id>")
 @api.output({}, status_code=204)
-@api.doc(responses=[404])
+@api.doc(responses=NOT_FOUND)
 def delete_customer(customer_id):
     """Delete a customer with its deals and activities."""
     store().delete_customer(customer_id)
@@ -90,7 +97,7 @@ def delete_customer(customer_id):
 @api.get("/customers/<customer_id>/deals")
 @api.input(PageQuery, location="query")
 @api.output(DealPage)
-@api.doc(responses=[404])
+@api.doc(responses=NOT_FOUND)
 def customer_deals(customer_id, query_data):
     """List a customer's deals (Query on customer-index)."""
     store().get(CUSTOMER, customer_id)
@@ -100,7 +107,7 @@ def customer_deals(customer_id, query_data):
 @api.get("/customers/<customer_id>/activities")
 @api.input(PageQuery, location="query")
 @api.output(ActivityPage)
-@api.doc(responses=[404])
+@api.doc(responses=NOT_FOUND)
 def customer_activities(customer_id, query_data):
     """List a customer's activities (Query on customer-index)."""
     store().get(CUSTOMER, customer_id)
@@ -119,6 +126,7 @@ def list_deals(query_data):
 @api.input(DealIn)
 @api.input(IdempotencyHeader, location="headers")
 @api.output(DealOut, status_code=201)
+@api.doc(responses=CREATE_FOR_CUSTOMER_ERRORS)
 def create_deal(json_data, headers_data):
     """Create a deal for an existing customer."""
     item, headers = create(DEAL, json_data, headers_data)
@@ -137,6 +145,7 @@ def list_activities(query_data):
 @api.input(ActivityIn)
 @api.input(IdempotencyHeader, location="headers")
 @api.output(ActivityOut, status_code=201)
+@api.doc(responses=CREATE_FOR_CUSTOMER_ERRORS)
 def create_activity(json_data, headers_data):
     """Log an activity for an existing customer."""
     item, headers = create(ACTIVITY, json_data, headers_data)

@@ -52,8 +52,19 @@ def create_app(settings: Settings | None = None) -> APIFlask:
     return app
 
 
+# Answers any operation may give that no view returns: Gunicorn's own 414 (an HTML page) for a request line
+# over 4 KiB, and the 503 of a database failure or of a full admission queue, with Retry-After.
+COMMON_ANSWERS = {
+    "414": {"description": "Request line longer than 4 KiB (answered by Gunicorn as a page, not JSON)"},
+    "503": {"description": "DynamoDB failed or the CRM is at capacity: try again after Retry-After seconds",
+            "headers": {"Retry-After": {"required": True, "schema": {"type": "integer", "minimum": 0}}},
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/HTTPError"}}}},
+}
+
+
 def tidy_openapi(spec: dict[str, Any]) -> dict[str, Any]:
-    """Make the generated document valid: numeric bounds as numbers, request bodies required."""
+    """Make the generated document valid and complete: numeric bounds as numbers, request bodies
+    required, and the answers every operation may give."""
     for schema in spec.get("components", {}).get("schemas", {}).values():
         for prop in schema.get("properties", {}).values():
             for bound in ("minimum", "maximum"):  # a Decimal field's bounds, which JSON would write as text
@@ -61,8 +72,12 @@ def tidy_openapi(spec: dict[str, Any]) -> dict[str, Any]:
                     prop[bound] = int(prop[bound]) if prop[bound] == prop[bound].to_integral() else float(prop[bound])
     for operations in spec.get("paths", {}).values():
         for operation in operations.values():
-            if isinstance(operation, dict) and "requestBody" in operation:
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue
+            if "requestBody" in operation:
                 operation["requestBody"]["required"] = True
+            for code, answer in COMMON_ANSWERS.items():
+                operation["responses"].setdefault(code, answer)
     return spec
 
 
@@ -99,8 +114,9 @@ def crm_error(exc: CRMError):
 
 
 def http_error(exc: HTTPException):
-    """Render HTTP errors of the UI as pages; APIFlask answers the API's own as JSON."""
+    """Answer HTTP errors as JSON for the API and as pages for the UI, keeping their headers (Allow on 405)."""
+    headers = [(k, v) for k, v in exc.get_headers() if k.lower() != "content-type"]
     if wants_json():
-        return {"error": exc.name.lower().replace(" ", "_"), "message": exc.description}, exc.code or 500
+        return {"error": exc.name.lower().replace(" ", "_"), "message": exc.description}, exc.code or 500, headers
     return render_template("error.html", heading=f"{exc.code} {exc.name}", message=exc.description,
-                           code=None), exc.code or 500
+                           code=None), exc.code or 500, headers

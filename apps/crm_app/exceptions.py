@@ -35,6 +35,23 @@ class InvalidField(CRMError):
         self.location = location  # where the field was sent: json, query or headers, as in a 422's detail
 
 
+class UnknownReference(InvalidField):
+    """A field names an entity that does not exist (404, as for any missing resource, with the field named)."""
+
+    code = "not_found"
+    status = 404
+
+
+class IdempotencyConflict(InvalidField):
+    """An Idempotency-Key already used for a request with other data (409, as for a conflicting state)."""
+
+    code = "idempotency_conflict"
+    status = 409
+
+    def __init__(self) -> None:
+        super().__init__("Idempotency-Key", "this key was already used for a request with other data", "headers")
+
+
 class DatabaseError(CRMError):
     """DynamoDB failed: unreachable, denied, throttled after retries, or the table is missing."""
 

@@ -3,58 +3,52 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 
 from apiflask import Schema
 from apiflask.fields import Date, DateTime, Decimal, Email, Float, Integer, List, Nested, String
 from apiflask.validators import Length, OneOf, Range, Regexp
-from marshmallow import EXCLUDE, ValidationError, post_load, pre_load
+from marshmallow import EXCLUDE, ValidationError, post_load
 
 from .store import ID_PATTERN
 
 CUSTOMER_STATUSES = ("lead", "prospect", "active", "churned")
 DEAL_STAGES = ("prospecting", "qualification", "proposal", "negotiation", "closed_won", "closed_lost")
 ACTIVITY_TYPES = ("call", "email", "meeting", "note", "task")
-# Text a person could not have typed into one line: control characters (C0, DEL, C1), line and paragraph
-# separators, and lone surrogates (valid in JSON's \u escapes, but not Unicode text DynamoDB can store).
-NOT_ONE_LINE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
-# Multi-line fields (notes) may also hold tabs and line breaks.
-NOT_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+# Text rules, written as patterns so that the OpenAPI document states them and a client (or a fuzzer)
+# can know what is valid. Not in text: control characters (C0, DEL, C1), line and paragraph separators, and
+# unpaired surrogates (valid in JSON's \u escapes, but not Unicode text that DynamoDB can store; checked
+# apart, because a regular expression over Unicode scalar values, as in most validators, cannot name them).
+_CONTROL = "\\x00-\\x1f\\x7f-\\x9f\\u2028\\u2029"
+_MULTILINE_CONTROL = "\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f"  # tabs and line breaks allowed
+_SURROGATE = re.compile("[\\ud800-\\udfff]")
 
 
-def clean_text(schema: Schema, data, multiline: tuple[str, ...] = ()) -> dict:
-    """Trim every text field of `schema` in `data`, refusing control characters and lone surrogates."""
-    if not isinstance(data, Mapping):
-        return data
-    cleaned, errors = {}, {}
-    for name, value in data.items():
-        if isinstance(value, str) and name in schema.fields:
-            value = value.strip()
-            if (NOT_TEXT if name in multiline else NOT_ONE_LINE).search(value):
-                errors[name] = ["must not contain control characters or unpaired surrogates"]
-        cleaned[name] = value
-    if errors:
-        raise ValidationError(errors)
-    return cleaned
+def no_surrogates(value: str) -> None:
+    """Refuse text with an unpaired surrogate."""
+    if _SURROGATE.search(value):
+        raise ValidationError("must not contain unpaired surrogates (\\ud800-\\udfff)")
+
+
+ONE_LINE = [Regexp(f"^[^{_CONTROL}]*[^\\s{_CONTROL}][^{_CONTROL}]*$",
+                   error="must have a visible character and no control characters"), no_surrogates]
+ONE_LINE_OR_BLANK = [Regexp(f"^[^{_CONTROL}]*$", error="must have no control characters"), no_surrogates]
+MULTI_LINE = [Regexp(f"^[^{_MULTILINE_CONTROL}]*$",
+                     error="must have no control characters other than tabs and line breaks"), no_surrogates]
+PHONE = Regexp(r"^\+?[0-9][0-9 ().-]{5,22}$", error="must be a phone number: digits, spaces, + ( ) . -")
 
 
 class Input(Schema):
-    """Base of the input schemas: text is trimmed before it is validated, unknown fields are ignored,
-    blank optional fields count as absent."""
+    """Base of the input schemas: unknown fields are ignored; text is validated as sent, then trimmed."""
 
     class Meta:
         unknown = EXCLUDE
 
-    OPTIONAL: tuple[str, ...] = ()
-    MULTILINE: tuple[str, ...] = ()
+    OPTIONAL: tuple[str, ...] = ()  # fields an HTML form sends blank to mean "none" (see ui.form_data)
 
-    @pre_load
-    def clean(self, data, **kwargs):
-        """Trim and check text fields; treat optional fields sent empty (as HTML forms do) as absent."""
-        data = clean_text(self, data, self.MULTILINE)
-        if not isinstance(data, Mapping):
-            return data
-        return {k: (None if k in self.OPTIONAL and v == "" else v) for k, v in data.items()}
+    @post_load
+    def trim(self, data: dict, **kwargs) -> dict:
+        """Store text without the spaces around it (the patterns ensure something visible is left)."""
+        return {k: v.strip() if isinstance(v, str) else v for k, v in data.items()}
 
 
 class CustomerIn(Input):
@@ -62,11 +56,10 @@ class CustomerIn(Input):
 
     OPTIONAL = ("company", "phone")
 
-    name = String(required=True, validate=Length(1, 100))
-    company = String(load_default=None, allow_none=True, validate=Length(0, 100))
+    name = String(required=True, validate=[Length(1, 100), *ONE_LINE])
+    company = String(load_default=None, allow_none=True, validate=[Length(0, 100), *ONE_LINE_OR_BLANK])
     email = Email(required=True, validate=Length(3, 254))
-    phone = String(load_default=None, allow_none=True, validate=Regexp(
-        r"^\+?[0-9][0-9 ().-]{5,22}$", error="must be a phone number: digits, spaces, + ( ) . -"))
+    phone = String(load_default=None, allow_none=True, validate=PHONE)
     status = String(load_default="lead", validate=OneOf(CUSTOMER_STATUSES))
 
 
@@ -89,7 +82,7 @@ class DealIn(Input):
     OPTIONAL = ("close_date",)
 
     customer_id = String(required=True, validate=Regexp(ID_PATTERN, error="not a customer id"))
-    title = String(required=True, validate=Length(1, 200))
+    title = String(required=True, validate=[Length(1, 200), *ONE_LINE])
     amount = Decimal(required=True, places=2, validate=Range(0, 1_000_000_000), as_string=False)
     stage = String(load_default="prospecting", validate=OneOf(DEAL_STAGES))
     close_date = Date(load_default=None, allow_none=True)
@@ -118,12 +111,11 @@ class ActivityIn(Input):
     """An activity (call, email, meeting, note, task) as a client sends it."""
 
     OPTIONAL = ("note", "occurred_at")
-    MULTILINE = ("note",)
 
     customer_id = String(required=True, validate=Regexp(ID_PATTERN, error="not a customer id"))
     type = String(required=True, validate=OneOf(ACTIVITY_TYPES))
-    subject = String(required=True, validate=Length(1, 200))
-    note = String(load_default=None, allow_none=True, validate=Length(0, 4000))
+    subject = String(required=True, validate=[Length(1, 200), *ONE_LINE])
+    note = String(load_default=None, allow_none=True, validate=[Length(0, 4000), *MULTI_LINE])
     occurred_at = DateTime(load_default=None, allow_none=True)
 
     @post_load
@@ -149,18 +141,15 @@ class PageQuery(Schema):
     """Paging parameters of every list endpoint."""
 
     limit = Integer(load_default=25, validate=Range(1, 100))
-    cursor = String(load_default=None, validate=Length(1, 2000))
-
-    @pre_load
-    def clean(self, data, **kwargs):
-        """Trim and check text parameters as the input schemas do."""
-        return clean_text(self, data)
+    # Opaque: the next_cursor of the page before (URL-safe base64), refused with 422 if it is not one.
+    cursor = String(load_default=None, validate=[Length(1, 1000), Regexp(
+        r"^[A-Za-z0-9_-]+={0,2}$", error="not a cursor this API gave out")])
 
 
 class CustomerQuery(PageQuery):
     """Paging plus an optional case-insensitive name prefix."""
 
-    q = String(load_default=None, validate=Length(1, 100))
+    q = String(load_default=None, validate=[Length(1, 100), *ONE_LINE])
 
 
 class IdempotencyHeader(Schema):

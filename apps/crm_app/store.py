@@ -30,7 +30,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from appkit.aws import REQUEST_CONFIG, call, dynamodb_client
 
 from .config import Settings
-from .exceptions import DatabaseError, InvalidField, NotFound
+from .exceptions import DatabaseError, IdempotencyConflict, InvalidField, NotFound, UnknownReference
 
 logger = logging.getLogger(__name__)
 
@@ -228,7 +228,7 @@ class Store:
 
         A deal or activity must name an existing customer. With an idempotency key, repeating the
         create with the same data returns the item the first call made (created=False); the same key
-        with other data raises InvalidField naming the key.
+        with other data raises IdempotencyConflict.
         """
         if entity is not CUSTOMER:
             self.require_customer(data["customer_id"])
@@ -254,16 +254,15 @@ class Store:
         """Return the item an earlier create with the same key made, if it was made from the same data."""
         first = self.get(entity, item[entity.key])
         if first.get("request_hash") != item["request_hash"]:
-            raise InvalidField("Idempotency-Key", "this key was already used for a request with other data",
-                               "headers")
+            raise IdempotencyConflict
         return first
 
     def require_customer(self, customer_id: str) -> None:
-        """Raise InvalidField unless the customer exists."""
+        """Raise UnknownReference unless the customer exists."""
         try:
             self.get(CUSTOMER, customer_id)
         except NotFound:
-            raise InvalidField("customer_id", f"customer {customer_id!r} does not exist") from None
+            raise UnknownReference("customer_id", f"customer {customer_id!r} does not exist") from None
 
     def update_customer(self, customer_id: str, data: dict[str, Any]) -> dict[str, Any]:
         """Replace a customer's editable fields; raise NotFound if it does not exist."""

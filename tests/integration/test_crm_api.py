@@ -42,7 +42,7 @@ def test_customer_crud(crm):
     cid = created["customer_id"]
     assert cid.startswith("cust-") and created["created_at"]
     assert http("GET", f"{crm.url}/api/customers/{cid}").json()["email"] == "ada@example.com"
-    updated = http("PUT", f"{crm.url}/api/customers/{cid}", {**CUSTOMER, "name": "Ada King", "phone": ""})
+    updated = http("PUT", f"{crm.url}/api/customers/{cid}", {**CUSTOMER, "name": "Ada King", "phone": None})
     assert updated.status == 200
     assert updated.json()["name"] == "Ada King" and updated.json().get("phone") is None
     assert http("DELETE", f"{crm.url}/api/customers/{cid}").status == 204

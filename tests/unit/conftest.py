@@ -9,6 +9,7 @@ from pathlib import Path
 
 import boto3
 import pytest
+from hypothesis import settings
 from moto import mock_aws
 
 from appkit.aws import forget_clients
@@ -19,6 +20,11 @@ from sre_app.config import Settings as AppSettings
 from sre_workshop.tables import create_tables
 
 TOKEN = "unit-fault-token"
+
+# No example database (a failure prints the example that made it); Hypothesis still caches in .hypothesis/,
+# which ignores itself in git.
+settings.register_profile("sre-workshop", database=None)
+settings.load_profile("sre-workshop")
 
 
 @pytest.fixture
