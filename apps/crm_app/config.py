@@ -10,7 +10,7 @@
 | LOG_FILE          | (stderr)             | JSON-lines log file for the CloudWatch agent   |
 | CRM_MAX_ACTIVE    | 4                    | requests a worker runs at once (the rest queue)|
 | CRM_MAX_WAITING   | 56                   | requests a worker queues before it answers 503 |
-| CRM_QUEUE_SECONDS | 1.0                  | longest wait in that queue before a 503        |
+| CRM_QUEUE_SECONDS | 2.0                  | longest wait in that queue before a 503        |
 | CRM_THREADS       | 64                   | threads per worker (read by gunicorn.conf.py)  |
 
 CRM_MAX_ACTIVE + CRM_MAX_WAITING must stay below CRM_THREADS, so that a thread is always free for the
@@ -39,7 +39,7 @@ class Settings:
     log_file: str | None = None
     max_active: int = 4
     max_waiting: int = 56
-    queue_seconds: float = 1.0
+    queue_seconds: float = 2.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

@@ -19,7 +19,7 @@ threads = int(os.environ.get("CRM_THREADS", "64"))
 # Longer than the ALB's 60 s idle timeout, as AWS advises: the ALB, not the target, closes idle connections,
 # so it never sends a request on a connection the target is closing (a 502).
 keepalive = 75
-# Longer than a DynamoDB call's deadline (appkit/aws.py: 2 s) plus the admission queue (1 s).
+# Longer than a DynamoDB call's deadline (appkit/aws.py: 2 s) plus the admission queue (2 s).
 timeout = 30
 graceful_timeout = 10
 accesslog = None  # the app writes its own JSON access lines
