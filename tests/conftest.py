@@ -19,6 +19,7 @@ import boto3
 import pytest
 from botocore.config import Config
 
+from inprocess import aws, crm_client, crm_in_process, crm_log, sre_client, sre_in_process  # noqa: F401 - unit tier
 from sre_workshop.local.components import LOCAL_CREDENTIALS
 from sre_workshop.local.lbstats import target_health
 from sre_workshop.local.process import ProcessRecord, ProcessSpec, free_port, spawn, stop, tail, wait_ready

@@ -1,6 +1,10 @@
-"""In-process fixtures, as in Flask's tutorial: each app built by create_app from explicit settings, its
-test client, and moto's in-process DynamoDB (mock_aws) behind the CRM. No process, no port, no environment
-read by the apps."""
+"""In-process fixtures for the unit tier, as in Flask's tutorial: each app built by create_app from explicit
+settings, its test client, and moto's in-process DynamoDB (mock_aws) behind the CRM. No process, no port,
+no environment read by the apps.
+
+tests/conftest.py imports them: a second conftest.py (in tests/unit) would take the module name `conftest`
+from the first, and the integration tests import their helpers from `conftest`.
+"""
 
 from __future__ import annotations
 
@@ -45,18 +49,18 @@ def crm_log(tmp_path) -> Path:
 
 
 @pytest.fixture
-def crm(aws, crm_log):
+def crm_in_process(aws, crm_log):
     """The CRM app, from explicit settings."""
     return create_crm(CRMSettings(log_file=str(crm_log)))
 
 
 @pytest.fixture
-def crm_client(crm):
-    return crm.test_client()
+def crm_client(crm_in_process):
+    return crm_in_process.test_client()
 
 
 @pytest.fixture
-def sre_app(tmp_path):
+def sre_in_process(tmp_path):
     """sre-app from explicit settings, with the fault control on; its threads are not started."""
     (tmp_path / "run").mkdir()  # made by systemd on AWS, by gunicorn.conf.py locally
     return create_sre_app(AppSettings(log_file=str(tmp_path / "sre-app.json.log"), fault_control_token=TOKEN,
@@ -64,5 +68,5 @@ def sre_app(tmp_path):
 
 
 @pytest.fixture
-def sre_client(sre_app):
-    return sre_app.test_client()
+def sre_client(sre_in_process):
+    return sre_in_process.test_client()
