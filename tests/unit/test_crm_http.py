@@ -286,3 +286,13 @@ def test_every_answer_an_endpoint_can_give_is_documented(crm_client):
     assert {"200", "400", "404", "413", "422"} <= set(spec["paths"]["/api/customers/{customer_id}"]["put"]["responses"])
     name = spec["components"]["schemas"]["CustomerIn"]["properties"]["name"]
     assert "pattern" in name  # the rule for visible text is stated, not only enforced
+
+
+def test_a_form_sent_again_with_other_values_says_so(crm_client):
+    page = crm_client.get("/customers/new").text
+    csrf, token = (page.split(f'name="{name}" value="')[1].split('"')[0] for name in ("csrf", "form_token"))
+    form = {"csrf": csrf, "form_token": token, "name": "First", "email": "f@example.com"}
+    assert crm_client.post("/customers/new", data=form).status_code == 302
+    again = crm_client.post("/customers/new", data={**form, "name": "Changed"})
+    assert again.status_code == 422 and 'data-field="form_token"' in again.text
+    assert customers_in_table() == 1
