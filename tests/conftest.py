@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -12,6 +13,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from string import Template
 
 import boto3
 import pytest
@@ -19,7 +21,9 @@ from botocore.config import Config
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 
+from inprocess import aws, crm_client, crm_in_process, crm_log, sre_client, sre_in_process  # noqa: F401 - unit tier
 from sre_workshop.local.components import LOCAL_CREDENTIALS
+from sre_workshop.local.lbstats import target_health
 from sre_workshop.local.process import ProcessRecord, ProcessSpec, free_port, spawn, stop, tail, wait_ready
 from sre_workshop.settings import TABLE_NAMES
 from sre_workshop.tables import create_tables
@@ -94,7 +98,9 @@ def app_spec(package: str, tmp: Path, endpoint: str, **env: str) -> ProcessSpec:
     full_env = {
         **LOCAL_CREDENTIALS, "AWS_REGION": REGION, "AWS_ENDPOINT_URL": endpoint, "PORT": str(port),
         "BIND_ADDRESS": "127.0.0.1", "LOG_FILE": str(tmp / f"{package}-{port}.json.log"),
-        **{k: v for k, v in TABLE_NAMES.items()}, **env,
+        **{k: v for k, v in TABLE_NAMES.items()},
+        # Runtime files (leak control, Prometheus) in the test's own directory, as the stack keeps them in its own.
+        **({"SRE_APP_RUNTIME_DIR": str(tmp / f"sre-app-run-{port}")} if package == "sre_app" else {}), **env,
     }
     argv = [sys.executable, "-m", "gunicorn", "--chdir", str(APPS), "-c", str(APPS / package / "gunicorn.conf.py"),
             f"{package}.wsgi:app"]
@@ -114,6 +120,76 @@ def start_app(tmp_path) -> Iterator[Callable[..., Server]]:
     yield start
     for server in started:
         server.stop()
+
+
+def public_alb_spec(tmp: Path, crm_app_port: int) -> ProcessSpec:
+    """Return the spec of HAProxy as the public ALB, rendered from the committed template, in front of a CRM
+    on `crm_app_port` (its nginx target group points at a closed port). The runtime socket is tmp/public-alb.sock."""
+    tmp.mkdir(parents=True, exist_ok=True)
+    page = (ROOT / "infra" / "haproxy" / "lb-503.http").read_text()
+    (tmp / "lb-503.http").write_bytes(page.replace("\r\n", "\n").replace("\n", "\r\n").encode())
+    port = free_port()
+    values = {"run_dir": tmp, "app_port": free_port(), "crm_port": port, "nginx_port": free_port(),
+              "crm_app_port": crm_app_port, "check_path": "/health", "check_interval": "1000ms",
+              "healthy_threshold": 2, "unhealthy_threshold": 3}
+    conf = tmp / "public-alb.cfg"
+    conf.write_text(Template((ROOT / "infra" / "haproxy" / "public-alb.cfg").read_text()).substitute(values))
+    haproxy = shutil.which("haproxy") or "/usr/sbin/haproxy"
+    return ProcessSpec("public-alb", [haproxy, "-db", "-f", str(conf)],
+                       tmp / "public-alb.log", ports=[port])
+
+
+@pytest.fixture
+def start_public_alb(tmp_path) -> Iterator[Callable[[Server], Server]]:
+    """Start the public ALB (HAProxy) in front of a CRM server; wait until it reports the CRM target healthy."""
+    started: list[Server] = []
+
+    def start(crm: Server) -> Server:
+        server = start_server(public_alb_spec(tmp_path / f"alb-{len(started)}", crm.port))
+        started.append(server)
+        sock = server.log.parent / "public-alb.sock"
+        eventually(lambda: sock.exists() and any(t.target == "CRMAppInstance" and t.state == "healthy"
+                                                 for t in target_health(sock)), timeout=15)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+# wrk script: counts answers by status, and 503s without Retry-After (the load balancer's, not the app's),
+# over all of wrk's threads; prints them as one JSON line at the end.
+WRK_STATUS_SCRIPT = """
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+function init(args) statuses = {} end
+function response(status, headers, body)
+  local key = tostring(status)
+  if status == 503 and headers["retry-after"] == nil and headers["Retry-After"] == nil then key = "503-lb" end
+  statuses[key] = (statuses[key] or 0) + 1
+end
+function done(summary, latency, requests)
+  local total = {}
+  for _, thread in ipairs(threads) do
+    for key, count in pairs(thread:get("statuses")) do total[key] = (total[key] or 0) + count end
+  end
+  local parts = {}
+  for key, count in pairs(total) do table.insert(parts, string.format('"%s": %d', key, count)) end
+  io.write("STATUSES {" .. table.concat(parts, ", ") .. "}\\n")
+end
+"""
+
+
+def wrk_statuses(url: str, connections: int, seconds: int, tmp: Path) -> dict:
+    """Run wrk against `url`; return requests/s, p50 and p99 (as wrk prints them) and the answers by status."""
+    script = tmp / "wrk-statuses.lua"
+    script.write_text(WRK_STATUS_SCRIPT)
+    wrk = shutil.which("wrk") or pytest.fail("wrk is not installed: scripts/install --test installs it")
+    out = subprocess.run([wrk, "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url],
+                         capture_output=True, text=True, check=True).stdout
+    fields = dict(line.split(None, 1) for line in out.splitlines() if line.strip().startswith(("50%", "99%", "Req")))
+    return {"rps": float(fields["Requests/sec:"]), "p50": fields["50%"].strip(), "p99": fields["99%"].strip(),
+            "statuses": json.loads(out.split("STATUSES ", 1)[1].splitlines()[0])}
 
 
 @dataclass
@@ -209,6 +285,7 @@ def browser(tmp_path_factory):
                  "--disable-dev-shm-usage", "--window-size=1280,900",
                  f"--user-data-dir={tmp_path_factory.mktemp('chromium')}"):
         options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # CSP violations are reported there
     driver = webdriver.Chrome(options=options, service=Service("/usr/bin/chromedriver"))
     driver.set_page_load_timeout(20)
     driver.implicitly_wait(5)  # links load the next page after click() returns

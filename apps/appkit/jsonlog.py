@@ -56,6 +56,7 @@ def configure(log_file: str | None, level: str = "INFO") -> None:
     for old in list(root.handlers):
         if isinstance(old.formatter, JsonFormatter):
             root.removeHandler(old)
+            old.close()
     root.addHandler(handler)
     root.setLevel(level)
 

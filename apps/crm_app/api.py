@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from apiflask import APIBlueprint
-from flask import request, url_for
+from flask import url_for
 
 from .context import store
 from .schemas import (
@@ -17,11 +17,18 @@ from .schemas import (
     DealIn,
     DealOut,
     DealPage,
+    IdempotencyHeader,
     PageQuery,
 )
 from .store import ACTIVITY, CUSTOMER, DEAL, Entity, Page
 
 api = APIBlueprint("api", __name__, url_prefix="/api", tag="CRM")
+
+# Answers of the endpoints that take a JSON body, besides their success and 422.
+BODY_ERRORS = {400: "Not JSON, or JSON nested deeper than 32 levels", 413: "Body larger than 64 KiB"}
+CREATE_ERRORS = {**BODY_ERRORS, 409: "Idempotency-Key already used for a request with other data"}
+NOT_FOUND = {404: "No such customer"}
+CREATE_FOR_CUSTOMER_ERRORS = {**CREATE_ERRORS, 404: "customer_id names no customer"}
 
 
 def as_page(page: Page) -> dict:
@@ -29,10 +36,13 @@ def as_page(page: Page) -> dict:
     return {"items": page.items, "next_cursor": page.next_cursor}
 
 
-def create(entity: Entity, data: dict):
-    """Create an item, honouring an Idempotency-Key header: 201, or 200 when it replays an earlier create."""
-    item, created = store().create(entity, data, request.headers.get("Idempotency-Key") or None)
-    return item, 201 if created else 200
+def create(entity: Entity, data: dict, headers: dict) -> tuple[dict, dict[str, str]]:
+    """Create an item, honouring an Idempotency-Key header; return it with the headers of the answer.
+
+    A replay (same key, same data) answers as the first create did, marked Idempotent-Replayed.
+    """
+    item, created = store().create(entity, data, headers["idempotency_key"])
+    return item, {} if created else {"Idempotent-Replayed": "true"}
 
 
 @api.get("/customers")
@@ -49,15 +59,18 @@ def list_customers(query_data):
 
 @api.post("/customers")
 @api.input(CustomerIn)
+@api.input(IdempotencyHeader, location="headers")
 @api.output(CustomerOut, status_code=201)
-def create_customer(json_data):
+@api.doc(responses=CREATE_ERRORS)
+def create_customer(json_data, headers_data):
     """Create a customer (send Idempotency-Key to make retries safe)."""
-    item, status = create(CUSTOMER, json_data)
-    return item, status, {"Location": url_for("api.get_customer", customer_id=item["customer_id"])}
+    item, headers = create(CUSTOMER, json_data, headers_data)
+    return item, 201, {**headers, "Location": url_for("api.get_customer", customer_id=item["customer_id"])}
 
 
 @api.get("/customers/<customer_id>")
 @api.output(CustomerOut)
+@api.doc(responses=NOT_FOUND)
 def get_customer(customer_id):
     """Get one customer."""
     return store().get(CUSTOMER, customer_id)
@@ -66,6 +79,7 @@ def get_customer(customer_id):
 @api.put("/customers/<customer_id>")
 @api.input(CustomerIn)
 @api.output(CustomerOut)
+@api.doc(responses={**NOT_FOUND, **BODY_ERRORS})
 def update_customer(customer_id, json_data):
     """Replace a customer's fields."""
     return store().update_customer(customer_id, json_data)
@@ -73,6 +87,7 @@ def update_customer(customer_id, json_data):
 
 @api.delete("/customers/<customer_id>")
 @api.output({}, status_code=204)
+@api.doc(responses=NOT_FOUND)
 def delete_customer(customer_id):
     """Delete a customer with its deals and activities."""
     store().delete_customer(customer_id)
@@ -82,6 +97,7 @@ def delete_customer(customer_id):
 @api.get("/customers/<customer_id>/deals")
 @api.input(PageQuery, location="query")
 @api.output(DealPage)
+@api.doc(responses=NOT_FOUND)
 def customer_deals(customer_id, query_data):
     """List a customer's deals (Query on customer-index)."""
     store().get(CUSTOMER, customer_id)
@@ -91,6 +107,7 @@ def customer_deals(customer_id, query_data):
 @api.get("/customers/<customer_id>/activities")
 @api.input(PageQuery, location="query")
 @api.output(ActivityPage)
+@api.doc(responses=NOT_FOUND)
 def customer_activities(customer_id, query_data):
     """List a customer's activities (Query on customer-index)."""
     store().get(CUSTOMER, customer_id)
@@ -107,10 +124,13 @@ def list_deals(query_data):
 
 @api.post("/deals")
 @api.input(DealIn)
+@api.input(IdempotencyHeader, location="headers")
 @api.output(DealOut, status_code=201)
-def create_deal(json_data):
+@api.doc(responses=CREATE_FOR_CUSTOMER_ERRORS)
+def create_deal(json_data, headers_data):
     """Create a deal for an existing customer."""
-    return create(DEAL, json_data)
+    item, headers = create(DEAL, json_data, headers_data)
+    return item, 201, headers
 
 
 @api.get("/activities")
@@ -123,7 +143,10 @@ def list_activities(query_data):
 
 @api.post("/activities")
 @api.input(ActivityIn)
+@api.input(IdempotencyHeader, location="headers")
 @api.output(ActivityOut, status_code=201)
-def create_activity(json_data):
+@api.doc(responses=CREATE_FOR_CUSTOMER_ERRORS)
+def create_activity(json_data, headers_data):
     """Log an activity for an existing customer."""
-    return create(ACTIVITY, json_data)
+    item, headers = create(ACTIVITY, json_data, headers_data)
+    return item, 201, headers

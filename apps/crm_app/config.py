@@ -10,6 +10,13 @@
 | LOG_FILE          | (stderr)             | JSON-lines log file for the CloudWatch agent   |
 | FAULT_CONTROL_TOKEN | (unset: control is off) | token /admin/faults requires                 |
 | CRM_APP_RUNTIME_DIR | (set by gunicorn.conf)  | where the workers share the fault control file |
+| CRM_MAX_ACTIVE    | 4                    | requests a worker runs at once (the rest queue)|
+| CRM_MAX_WAITING   | 56                   | requests a worker queues before it answers 503 |
+| CRM_QUEUE_SECONDS | 2.0                  | longest wait in that queue before a 503        |
+| CRM_THREADS       | 64                   | threads per worker (read by gunicorn.conf.py)  |
+
+CRM_MAX_ACTIVE + CRM_MAX_WAITING must stay below CRM_THREADS, so that a thread is always free for the
+load balancer's health check and for answering 503 at once.
 """
 
 from __future__ import annotations
@@ -17,6 +24,10 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+
+
+class ConfigError(ValueError):
+    """A setting from the environment is not usable; the message names the variable."""
 
 
 @dataclass(frozen=True)
@@ -30,6 +41,9 @@ class Settings:
     log_file: str | None = None
     fault_control_token: str | None = None
     runtime_dir: str | None = None
+    max_active: int = 4
+    max_waiting: int = 56
+    queue_seconds: float = 2.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -43,4 +57,21 @@ class Settings:
             log_file=env.get("LOG_FILE") or None,
             fault_control_token=env.get("FAULT_CONTROL_TOKEN") or None,
             runtime_dir=env.get("CRM_APP_RUNTIME_DIR") or None,
+            max_active=int(_number(env, "CRM_MAX_ACTIVE", cls.max_active, minimum=1)),
+            max_waiting=int(_number(env, "CRM_MAX_WAITING", cls.max_waiting, minimum=0)),
+            queue_seconds=_number(env, "CRM_QUEUE_SECONDS", cls.queue_seconds, minimum=0),
         )
+
+
+def _number(env: Mapping[str, str], name: str, default: float, minimum: float) -> float:
+    """Read a number of at least `minimum` from `env`, naming the variable when it is not one."""
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, not {raw!r}") from None
+    if not value >= minimum:  # also refuses nan
+        raise ConfigError(f"{name} must be at least {minimum:g}")
+    return value

@@ -28,10 +28,28 @@ class InvalidField(CRMError):
     code = "invalid_field"
     status = 422
 
-    def __init__(self, field: str, message: str) -> None:
+    def __init__(self, field: str, message: str, location: str = "json") -> None:
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
+        self.location = location  # where the field was sent: json, query or headers, as in a 422's detail
+
+
+class UnknownReference(InvalidField):
+    """A field names an entity that does not exist (404, as for any missing resource, with the field named)."""
+
+    code = "not_found"
+    status = 404
+
+
+class IdempotencyConflict(InvalidField):
+    """An Idempotency-Key already used for a request with other data (409, as for a conflicting state)."""
+
+    code = "idempotency_conflict"
+    status = 409
+
+    def __init__(self) -> None:
+        super().__init__("Idempotency-Key", "this key was already used for a request with other data", "headers")
 
 
 class DatabaseError(CRMError):

@@ -18,6 +18,8 @@ import unicodedata
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from appkit.aws import BATCH_CONFIG
+
 from .config import Settings
 from .exceptions import DatabaseError
 from .schemas import ACTIVITY_TYPES, CUSTOMER_STATUSES, DEAL_STAGES
@@ -122,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--count must be between 1 and 1000000")
     logging.basicConfig(level=logging.WARNING)
     try:
-        written = seed(Store(Settings.from_env()), args.count)
+        written = seed(Store(Settings.from_env(), BATCH_CONFIG), args.count)
     except DatabaseError as exc:
         print(f"init_sample_data: {exc}", file=sys.stderr)
         return 1

@@ -3,15 +3,21 @@
 Every read is bounded: lists are one Scan or Query page with a cursor, a customer's deals and activities
 come from a Query on the `customer-index` GSI, and the customer page costs three calls whatever the
 table size. Creates use server-generated ids and `attribute_not_exists` conditions, so a create can
-never overwrite, and a repeated create with the same idempotency key returns the first one.
+never overwrite; a repeated create with the same idempotency key and the same data returns the first
+one, and the same key with other data is refused.
+
+Everything a client can send that reaches DynamoDB as a key (ids in paths, cursors) is checked against
+the shape of the keys this module makes, so a forged value is a 404 or a 422, never a DynamoDB error.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import logging
+import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -21,10 +27,10 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
-from appkit.aws import dynamodb_client
+from appkit.aws import REQUEST_CONFIG, call, dynamodb_client
 
 from .config import Settings
-from .exceptions import DatabaseError, InvalidField, NotFound
+from .exceptions import DatabaseError, IdempotencyConflict, InvalidField, NotFound, UnknownReference
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +41,9 @@ MAX_SEARCH_CALLS = 5  # Scan pages one name search may read before it hands back
 SEARCH_PAGE_READ = 100  # items each of those Scan pages evaluates
 # Stable namespace for ids derived from idempotency keys (uuid5).
 IDEMPOTENCY_NAMESPACE = uuid.UUID("6b1f6d5e-7a54-4f0e-9a63-3f7d8c2f4a11")
+# Every id this CRM makes (new_id, the sample data): a prefix and hex digits.
+ID_PATTERN = r"^[a-z]{3,4}-[0-9a-f]{4,32}$"
+ID_RE = re.compile(ID_PATTERN)
 
 
 @dataclass(frozen=True)
@@ -78,19 +87,31 @@ def encode_cursor(last_key: dict[str, Any] | None) -> str | None:
     return base64.urlsafe_b64encode(json.dumps(last_key, separators=(",", ":")).encode()).decode()
 
 
-def decode_cursor(cursor: str | None, key_names: set[str]) -> dict[str, Any] | None:
-    """Turn a cursor back into an ExclusiveStartKey, refusing anything that is not one of ours."""
+def decode_cursor(cursor: str | None, key_names: set[str], pinned: dict[str, str] | None = None
+                  ) -> dict[str, Any] | None:
+    """Turn a cursor back into an ExclusiveStartKey, refusing anything that is not one of ours.
+
+    A cursor must name exactly the keys of the table or index it pages through (`key_names`), each an
+    id of ours, and agree with the `pinned` values of the query (the customer whose deals are listed).
+    """
     if not cursor:
         return None
     try:
         key = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-    except (ValueError, binascii.Error, UnicodeError):
-        raise InvalidField("cursor", "not a valid cursor") from None
-    valid = (isinstance(key, dict) and set(key) <= key_names and key
-             and all(isinstance(v, dict) and set(v) == {"S"} and isinstance(v["S"], str) for v in key.values()))
+    except (ValueError, binascii.Error, UnicodeError, RecursionError):
+        raise InvalidField("cursor", "not a valid cursor", "query") from None
+    valid = (isinstance(key, dict) and set(key) == key_names
+             and all(isinstance(v, dict) and set(v) == {"S"} and isinstance(v["S"], str) and ID_RE.match(v["S"])
+                     for v in key.values())
+             and all(key[name]["S"] == value for name, value in (pinned or {}).items()))
     if not valid:
-        raise InvalidField("cursor", "not a valid cursor")
+        raise InvalidField("cursor", "not a valid cursor", "query")
     return key
+
+
+def fingerprint(data: dict[str, Any]) -> str:
+    """Return a digest of a create's data: the same data, whatever its key order, gives the same digest."""
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
 
 def to_item(data: dict[str, Any]) -> dict[str, Any]:
@@ -108,15 +129,20 @@ def from_item(item: dict[str, Any]) -> dict[str, Any]:
 class Store:
     """The CRM's three tables, through one DynamoDB client per thread."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, client_config=REQUEST_CONFIG) -> None:
         self.settings = settings
+        self.client_config = client_config
         self.tables = {CUSTOMER: settings.customers_table, DEAL: settings.deals_table,
                        ACTIVITY: settings.activities_table}
+
+    def client(self):
+        """Return the process's DynamoDB client (made on first use)."""
+        return dynamodb_client(self.settings.region, self.client_config)
 
     def call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
         """Call DynamoDB, turning every failure but a failed condition into DatabaseError."""
         try:
-            return getattr(dynamodb_client(self.settings.region), operation)(**kwargs)
+            return call(self.client(), operation, **kwargs)
         except ClientError as exc:
             code = exc.response["Error"]["Code"]
             if code == "ConditionalCheckFailedException":
@@ -132,7 +158,9 @@ class Store:
     # --- reads -------------------------------------------------------------------------------------
 
     def get(self, entity: Entity, entity_id: str) -> dict[str, Any]:
-        """Return one item, or raise NotFound."""
+        """Return one item, or raise NotFound (at once for a string that is no id of ours)."""
+        if not ID_RE.match(entity_id):
+            raise NotFound(entity.name, entity_id)
         response = self.call("get_item", TableName=self.tables[entity],
                               Key={entity.key: {"S": entity_id}}, ConsistentRead=True)
         if "Item" not in response:
@@ -183,7 +211,7 @@ class Store:
             "KeyConditionExpression": "customer_id = :c",
             "ExpressionAttributeValues": {":c": {"S": customer_id}},
         }
-        start = decode_cursor(cursor, {entity.key, "customer_id"})
+        start = decode_cursor(cursor, {entity.key, "customer_id"}, {"customer_id": customer_id})
         if start:
             kwargs["ExclusiveStartKey"] = start
         response = self.call("query", **kwargs)
@@ -196,10 +224,11 @@ class Store:
 
     def create(self, entity: Entity, data: dict[str, Any],
                idempotency_key: str | None = None) -> tuple[dict[str, Any], bool]:
-        """Create an item with a new id; returns (item, created). Never overwrites.
+        """Create an item with a new id; returns (item as stored, created). Never overwrites.
 
         A deal or activity must name an existing customer. With an idempotency key, repeating the
-        create returns the item the first call made (created=False).
+        create with the same data returns the item the first call made (created=False); the same key
+        with other data raises IdempotencyConflict.
         """
         if entity is not CUSTOMER:
             self.require_customer(data["customer_id"])
@@ -208,25 +237,37 @@ class Store:
             item["name_lower"] = item["name"].lower()
         if entity is ACTIVITY and not item.get("occurred_at"):
             item["occurred_at"] = item["created_at"]
+        if idempotency_key:
+            item["request_hash"] = fingerprint(data)
+        stored = to_item(item)
         try:
-            self.call("put_item", TableName=self.tables[entity], Item=to_item(item),
+            self.call("put_item", TableName=self.tables[entity], Item=stored,
                        ConditionExpression="attribute_not_exists(#k)",
                        ExpressionAttributeNames={"#k": entity.key})
         except ClientError:  # the condition failed: this id exists already
             if idempotency_key:
-                return self.get(entity, item[entity.key]), False
+                return self._replay(entity, item), False
             raise DatabaseError("IdCollision", "generated id already exists") from None
-        return item, True
+        return from_item(stored), True
+
+    def _replay(self, entity: Entity, item: dict[str, Any]) -> dict[str, Any]:
+        """Return the item an earlier create with the same key made, if it was made from the same data."""
+        first = self.get(entity, item[entity.key])
+        if first.get("request_hash") != item["request_hash"]:
+            raise IdempotencyConflict
+        return first
 
     def require_customer(self, customer_id: str) -> None:
-        """Raise InvalidField unless the customer exists."""
+        """Raise UnknownReference unless the customer exists."""
         try:
             self.get(CUSTOMER, customer_id)
         except NotFound:
-            raise InvalidField("customer_id", f"customer {customer_id!r} does not exist") from None
+            raise UnknownReference("customer_id", f"customer {customer_id!r} does not exist") from None
 
     def update_customer(self, customer_id: str, data: dict[str, Any]) -> dict[str, Any]:
         """Replace a customer's editable fields; raise NotFound if it does not exist."""
+        if not ID_RE.match(customer_id):
+            raise NotFound(CUSTOMER.name, customer_id)
         fields = {k: v for k, v in data.items() if v is not None}
         fields.update(name_lower=data["name"].lower(), updated_at=now_iso())
         removed = [k for k, v in data.items() if v is None]

@@ -147,10 +147,16 @@ def _form(title: str, schema: Schema, entity: Entity, fixed: dict[str, str], tar
     return _render_form(title, entity, request.form, errors), 422
 
 
+def form_data(schema: Schema, form: dict[str, str]) -> dict[str, Any]:
+    """Return a posted form as the API would get it: an optional field left blank is absent (None)."""
+    optional = getattr(schema, "OPTIONAL", ())
+    return {k: (None if k in optional and not v.strip() else v) for k, v in form.items()}
+
+
 def _validate(schema: Schema, fixed: dict[str, str] | None = None) -> tuple[dict[str, Any], dict]:
     """Load the posted form through `schema`; return (data, errors by field)."""
     _check_csrf()
-    raw = {**request.form.to_dict(), **(fixed or {})}
+    raw = form_data(schema, {**request.form.to_dict(), **(fixed or {})})
     try:
         return schema.load(raw), {}
     except ValidationError as exc:

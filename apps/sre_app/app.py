@@ -35,11 +35,9 @@ main = Blueprint("main", __name__)
 admin = Blueprint("admin", __name__, url_prefix="/admin")
 
 
-def create_app(config: dict[str, Any] | None = None) -> Flask:
-    """Build the app from the environment, with `config` entries overriding Settings fields."""
-    settings = Settings.from_env()
-    if config:
-        settings = replace(settings, **config)
+def create_app(settings: Settings | None = None) -> Flask:
+    """Build the app from `settings`; without them, from the environment (the only place it is read)."""
+    settings = settings or Settings.from_env()
     app = Flask(__name__)
     app.json.sort_keys = False
     jsonlog.configure(settings.log_file)

@@ -30,6 +30,7 @@ logger = logging.getLogger(__name__)
 BATCH_SIZE = 25  # BatchWriteItem's limit
 MAX_SAMPLES = 10_000  # latency samples kept per interval (reservoir beyond that)
 BACKOFF_MAX_SECONDS = 30.0
+FINAL_FLUSH_TRIES = 3
 
 
 class Interval:
@@ -182,15 +183,21 @@ class MetricsFlusher:
                        code if exc else "UnprocessedItems", len(self.recorder.buffer), self._backoff,
                        extra={"error_code": code if exc else "UnprocessedItems"})
 
-    def stop(self, timeout: float = 10.0) -> bool:
-        """Stop the thread, close the partial interval and flush it; True if nothing is left unwritten."""
+    def stop(self, timeout: float = 3.0) -> bool:
+        """Stop the thread, close the partial interval and flush it; True if nothing is left unwritten.
+
+        A few tries within `timeout` at most: a worker that stops while DynamoDB is away must not hold up
+        its shutdown (and the tests' teardowns) for long.
+        """
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=2.0)
         self.recorder.close_interval()
         deadline = time.monotonic() + timeout
-        while not self.flush(deadline=deadline) and time.monotonic() < deadline:
-            time.sleep(min(0.5, self._backoff))
+        for _ in range(FINAL_FLUSH_TRIES):
+            if self.flush(deadline=deadline) or time.monotonic() >= deadline:
+                break
+            time.sleep(max(0.0, min(0.5, self._backoff, deadline - time.monotonic())))
         left = len(self.recorder.buffer)
         if left:
             logger.error("shutting down with %d metric intervals unwritten", left)

@@ -12,8 +12,16 @@
 | LEAK_CAP_MB               | 200                      | hard cap per worker (t3.micro has 1 GB)           |
 | FAULT_CONTROL_TOKEN       | (unset: control is off)  | token /admin/leak and /admin/faults require       |
 | SRE_APP_RUNTIME_DIR       | (set by gunicorn.conf)   | leak and fault control files, Prometheus files    |
+| FAULT_CONTROL_TOKEN       | (unset: control is off)  | token the /admin endpoints require                |
+| SRE_APP_RUNTIME_DIR       | (a temporary directory)  | leak control file; Prometheus files in prometheus/|
+| PROMETHEUS_MULTIPROC_DIR  | (set by gunicorn.conf)   | <SRE_APP_RUNTIME_DIR>/prometheus under Gunicorn   |
 | METRICS_INTERVAL_SECONDS  | 10                       | length of one metrics interval                    |
 | METRICS_BUFFER_MAX        | 10000                    | intervals kept while DynamoDB is unreachable      |
+| METRICS_FINAL_FLUSH_SECONDS | 3                      | longest a stopping worker tries to write metrics  |
+
+The runtime directory belongs to one running app: systemd's RuntimeDirectory (/run/sre-app, tmpfs) on
+AWS, <state-dir>/run/sre-app in the local stack. Deriving the Prometheus directory from it means that
+stopping one stack can never remove the files of another.
 """
 
 from __future__ import annotations
@@ -42,8 +50,10 @@ class Settings:
     leak_cap_mb: float = 200.0
     fault_control_token: str | None = None
     runtime_dir: str | None = None
+    prometheus_dir: str | None = None
     metrics_interval_seconds: float = 10.0
     metrics_buffer_max: int = 10_000
+    metrics_final_flush_seconds: float = 3.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -59,8 +69,10 @@ class Settings:
             leak_cap_mb=_number(env, "LEAK_CAP_MB", cls.leak_cap_mb),
             fault_control_token=env.get("FAULT_CONTROL_TOKEN") or None,
             runtime_dir=env.get("SRE_APP_RUNTIME_DIR") or None,
+            prometheus_dir=env.get("PROMETHEUS_MULTIPROC_DIR") or None,
             metrics_interval_seconds=_number(env, "METRICS_INTERVAL_SECONDS", cls.metrics_interval_seconds),
             metrics_buffer_max=int(_number(env, "METRICS_BUFFER_MAX", cls.metrics_buffer_max)),
+            metrics_final_flush_seconds=_number(env, "METRICS_FINAL_FLUSH_SECONDS", cls.metrics_final_flush_seconds),
         )
         if settings.leak_mode not in LEAK_MODES:
             raise ConfigError(f"LEAK_MODE must be one of {', '.join(LEAK_MODES)}, not {settings.leak_mode!r}")

@@ -1,13 +1,13 @@
 """Prometheus metrics for sre-app, correct under several Gunicorn workers.
 
-With PROMETHEUS_MULTIPROC_DIR set (gunicorn.conf.py sets it before any worker starts), every worker
-writes its values to files in that directory and /metrics adds them up. Without it (a test client in one
-process), the metrics live in a registry of this app alone. Metrics are created per app, never at import.
+With a multiprocess directory (gunicorn.conf.py makes it and sets PROMETHEUS_MULTIPROC_DIR, which
+prometheus_client reads, before any worker starts), every worker writes its values to files in that
+directory and /metrics adds them up. Without one (a test client in one process), the metrics live in a
+registry of this app alone. Metrics are created per app, never at import.
 """
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
@@ -18,8 +18,9 @@ BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.
 class PromMetrics:
     """The app's Prometheus instruments and the way to expose them."""
 
-    def __init__(self) -> None:
-        self.multiprocess = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+    def __init__(self, multiprocess_dir: str | None = None) -> None:
+        self.multiprocess_dir = multiprocess_dir
+        self.multiprocess = bool(multiprocess_dir)
         # In multiprocess mode the instruments are not registered: collection reads the files.
         self.registry = None if self.multiprocess else CollectorRegistry()
         self.requests = Counter("sre_app_http_requests_total", "HTTP requests by endpoint and status",
@@ -48,6 +49,6 @@ class PromMetrics:
         """Return the text exposition of every worker's metrics."""
         if self.multiprocess:
             registry = CollectorRegistry()
-            multiprocess.MultiProcessCollector(registry)
+            multiprocess.MultiProcessCollector(registry, path=self.multiprocess_dir)
             return generate_latest(registry)
         return generate_latest(self.registry)

@@ -34,7 +34,7 @@ class Runtime:
         self.pid = os.getpid()  # created in the worker (no preload), so this is the worker's pid
         control_file = os.path.join(settings.runtime_dir, "leak-control.json") if settings.runtime_dir else None
         self.leak = Leak(LeakSettings.from_settings(settings), control_file)
-        self.prom = PromMetrics()
+        self.prom = PromMetrics(settings.prometheus_dir)
         self.recorder = MetricsRecorder(f"sre-app#{socket.gethostname()}#{self.pid}",
                                         settings.metrics_buffer_max, self.gauges)
         self.flusher = MetricsFlusher(self.recorder, settings.metrics_table, self.client,
@@ -89,4 +89,4 @@ class Runtime:
     def stop(self) -> bool:
         """Stop the threads and flush the metrics; True if every interval was written."""
         self._stop.set()
-        return self.flusher.stop()
+        return self.flusher.stop(timeout=self.settings.metrics_final_flush_seconds)

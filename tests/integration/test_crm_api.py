@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import re
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
 import pytest
 
 from sre_workshop.settings import TABLE_NAMES
 
-from conftest import create_tables, dynamodb, eventually, http, moto_spec, scan_all, seed, start_server
+from conftest import children_of, create_tables, dynamodb, eventually, http, moto_spec, scan_all, seed, start_server
 
 CUSTOMER = {"name": "Ada Lovelace", "company": "Analytical Engines", "email": "ada@example.com",
             "phone": "+44 20 7946 0018", "status": "active"}
@@ -34,42 +42,12 @@ def test_customer_crud(crm):
     cid = created["customer_id"]
     assert cid.startswith("cust-") and created["created_at"]
     assert http("GET", f"{crm.url}/api/customers/{cid}").json()["email"] == "ada@example.com"
-    updated = http("PUT", f"{crm.url}/api/customers/{cid}", {**CUSTOMER, "name": "Ada King", "phone": ""})
+    updated = http("PUT", f"{crm.url}/api/customers/{cid}", {**CUSTOMER, "name": "Ada King", "phone": None})
     assert updated.status == 200
     assert updated.json()["name"] == "Ada King" and updated.json().get("phone") is None
     assert http("DELETE", f"{crm.url}/api/customers/{cid}").status == 204
     assert http("GET", f"{crm.url}/api/customers/{cid}").status == 404
 
-
-def test_create_answers_201_with_location(crm):
-    reply = http("POST", crm.url + "/api/customers", CUSTOMER)
-    assert reply.status == 201
-    assert reply.headers["location"].endswith(f"/api/customers/{reply.json()['customer_id']}")
-
-
-@pytest.mark.parametrize(("changes", "field"), [
-    ({"email": "not-an-email"}, "email"), ({"name": ""}, "name"), ({"status": "vip"}, "status"),
-    ({"phone": "call me"}, "phone"), ({"name": "x" * 101}, "name"),
-])
-def test_invalid_customer_is_422_naming_the_field(crm, changes, field):
-    before = len(scan_all(dynamodb(crm.spec.env["AWS_ENDPOINT_URL"]), TABLE_NAMES["CUSTOMERS_TABLE"]))
-    reply = http("POST", crm.url + "/api/customers", {**CUSTOMER, **changes})
-    assert reply.status == 422
-    assert field in reply.json()["detail"]["json"]
-    assert len(scan_all(dynamodb(crm.spec.env["AWS_ENDPOINT_URL"]), TABLE_NAMES["CUSTOMERS_TABLE"])) == before
-
-
-def test_malformed_json_is_a_4xx_json_error(crm):
-    reply = http("POST", crm.url + "/api/customers", b"{not json", headers={"Content-Type": "application/json"})
-    assert 400 <= reply.status < 500
-    assert reply.json()
-
-
-def test_unknown_ids_are_404(crm):
-    for method, path in [("GET", "/api/customers/cust-0000ffff"), ("DELETE", "/api/customers/cust-0000ffff"),
-                         ("GET", "/api/customers/cust-0000ffff/deals")]:
-        assert http(method, crm.url + path).status == 404, path
-    assert http("PUT", crm.url + "/api/customers/cust-0000ffff", CUSTOMER).status == 404
 
 
 def test_deals_and_activities_through_customer_index(crm):
@@ -98,24 +76,6 @@ def _all(crm, path: str) -> list[dict]:
             return items
 
 
-def test_deal_for_a_missing_customer_is_rejected_and_nothing_written(crm):
-    client = dynamodb(crm.spec.env["AWS_ENDPOINT_URL"])
-    before = len(scan_all(client, TABLE_NAMES["DEALS_TABLE"]))
-    reply = http("POST", crm.url + "/api/deals", {"customer_id": "cust-00000000dead", "title": "Ghost", "amount": 1})
-    assert reply.status == 422
-    assert reply.json()["field"] == "customer_id"
-    reply = http("POST", crm.url + "/api/activities", {"customer_id": "cust-00000000dead", "type": "call",
-                                                       "subject": "Ghost"})
-    assert reply.status == 422
-    assert len(scan_all(client, TABLE_NAMES["DEALS_TABLE"])) == before
-
-
-def test_idempotency_key_makes_a_repeated_create_return_the_first(crm):
-    headers = {"Idempotency-Key": "form-abc-123"}
-    first = http("POST", crm.url + "/api/customers", CUSTOMER, headers=headers)
-    second = http("POST", crm.url + "/api/customers", {**CUSTOMER, "name": "Other"}, headers=headers)
-    assert (first.status, second.status) == (201, 200)
-    assert second.json() == first.json()
 
 
 def test_customers_are_paginated_by_cursor(crm):
@@ -142,32 +102,18 @@ def test_search_by_name_prefix(crm):
     assert "Zebediah Quill" in names and all(n.lower().startswith("zebed") for n in names)
 
 
-@pytest.mark.parametrize("query", ["limit=0", "limit=1000", "cursor=%%%", "cursor=eyJ4IjoxfQ"])
-def test_bad_paging_parameters_are_4xx(crm, query):
-    reply = http("GET", crm.url + "/api/customers?" + query)
-    assert reply.status in (400, 422), reply.text
-    assert reply.json()
 
 
-def test_openapi_document_lists_the_api(crm):
-    spec = http("GET", crm.url + "/openapi.json").json()
-    for path in ("/api/customers", "/api/customers/{customer_id}", "/api/customers/{customer_id}/deals",
-                 "/api/customers/{customer_id}/activities", "/api/deals", "/api/activities"):
-        assert path in spec["paths"], path
-    ref = spec["paths"]["/api/customers"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
-    assert ref.split("/")[-1] in spec["components"]["schemas"]
-
-
-def test_dynamodb_down_gives_503_then_recovers(tmp_path, start_app):
+def test_dynamodb_down_gives_a_fast_503_then_recovers(tmp_path, start_app):
     spec = moto_spec(tmp_path)
     moto = start_server(spec)
     create_tables(dynamodb(moto.url))
     crm = start_app("crm_app", moto.url)
     assert http("GET", crm.url + "/api/customers").status == 200
     moto.stop()
-    api = http("GET", crm.url + "/api/customers")
-    assert api.status == 503
-    assert api.json()["error"] == "database_error" and api.json()["code"]
+    api, seconds = timed(lambda: http("GET", crm.url + "/api/customers"))
+    assert api.status == 503 and seconds < 2.5
+    assert api.json()["error"] == "database_error" and api.json()["code"] and api.headers["retry-after"] == "1"
     page = http("GET", crm.url + "/customers")
     assert page.status == 503 and "database error" in page.text
     assert http("GET", crm.url + "/health").status == 200  # the app itself stays up
@@ -180,12 +126,86 @@ def test_dynamodb_down_gives_503_then_recovers(tmp_path, start_app):
         moto.stop()
 
 
-def test_missing_table_gives_503_with_the_aws_code(moto, start_app):
-    crm = start_app("crm_app", moto.url, CUSTOMERS_TABLE="NoSuchTable")
-    reply = http("GET", crm.url + "/api/customers")
-    assert reply.status == 503 and reply.json()["code"] == "ResourceNotFoundException"
-    page = http("GET", crm.url + "/customers")
-    assert "database error" in page.text and "ResourceNotFoundException" in page.text
+def timed(action):
+    started = time.monotonic()
+    result = action()
+    return result, time.monotonic() - started
+
+
+@pytest.fixture
+def unresponsive_endpoint():
+    """A DynamoDB endpoint that accepts connections and never answers (a dropped network, a hung engine)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(256)  # connections complete in the kernel's backlog; nobody reads them
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+def test_an_unresponsive_dynamodb_fails_in_about_two_seconds_and_health_stays_up(unresponsive_endpoint, start_app):
+    crm = start_app("crm_app", unresponsive_endpoint)
+    with ThreadPoolExecutor(8) as pool:  # both workers have booted
+        list(pool.map(lambda _: http("GET", crm.url + "/api/customers"), range(8)))
+    with ThreadPoolExecutor(4) as pool:  # no more than a worker runs at once (CRM_MAX_ACTIVE): none waits
+        failing = [pool.submit(timed, lambda: http("GET", crm.url + "/api/customers")) for _ in range(4)]
+        checks = []
+        while not all(future.done() for future in failing):  # the load balancer's checks meanwhile
+            checks.append(timed(lambda: http("GET", crm.url + "/health")))
+            time.sleep(0.1)
+        answers = [future.result() for future in failing]
+    assert {reply.status for reply, _ in checks} == {200}
+    assert max(seconds for _, seconds in checks) < 1.0, checks  # the local check's timeout
+    assert {reply.status for reply, _ in answers} == {503}
+    assert max(seconds for _, seconds in answers) < 2.5, answers
+    assert {reply.json()["error"] for reply, _ in answers} == {"database_error"}
+
+
+def raw_request(port: int, head: bytes, body: bytes = b"", timeout: float = 10) -> bytes:
+    """Send a request's head and part of a body over a socket; return the first bytes of the answer."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(head)
+        with contextlib.suppress(OSError):  # the server may close before taking all of it
+            sock.sendall(body)
+        return sock.recv(4096)
+
+
+def worker_rss_mb(crm) -> float:
+    return sum(int(re.search(r"VmRSS:\s+(\d+)", Path(f"/proc/{pid}/status").read_text()).group(1))
+               for pid in children_of(crm.record.pid)) / 1024
+
+
+def test_a_huge_body_is_413_before_it_is_read(crm):
+    with ThreadPoolExecutor(4) as pool:  # both workers have loaded the app and made their client
+        list(pool.map(lambda _: http("GET", crm.url + "/api/customers"), range(8)))
+    before = worker_rss_mb(crm)
+    head = (b"POST /api/customers HTTP/1.1\r\nHost: crm\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 209715200\r\n\r\n")
+    answer, seconds = timed(lambda: raw_request(crm.port, head, b'{"name": "' + b"x" * 4_000_000))
+    assert answer.startswith(b"HTTP/1.1 413") and seconds < 5, answer[:200]
+    assert worker_rss_mb(crm) - before < 20
+    assert http("GET", crm.url + "/health").status == 200
+
+
+def test_slow_clients_take_nothing_away(crm):
+    """Clients that send their bodies at a byte a second hold a thread each, never the CRM."""
+    stop = threading.Event()
+
+    def trickle():
+        with socket.create_connection(("127.0.0.1", crm.port)) as sock:
+            sock.sendall(b"POST /api/customers HTTP/1.1\r\nHost: crm\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: 100\r\n\r\n")
+            while not stop.wait(1.0):
+                sock.sendall(b" ")
+
+    senders = [threading.Thread(target=trickle, daemon=True) for _ in range(4)]
+    for sender in senders:
+        sender.start()
+    try:
+        time.sleep(0.5)
+        answers = [timed(lambda: http("GET", crm.url + "/api/customers", timeout=5)) for _ in range(10)]
+    finally:
+        stop.set()
+    assert [reply.status for reply, _ in answers] == [200] * 10
+    assert max(seconds for _, seconds in answers) < 2
 
 
 def test_seeding_is_idempotent(own_moto):

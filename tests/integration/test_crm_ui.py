@@ -10,6 +10,7 @@ from http.cookiejar import CookieJar
 import pytest
 from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from sre_workshop.settings import TABLE_NAMES
@@ -159,3 +160,42 @@ def test_deleting_a_customer_from_its_page_removes_it_with_its_deals(browser, cr
     assert http("GET", crm.url + f"/api/customers/{cid}").status == 404
     deals = scan_all(dynamodb(crm.spec.env["AWS_ENDPOINT_URL"]), TABLE_NAMES["DEALS_TABLE"])
     assert not [d for d in deals if d["customer_id"]["S"] == cid]
+
+
+def test_pages_break_no_rule_of_their_content_security_policy(browser, crm):
+    cid = http("POST", crm.url + "/api/customers", {"name": "Policy Holder", "email": "ph@example.com"}).json()[
+        "customer_id"]
+    browser.get_log("browser")  # forget what earlier tests logged
+    for path in ("/customers", f"/customers/{cid}", "/customers/new", f"/customers/{cid}/edit",
+                 f"/customers/{cid}/deals/new", f"/customers/{cid}/activities/new", "/deals"):
+        browser.get(crm.url + path)
+    violations = [e["message"] for e in browser.get_log("browser") if "Content Security Policy" in e["message"]]
+    assert violations == []
+
+
+def test_delete_asks_first_through_the_crms_own_script(browser, crm):
+    cid = http("POST", crm.url + "/api/customers", {"name": "Almost Gone", "email": "ag@example.com"}).json()[
+        "customer_id"]
+    browser.get(crm.url + f"/customers/{cid}")
+    browser.find_element(By.CSS_SELECTOR, "form[data-confirm] button").click()
+    alert = WebDriverWait(browser, 5).until(expected_conditions.alert_is_present())
+    assert "Delete this customer" in alert.text
+    alert.dismiss()
+    assert http("GET", crm.url + f"/api/customers/{cid}").status == 200
+
+    def click_and_accept():
+        browser.find_element(By.CSS_SELECTOR, "form[data-confirm] button").click()
+        WebDriverWait(browser, 5).until(expected_conditions.alert_is_present()).accept()
+
+    navigate(browser, click_and_accept)
+    assert http("GET", crm.url + f"/api/customers/{cid}").status == 404
+
+
+def test_the_crm_cannot_be_framed_by_another_site(browser, crm, tmp_path):
+    page = tmp_path / "framing.html"
+    page.write_text(f'<iframe id="f" src="{crm.url}/customers"></iframe>')
+    browser.get_log("browser")
+    browser.get(page.as_uri())
+    WebDriverWait(browser, 10).until(lambda driver: any(
+        "frame" in e["message"] and ("Refused" in e["message"] or "blocked" in e["message"])
+        for e in driver.get_log("browser")))
