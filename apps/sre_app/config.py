@@ -10,10 +10,8 @@
 | LEAK_KB_PER_REQUEST       | 16                       | leak per GET / in request mode                    |
 | LEAK_MB_PER_MINUTE        | 1                        | leak rate in time mode                            |
 | LEAK_CAP_MB               | 200                      | hard cap per worker (t3.micro has 1 GB)           |
-| FAULT_CONTROL_TOKEN       | (unset: control is off)  | token /admin/leak and /admin/faults require       |
-| SRE_APP_RUNTIME_DIR       | (set by gunicorn.conf)   | leak and fault control files, Prometheus files    |
 | FAULT_CONTROL_TOKEN       | (unset: control is off)  | token the /admin endpoints require                |
-| SRE_APP_RUNTIME_DIR       | (a temporary directory)  | leak control file; Prometheus files in prometheus/|
+| SRE_APP_RUNTIME_DIR       | (a temporary directory)  | leak and fault control files; Prometheus files    |
 | PROMETHEUS_MULTIPROC_DIR  | (set by gunicorn.conf)   | <SRE_APP_RUNTIME_DIR>/prometheus under Gunicorn   |
 | METRICS_INTERVAL_SECONDS  | 10                       | length of one metrics interval                    |
 | METRICS_BUFFER_MAX        | 10000                    | intervals kept while DynamoDB is unreachable      |

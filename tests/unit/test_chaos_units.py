@@ -15,10 +15,22 @@ import pytest
 
 from appkit.chaos import FaultControl, FaultSettings, FaultSettingsError
 from appkit.jsonlog import JsonFormatter
-from crm_app.app import create_app as create_crm
-from sre_app.app import create_app as create_sre
+from crm_app.app import create_app as _create_crm
+from crm_app.config import Settings as CRMSettings
+from sre_app.app import create_app as _create_sre
+from sre_app.config import Settings as SreSettings
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def create_sre(config: dict):
+    """sre-app from explicit settings (create_app reads no environment when given them)."""
+    return _create_sre(SreSettings(**config))
+
+
+def create_crm(config: dict):
+    """crm-app from explicit settings."""
+    return _create_crm(CRMSettings(**config))
 TOKEN = "unit-test-token"
 AUTH = {"X-Fault-Token": TOKEN}
 DEFAULTS = {"latency_ms": 0, "latency_fraction": 1.0, "error_rate": 0.0, "health": "ok"}
