@@ -260,7 +260,10 @@ def latency(obs: Observations) -> list[Finding]:
         summary = obs.logs.get(log)
         slow = summary.slow if summary else 0
         many_slow = summary is not None and slow >= max(3, summary.lines // 10)
-        if probe and probe.status == 200 and (probe.seconds >= 1.0 or many_slow):
+        health = _probe(obs, f"{app} /health")
+        # A request that times out while the app's own /health answers at once: alive, but slow.
+        stuck = probe and probe.error == "timeout" and health is not None and health.ok
+        if probe and (stuck or (probe.status == 200 and (probe.seconds >= 1.0 or many_slow))):
             found.append(Finding(app, "latency", "major", f"{app} answers slowly",
                                  [probe.describe(), f"{slow} of {summary.lines if summary else 0} requests took "
                                   "over a second in its log"], f"find what slows {app} (its log, CPU, "
