@@ -15,7 +15,7 @@ from selenium.webdriver.common.by import By
 
 from sre_workshop.cli.main import main
 from sre_workshop.faults.catalogue import catalogue
-from sre_workshop.local.process import ProcessRecord
+from sre_workshop.local.process import ProcessRecord, group_members
 from sre_workshop.settings import BASE_PORTS
 
 from conftest import eventually, http
@@ -91,8 +91,15 @@ def record(state: Path, name: str) -> ProcessRecord:
     return ProcessRecord.load(state / "run" / "pids" / f"{name}.json")
 
 
+def kill(state: Path, name: str) -> None:
+    """SIGKILL a component's process group and wait until it is gone (the kernel takes a moment)."""
+    pid = record(state, name).pid
+    os.killpg(pid, signal.SIGKILL)
+    eventually(lambda: not list(group_members(pid)), timeout=10)
+
+
 def test_nginx_killed_by_hand(steady, capsys):
-    os.killpg(record(steady, "nginx").pid, signal.SIGKILL)
+    kill(steady, "nginx")
     try:
         assert top(steady, capsys) == ("nginx", "crash")
     finally:
@@ -115,7 +122,7 @@ def test_a_config_edited_by_hand(steady, capsys):
 
 
 def test_the_dynamodb_engine_killed(steady, capsys):
-    os.killpg(record(steady, "dynamodb").pid, signal.SIGKILL)
+    kill(steady, "dynamodb")
     try:
         assert top(steady, capsys) == ("dynamodb", "crash")
     finally:

@@ -399,6 +399,9 @@ class Stack:
                 self._start_one(name, timeout)
 
     def _start_one(self, name: str, timeout: float) -> None:
+        dead = self.record(name)
+        if dead is not None:  # what is left of a process that died (a group still exiting) goes first
+            stop(dead, timeout=5)
         (self.pid_dir / f"{name}.json").unlink(missing_ok=True)
         self._check_ports([name])
         # Render again, overlays included: a restart keeps a change made to a config until it is removed.
