@@ -252,22 +252,29 @@ def cpu_saturation(obs: Observations) -> list[Finding]:
                     evidence + slow, "stop the busy processes (`kill PID`) or move them off the app host")]
 
 
+def _slow(probe: Probe | None) -> bool:
+    """True for a request answered 200 after a second or more, or not answered within the probe's time."""
+    return probe is not None and ((probe.status == 200 and probe.seconds >= 1.0) or probe.error == "timeout")
+
+
 def latency(obs: Observations) -> list[Finding]:
-    """An app that answers its requests slowly (its own port, so the cause is not a hop above it)."""
+    """An app that answers slowly: its own request is slow (or times out: doctor's probes queue behind each
+    other on sync workers) and so is every hop above it, none failing otherwise; or its log shows many slow
+    requests."""
     found = []
-    for app, probe_name, log in (("sre-app", "sre-app /", "sre-app"), ("crm-app", "crm-app /api/customers", "crm-app")):
-        probe = _probe(obs, probe_name)
+    for app, path, log in (("sre-app", APP_PATH, "sre-app"), ("crm-app", CRM_PATH, "crm-app")):
+        hops = [obs.probes[n] for n in path if n in obs.probes]
+        own = _probe(obs, path[-1])
         summary = obs.logs.get(log)
         slow = summary.slow if summary else 0
         many_slow = summary is not None and slow >= max(3, summary.lines // 10)
-        health = _probe(obs, f"{app} /health")
-        # A request that times out while the app's own /health answers at once: alive, but slow.
-        stuck = probe and probe.error == "timeout" and health is not None and health.ok
-        if probe and (stuck or (probe.status == 200 and (probe.seconds >= 1.0 or many_slow))):
+        chain_slow = _slow(own) and all(p.ok or _slow(p) for p in hops)
+        if chain_slow or (own is not None and own.status == 200 and many_slow):
             found.append(Finding(app, "latency", "major", f"{app} answers slowly",
-                                 [probe.describe(), f"{slow} of {summary.lines if summary else 0} requests took "
-                                  "over a second in its log"], f"find what slows {app} (its log, CPU, "
-                                  "dependencies); `sre-workshop service restart " + app + "` if it is stuck"))
+                                 [p.describe() for p in hops] + [f"{slow} of {summary.lines if summary else 0} "
+                                                                 "requests took over a second in its log"],
+                                 f"find what slows {app} (its log, CPU, dependencies); "
+                                 f"`sre-workshop service restart {app}` if it is stuck"))
     return found
 
 
