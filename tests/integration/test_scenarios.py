@@ -84,7 +84,7 @@ def test_the_catalogue_scorecard_with_doctor(steady, capsys, tmp_path):
 def run_in_background(state: Path, *args: str) -> subprocess.Popen:
     env = {**os.environ, "SRE_WORKSHOP_PORT_OFFSET": str(OFFSET)}
     return subprocess.Popen([sys.executable, "-m", "sre_workshop.cli.main", "--state-dir", str(state), *args],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
 
 
 def injected(state: Path) -> bool:
@@ -110,3 +110,37 @@ def test_an_interrupted_run_leaves_the_stack_recoverable(steady, capsys, how):
     assert cli(steady, "fault", "clear", "--all") == 0
     _, status = cli_json(steady, capsys, "fault", "status")
     assert status["faults"] == []
+
+
+REFERENCE = f"{sys.executable} -m sre_workshop.agents.reference"
+
+
+def test_the_reference_agent_over_mcp_on_a_fault_and_the_control(steady, capsys):
+    code, out = cli_json(steady, capsys, "scenario", "run", "nginx-crash", "--agent", REFERENCE)
+    doctor_card, agent_card = out["scorecards"]
+    assert agent_card["scorer"] == "agent:reference"
+    result = agent_card["results"][0]
+    assert result["error"] is None, result
+    agent = result["agent"]
+    assert agent["submitted"] and result["localized"] and result["category_match"], agent["log_tail"]
+    assert agent["mitigated"] is True, "it restarted nginx itself, before the tool's clear"
+    assert agent["tools"]["diagnose"] >= 2 and agent["tools"]["restart_service"] == 1
+    assert agent["tool_calls"] == sum(agent["tools"].values()) and 0 < agent["time_to_submit_s"] < 45
+    assert result["recovered_at"] and doctor_card["results"][0]["passed"] and code == 0
+    events = events_of(steady, capsys, result["incident_id"])
+    assert events["agent_submitted"]["scorer"] == "agent:reference" and events["agent_submitted"]["mitigated"]
+    assert events["scored"]["passed"] is True
+
+    code, out = cli_json(steady, capsys, "scenario", "run", "control", "--agent", REFERENCE)
+    control = out["scorecards"][1]["results"][0]
+    assert control["agent"]["submitted"] and control["agent"]["false_alarm"] is False, control["agent"]
+    assert control["false_positives"] == 0 and control["passed"]
+
+
+def test_an_agent_that_never_submits_scores_nothing(steady, capsys):
+    code, out = cli_json(steady, capsys, "scenario", "run", "nginx-crash", "--time-limit", "8",
+                         "--agent", f"{sys.executable} -c 'import time; time.sleep(60)'")
+    result = out["scorecards"][1]["results"][0]
+    assert not result["agent"]["submitted"] and not result["localized"] and not result["passed"]
+    assert result["agent"]["tool_calls"] == 0 and code == 1
+    assert result["recovered_at"], "the tool cleared the fault all the same"
