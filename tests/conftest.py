@@ -58,7 +58,9 @@ def start_server(spec: ProcessSpec, timeout: float = 30) -> Server:
 def moto_spec(tmp: Path, port: int | None = None) -> ProcessSpec:
     """Return the spec of a moto server on a free (or given) port."""
     port = port or free_port()
-    return ProcessSpec("moto", [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+    # tests/moto_server.py: moto's server plus the CloudFormation attribute the template needs that moto lacks.
+    argv = [sys.executable, str(ROOT / "tests" / "moto_server.py"), "-H", "127.0.0.1", "-p", str(port)]
+    return ProcessSpec("moto", argv,
                        tmp / f"moto-{port}.log", ports=[port])
 
 

@@ -45,10 +45,11 @@ class Ledger:
         self.event(incident_id, "opened", fault=fault, **detail)
         return incident_id
 
-    def event(self, incident_id: str, event: str, fault: str = "", **detail: Any) -> int:
-        """Append one event to an incident; return its occurred_at (epoch ms, unique within the incident)."""
+    def event(self, incident_id: str, event: str, fault: str = "", at_ms: int | None = None, **detail: Any) -> int:
+        """Append one event to an incident (at `at_ms`, default now); return its occurred_at (epoch ms, unique
+        within the incident)."""
         while True:
-            occurred_at = max(int(time.time() * 1000), self._last_ms + 1)
+            occurred_at = max(at_ms or int(time.time() * 1000), self._last_ms + 1)
             self._last_ms = occurred_at
             item = {"incident_id": {"S": incident_id}, "occurred_at": {"N": str(occurred_at)},
                     "event": {"S": event}, "source": {"S": self.source},

@@ -61,7 +61,8 @@ class Settings:
     state_dir: Path
     port_offset: int = 0
     region: str = "us-east-1"
-    dynamodb_endpoint: str | None = None  # an external DynamoDB-compatible endpoint instead of moto
+    dynamodb_endpoint: str | None = None  # an external DynamoDB-compatible endpoint instead of an engine
+    engine: str = "dynalite"  # the local DynamoDB engine (local/engines.py): dynalite or moto
     health_check: HealthCheck = field(default_factory=HealthCheck)
 
     @classmethod

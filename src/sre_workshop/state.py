@@ -2,7 +2,7 @@
 
 Every entry point (CLI, doctor, the MCP server) reads it through `StateStore`, so they agree on it:
 
-    run/state.json   {"dynamodb_endpoint": "http://..." | null,
+    run/state.json   {"dynamodb_endpoint": "http://..." | null, "engine": "dynalite" | "moto",
                       "overlays": [{"owner": "nginx-timeout", "target": "nginx.conf",
                                     "replace": {"proxy_read_timeout 60s;": "proxy_read_timeout 1s;"}}],
                       "faults": {"<name>": {...what the fault saved before changing anything...}}}
@@ -49,15 +49,17 @@ class StackState:
     """What the stack's state file holds."""
 
     dynamodb_endpoint: str | None = None
+    engine: str | None = None
     overlays: list[Overlay] = field(default_factory=list)
     faults: dict[str, dict[str, Any]] = field(default_factory=dict)
+    pending_events: list[dict[str, Any]] = field(default_factory=list)  # ledger events not yet written
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> StackState:
         """Build the state from its JSON form."""
-        return cls(dynamodb_endpoint=data.get("dynamodb_endpoint"),
+        return cls(dynamodb_endpoint=data.get("dynamodb_endpoint"), engine=data.get("engine"),
                    overlays=[Overlay(**o) for o in data.get("overlays", [])],
-                   faults=dict(data.get("faults", {})))
+                   faults=dict(data.get("faults", {})), pending_events=list(data.get("pending_events", [])))
 
     def to_dict(self) -> dict[str, Any]:
         """Return the JSON form."""

@@ -70,8 +70,9 @@ def truth(name: str) -> tuple[str, str]:
 DETECT_WITHIN = {"memory-leak": 60}  # three 10 s metric intervals, with a margin; the others show at once
 
 
-@pytest.mark.parametrize("name", ["app-crash", "bad-config-deploy", "error-rate", "health-check-fail", "latency",
-                                  "memory-leak", "nginx-bad-upstream", "nginx-crash", "nginx-timeout"])
+@pytest.mark.parametrize("name", ["app-crash", "bad-config-deploy", "cpu-burn", "dynamodb-access-denied",
+                                  "error-rate", "health-check-fail", "latency", "memory-leak", "nginx-bad-upstream",
+                                  "nginx-crash", "nginx-timeout", "security-group-block"])
 def test_the_top_finding_names_the_faults_ground_truth(steady, capsys, name):
     assert top(steady, capsys) is None, "steady state is healthy"
     assert cli(steady, "fault", "inject", name) == 0
@@ -158,3 +159,23 @@ def test_the_report_renders_with_charts(steady, capsys, browser, tmp_path):
     assert len(charts) >= 4
     points = [len(line.get_attribute("points").split()) for line in browser.find_elements(By.TAG_NAME, "polyline")]
     assert points and max(points) >= 2, "the charts have data"
+
+
+def test_throttling_is_found_under_load(steady, capsys):
+    stop = threading.Event()
+
+    def traffic() -> None:
+        while not stop.is_set():
+            http("GET", CRM + "/api/customers?limit=20")
+
+    assert cli(steady, "fault", "inject", "dynamodb-throttling") == 0
+    workers = [threading.Thread(target=traffic) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    try:
+        assert eventually(lambda: top(steady, capsys) == truth("dynamodb-throttling"), timeout=40, interval=1)
+    finally:
+        stop.set()
+        for worker in workers:
+            worker.join()
+    assert cli(steady, "fault", "clear", "dynamodb-throttling") == 0

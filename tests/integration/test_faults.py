@@ -6,25 +6,34 @@ from __future__ import annotations
 import json
 import os
 import signal
+import statistics
 import subprocess
 import sys
+import threading
 import time
+from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import boto3
 import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
 
 from sre_workshop.cli.main import ExitStatus, main
 from sre_workshop.faults.catalogue import catalogue
-from sre_workshop.local.process import ProcessRecord, group_members
+from sre_workshop.local.lbstats import target_health
+from sre_workshop.local.process import ProcessRecord, group_members, is_alive
 from sre_workshop.settings import BASE_PORTS, TABLE_NAMES
 
-from conftest import dynamodb, eventually, http, scan_all
+from conftest import REGION, Reply, dynamodb, eventually, http, scan_all
 
 OFFSET = int(os.environ.get("SRE_WORKSHOP_TEST_PORT_OFFSET", "20000")) + 800
 APP = f"http://127.0.0.1:{BASE_PORTS['public-alb'] + OFFSET}"
 CRM = f"http://127.0.0.1:{BASE_PORTS['public-alb-crm'] + OFFSET}"
 ENGINE = f"http://127.0.0.1:{BASE_PORTS['dynamodb'] + OFFSET}"
+ENDPOINT = f"http://127.0.0.1:{BASE_PORTS['dynamodb-endpoint'] + OFFSET}"  # what the apps call
 CRM_TABLES = [TABLE_NAMES[k] for k in ("CUSTOMERS_TABLE", "DEALS_TABLE", "ACTIVITIES_TABLE")]
 
 
@@ -142,6 +151,123 @@ def some_500s(url: str) -> bool:
     return 500 in statuses and 200 in statuses
 
 
+def endpoint_client():
+    """A DynamoDB client that calls through the endpoint as the apps do, with one attempt (no retries)."""
+    return boto3.session.Session(aws_access_key_id="test", aws_secret_access_key="test").client(
+        "dynamodb", region_name=REGION, endpoint_url=ENDPOINT, config=Config(retries={"total_max_attempts": 1}))
+
+
+def under_load(url: str, seen: Callable[[Reply], bool], clients: int = 4, timeout: float = 30) -> Counter:
+    """GET url from `clients` concurrent clients until one reply is `seen` (or time runs out); count the
+    answers by status."""
+    found, counts, lock = threading.Event(), Counter(), threading.Lock()
+
+    def client() -> None:
+        deadline = time.monotonic() + timeout
+        while not found.is_set() and time.monotonic() < deadline:
+            reply = http("GET", url, timeout=30)
+            with lock:
+                counts[reply.status] += 1
+            if seen(reply):
+                found.set()
+
+    with ThreadPoolExecutor(clients) as pool:
+        list(pool.map(lambda _: client(), range(clients)))
+    assert found.is_set(), f"not seen under load within {timeout}s: {dict(counts)}"
+    return counts
+
+
+def log_since(path: Path, offset: int) -> str:
+    return path.read_bytes()[offset:].decode(errors="replace") if path.exists() else ""
+
+
+def crm_throttled_under_load(state: Path) -> bool:
+    """boto3 parses the endpoint's answer as DynamoDB's throttling error; the metrics table is never
+    throttled; under load the CRM answers 503s that name it, and logs it."""
+    client = endpoint_client()
+    for _ in range(50):
+        try:
+            client.get_item(TableName=TABLE_NAMES["CUSTOMERS_TABLE"], Key={"customer_id": {"S": "probe"}})
+        except ClientError as exc:
+            meta = exc.response["ResponseMetadata"]
+            assert exc.response["Error"]["Code"] == "ProvisionedThroughputExceededException", exc.response
+            assert meta["HTTPStatusCode"] == 400 and meta["RequestId"], meta
+            break
+    else:
+        raise AssertionError("50 reads of a CRM table through the endpoint, none throttled")
+    for _ in range(30):  # at the default fraction, 30 unthrottled reads in a row happen by chance 1 in 10^9
+        client.get_item(TableName=TABLE_NAMES["METRICS_TABLE"], Key={"metric_id": {"S": "probe"},
+                                                                     "timestamp": {"N": "0"}})
+    counts = under_load(CRM + "/api/customers?limit=1",
+                        lambda r: r.status == 503 and b"ProvisionedThroughputExceededException" in r.body)
+    assert counts[503], counts
+    return "ProvisionedThroughputExceededException" in (state / "logs" / "crm-app.json.log").read_text()
+
+
+class AccessDenied:
+    """The CRM answers 503 naming AccessDeniedException; the endpoint gives AWS's message for the call's
+    action and table; sre-app still answers, but its metric writes fail and say so in its log."""
+
+    def before(self, state: Path) -> None:
+        self.log = state / "logs" / "sre-app.json.log"
+        self.offset = self.log.stat().st_size
+
+    def __call__(self, state: Path) -> bool:
+        reply = http("GET", CRM + "/api/customers?limit=1")
+        assert reply.status == 503 and b"AccessDeniedException" in reply.body, reply
+        with pytest.raises(ClientError) as denied:
+            endpoint_client().batch_write_item(RequestItems={TABLE_NAMES["METRICS_TABLE"]: [
+                {"PutRequest": {"Item": {"metric_id": {"S": "probe"}, "timestamp": {"N": "0"}}}}]})
+        assert denied.value.response["Error"]["Message"] == (
+            "User: arn:aws:sts::123456789012:assumed-role/EC2InstanceRole/i-0local is not authorized to perform: "
+            "dynamodb:BatchWriteItem on resource: arn:aws:dynamodb:us-east-1:123456789012:table/"
+            "ApplicationMetricsTable with an explicit deny in an identity-based policy")
+        assert status_of(APP + "/") == 200
+        # sre-app writes its metrics every 10 s: the first write after the fault fails.
+        return eventually(lambda: "metrics write failed (AccessDeniedException)" in log_since(self.log, self.offset),
+                          timeout=40, interval=1)
+
+
+def target(state: Path, balancer: str, name: str):
+    return next(t for t in target_health(state / "run" / f"{balancer}.sock") if t.target == name)
+
+
+def nginx_times_out(state: Path) -> bool:
+    """The public ALB's checks of nginx time out (not refused): the target is unhealthy, :8000 answers 503."""
+    health = eventually(lambda: (t := target(state, "public-alb", "NginxInstance1")).state == "unhealthy" and t,
+                        timeout=15)
+    return health.reason == "Layer4 timeout" and status_of(APP + "/") == 503 and \
+        status_of(CRM + "/api/customers") == 200
+
+
+def median_ms(url: str, count: int = 30) -> float:
+    """The median time of `count` sequential GETs (one slow answer on a busy machine does not decide)."""
+    times = []
+    for _ in range(count):
+        started = time.perf_counter()
+        assert http("GET", url).status == 200
+        times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times)
+
+
+class Slower:
+    """GET / takes longer than just before the fault, and the burners really use CPU."""
+
+    def before(self, state: Path) -> None:
+        self.baseline = min(median_ms(APP + "/") for _ in range(2))
+
+    def __call__(self, state: Path) -> bool:
+        eventually(lambda: median_ms(APP + "/") > 1.5 * self.baseline, timeout=20, interval=0)
+        pids = [int(line.split()[0]) for line in (state / "run" / "faults" / "cpu-burn.pids").read_text().splitlines()]
+        return len(pids) == BURNERS and all(Path(f"/proc/{pid}").exists() for pid in pids)
+
+
+# cpu-burn's default (2, a t3.micro's vCPUs) is raised to this machine's cores, so that it shows here too.
+BURNERS = min(8, os.cpu_count() or 2)
+# Parameters other than the defaults, per fault.
+INJECT_ARGS: dict[str, list[str]] = {"cpu-burn": ["--set", f"workers={BURNERS}"]}
+
+# What each fault looks like; a symptom with a before(state) method measures the stack just before the fault.
 SYMPTOMS: dict[str, Callable[[Path], bool]] = {
     "latency": lambda state: slow(APP + "/", 1.5) and not slow(CRM + "/api/customers", 1.0),
     "error-rate": lambda state: some_500s(APP + "/"),
@@ -154,14 +280,20 @@ SYMPTOMS: dict[str, Callable[[Path], bool]] = {
     "nginx-bad-upstream": lambda state: status_of(APP + "/") == 502 and status_of(CRM + "/health") == 200,
     "bad-config-deploy": lambda state: (r := http("GET", CRM + "/api/customers")).status == 503
     and b"ResourceNotFound" in r.body,
+    "dynamodb-throttling": crm_throttled_under_load,
+    "dynamodb-access-denied": AccessDenied(),
+    "security-group-block": nginx_times_out,
+    "cpu-burn": Slower(),
 }
 
 
 @pytest.mark.parametrize("name", sorted(SYMPTOMS))
 def test_a_fault_breaks_the_system_and_clears(steady, capsys, name):
-    code, injected = cli_json(steady, capsys, "fault", "inject", name)
+    getattr(SYMPTOMS[name], "before", lambda state: None)(steady)
+    args = INJECT_ARGS.get(name, [])
+    code, injected = cli_json(steady, capsys, "fault", "inject", name, *args)
     assert code == 0, injected
-    assert injected["ground_truth"] == catalogue()[name].ground_truth(catalogue()[name].defaults()).to_dict()
+    assert injected["ground_truth"] == catalogue()[name].ground_truth(catalogue()[name].parse(args[1::2])).to_dict()
     assert SYMPTOMS[name](steady), f"{name}: symptom not seen"
     capsys.readouterr()
     assert cli(steady, "fault", "inject", name) == ExitStatus.BUSY
@@ -232,3 +364,72 @@ def test_clear_all_returns_a_crashed_stack_to_steady_state(steady, capsys):
     assert not list(group_members(record(steady, "nginx").pid))
     assert cli(steady, "fault", "clear", "--all") == 0
     assert status_of(APP + "/") == 200 and status_of(CRM + "/api/customers") == 200
+
+
+@pytest.mark.parametrize(("hop", "url", "status"), [("nginx->private-alb", APP + "/", 504),
+                                                   ("private-alb->sre-app", APP + "/", 503),
+                                                   ("public-alb->crm-app", CRM + "/api/customers", 503)])
+def test_each_hop_of_the_chain_can_be_cut(steady, capsys, hop, url, status):
+    source, config = {"nginx->private-alb": ("nginx", "nginx.conf"), "private-alb->sre-app": ("private-alb",
+                      "private-alb.cfg"), "public-alb->crm-app": ("public-alb", "public-alb.cfg")}[hop]
+    assert cli(steady, "fault", "inject", "security-group-block", "--set", f"hop={hop}") == 0
+    blackhole = ProcessRecord.load(steady / "run" / "faults" / "security-group-block.json")
+    assert is_alive(blackhole)
+    cut = [line for line in (steady / "run" / config).read_text().splitlines() if "# security-group-block" in line]
+    assert len(cut) == 1 and "127.0.0.1:" in cut[0], cut  # the hop points at loopback, nowhere else
+    started = time.monotonic()
+    assert status_of(url) == status
+    other = CRM + "/api/customers" if url.startswith(APP) else APP + "/"
+    assert status_of(other) == 200, "the other flow is untouched"
+    if source == "nginx":  # nginx waited for its 5 s connect timeout: dropped, not refused
+        assert time.monotonic() - started >= 4.5
+        assert "upstream timed out (110: Connection timed out) while connecting" in \
+            (steady / "logs" / "nginx-error.log").read_text()
+    else:
+        server = "AppServerInstance1" if source == "private-alb" else "CRMAppInstance"
+        assert target(steady, source, server).reason == "Layer4 timeout"
+    assert cli(steady, "fault", "clear", "security-group-block") == 0
+    assert not is_alive(blackhole) and not (steady / "run" / "faults" / "security-group-block.json").exists()
+    assert "# security-group-block" not in (steady / "run" / config).read_text()
+
+
+def test_a_blackhole_started_by_a_killed_inject_is_stopped_by_clear(steady, capsys):
+    env = {**os.environ, "SRE_WORKSHOP_PORT_OFFSET": str(OFFSET)}
+    proc = subprocess.Popen([sys.executable, "-m", "sre_workshop.cli.main", "--state-dir", str(steady),
+                             "fault", "inject", "security-group-block"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    path = steady / "run" / "faults" / "security-group-block.json"
+    eventually(path.exists, timeout=30, interval=0.01)  # killed once the blackhole is recorded
+    proc.kill()
+    proc.wait()
+    blackhole = ProcessRecord.load(path)
+    cleared = fresh_cli(steady, "fault", "clear", "--all")
+    assert cleared.returncode == 0, cleared.stderr
+    assert not is_alive(blackhole)
+    assert "# security-group-block" not in (steady / "run" / "public-alb.cfg").read_text()
+
+
+def test_up_with_a_fault_that_keeps_a_target_unhealthy_starts_and_says_so(steady, capsys):
+    assert cli(steady, "fault", "inject", "security-group-block") == 0
+    blackholes = [ProcessRecord.load(p) for p in (steady / "run" / "faults").glob("*.json")]
+    assert blackholes
+    assert cli(steady, "down") == 0
+    assert not [r for r in blackholes if list(group_members(r.pid))], "down stops the fault's helper processes"
+    capsys.readouterr()
+    assert cli(steady, "up", "--detach") == 0, "a target a fault keeps unhealthy does not fail up"
+    assert "up, but" in capsys.readouterr().err
+    assert cli(steady, "fault", "clear", "--all") == 0
+    assert status_of(APP + "/") == 200
+
+
+def test_a_clear_while_the_engine_is_down_is_recorded_once_it_is_back(steady, capsys):
+    _code, injected = cli_json(steady, capsys, "fault", "inject", "nginx-crash")
+    assert cli(steady, "service", "stop", "dynamodb") == 0
+    try:
+        capsys.readouterr()
+        assert cli(steady, "fault", "clear", "nginx-crash") == ExitStatus.UNHEALTHY  # not steady: no engine
+        assert "dynamodb" in capsys.readouterr().err
+    finally:
+        assert cli(steady, "service", "start", "dynamodb") == 0
+    assert [e["event"] for e in _incident(steady, capsys, injected["incident_id"])["events"]] == \
+        ["injected", "cleared"]

@@ -267,7 +267,7 @@ def test_foreground_up_stops_everything_on_ctrl_c_kill_or_hangup(tmp_path, when,
     assert any("stopping" in line for line in lines)
     assert not [p for p in pids if Path(f"/proc/{p}").exists() and not _zombie(p)]
     if when == "running":
-        assert (tmp_path / "data" / "dynamodb.json").exists(), "moto's data was saved"
+        assert (tmp_path / "data" / "dynalite").is_dir(), "the engine's data is on disk"
 
 
 def test_an_external_dynamodb_endpoint_replaces_the_emulator(tmp_path, monkeypatch, capsys):

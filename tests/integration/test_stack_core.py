@@ -163,7 +163,7 @@ def test_down_from_another_shell_stops_a_foreground_up(tmp_path, monkeypatch):
         eventually(lambda: (tmp_path / "run" / "foreground.json").exists(), timeout=60)
         assert cli(tmp_path, "down") == 0
         assert proc.wait(timeout=30) == 0
-        assert not records(tmp_path) and (tmp_path / "data" / "dynamodb.json").exists()
+        assert not records(tmp_path) and (tmp_path / "data" / "dynalite").is_dir()
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -180,7 +180,7 @@ def test_a_failed_up_leaves_nothing_running_and_remembers_nothing(tmp_path, monk
 
 def test_down_keeps_the_engine_when_its_data_cannot_be_saved(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("SRE_WORKSHOP_PORT_OFFSET", str(OFFSET + 100))
-    assert cli(tmp_path, "up", "--detach") == 0
+    assert cli(tmp_path, "up", "--detach", "--engine", "moto") == 0  # the engine whose data lives in memory
     try:
         (tmp_path / "data" / "dynamodb.tmp").mkdir()  # the snapshot's temporary file cannot be written
         capsys.readouterr()
@@ -209,3 +209,16 @@ def test_a_restart_is_quick_and_leaves_no_duplicate(stack, offset):
     assert time.monotonic() - started < 30
     eventually(lambda: http("GET", f"http://127.0.0.1:{port('public-alb-crm')}/api/customers").status == 200,
                timeout=15)
+
+
+def test_a_write_the_api_confirmed_survives_a_kill_of_the_engine(stack, offset):
+    crm = f"http://127.0.0.1:{port('public-alb-crm')}"
+    created = [http("POST", crm + "/api/customers", {"name": f"Durable {i}", "email": f"d{i}@example.com"})
+               for i in range(20)]
+    assert all(r.status == 201 for r in created), [r.status for r in created]
+    os.killpg(records(stack)["dynamodb"].pid, signal.SIGKILL)  # no save, no warning: a crash
+    assert cli(stack, "service", "start", "dynamodb") == 0
+    for reply in created:
+        customer_id = reply.json()["customer_id"]
+        assert eventually(lambda cid=customer_id: http("GET", f"{crm}/api/customers/{cid}").status == 200,
+                          timeout=15), customer_id

@@ -293,7 +293,7 @@ def test_security_group_rule_is_found_among_other_pairs_and_permissions():
                         {"GroupId": "sg-x", "Description": "other"},
                         {"GroupId": "sg-p", "UserId": "1", "Description": "from the public ALB"}]}]
 
-    assert aws.rule(Groups(), "nginx") == ("sg-n", {"IpProtocol": "tcp", "FromPort": 80, "ToPort": 80,
+    assert aws.rule(Groups(), "public-alb->nginx") == ("sg-n", {"IpProtocol": "tcp", "FromPort": 80, "ToPort": 80,
                                                     "UserIdGroupPairs": [{"GroupId": "sg-p",
                                                                           "Description": "from the public ALB"}]})
 

@@ -45,6 +45,7 @@ from ..load.options import LoadOptions, parse_duration
 from ..load.summary import LoadSummary, Progress, render_table
 from ..load.targets import Targets, check_reachable, local_targets, parse_target
 from ..settings import Settings
+from .common import Context
 
 WEB_PORT = 8089           # Locust's usual port; moved by SRE_WORKSHOP_PORT_OFFSET for local stacks
 PLAIN_PROGRESS_EVERY_S = 10.0  # when stderr is not a terminal, a progress line this often
@@ -65,7 +66,8 @@ PLAIN_PROGRESS_EVERY_S = 10.0  # when stderr is not a terminal, a progress line 
 def load(ctx: click.Context, users: int, rate: float | None, duration: str, target: str, web: bool,
          as_json: bool, cleanup_only: bool, aws: bool, stack_name: str | None, region: str | None) -> None:
     """Send realistic traffic to the stack's public entry points for a bounded time."""
-    settings = ctx.find_object(Settings) or Settings.from_env()
+    root = ctx.find_object(Context)  # the root command's --state-dir and environment
+    settings = root.settings() if root else Settings.from_env()
     options = LoadOptions(users=users, rate=rate, duration_s=parse_duration(duration))  # checked before AWS calls
     targets, hint = resolve_targets(settings, parse_target(target), aws, stack_name, region)
     if cleanup_only:
@@ -146,3 +148,6 @@ class ProgressLine:
         """End the line on a terminal."""
         if self.tty:
             click.echo("", err=True)
+
+
+COMMANDS = (load,)

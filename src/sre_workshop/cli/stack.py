@@ -24,6 +24,7 @@ import click
 from ..errors import ExitStatus, UsageError
 from ..faults import runner
 from ..faults.backends import LocalBackend
+from ..local.engines import ENGINES, choose_engine
 from ..local.stack import Stack, mark_foreground
 from .common import Context, emit, json_option, pass_context, say
 
@@ -36,15 +37,22 @@ def print_endpoints(endpoints: dict[str, str]) -> None:
 
 @click.command()
 @click.option("--detach", "-d", is_flag=True, help="Return once every target is healthy.")
-@click.option("--dynamodb-endpoint", metavar="URL", help="Use this DynamoDB endpoint instead of the emulator.")
+@click.option("--dynamodb-endpoint", metavar="URL", help="Use this DynamoDB endpoint instead of a local engine.")
+@click.option("--engine", type=click.Choice(ENGINES), help="The local DynamoDB engine (default: dynalite if "
+              "this machine can run it, else moto).")
 @click.option("--timeout", type=click.FloatRange(min=1), default=60.0, show_default=True,
               help="Seconds to wait for health.")
 @json_option
 @pass_context
-def up(ctx: Context, detach: bool, dynamodb_endpoint: str | None, timeout: float, as_json: bool) -> int:
+def up(ctx: Context, detach: bool, dynamodb_endpoint: str | None, engine: str | None, timeout: float,
+       as_json: bool) -> int:
     """Run the whole architecture on this machine (foreground: Ctrl-C stops it)."""
     settings = ctx.settings()
-    stack = Stack(replace(settings, dynamodb_endpoint=dynamodb_endpoint), progress=say)
+    if not dynamodb_endpoint:
+        engine, why = choose_engine(engine, settings.home)
+        say(f"DynamoDB engine: {engine} ({why})")
+    stack = Stack(replace(settings, dynamodb_endpoint=dynamodb_endpoint, engine=engine or settings.engine),
+                  progress=say)
     # `kill` and a closed terminal stop the stack cleanly too (data saved, no orphans), like Ctrl-C.
     for signum in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _raise_interrupt)

@@ -80,7 +80,6 @@ class Observations:
     app_tables: dict[str, dict[str, str]] = field(default_factory=dict)  # app -> setting -> table it names
     tables: list[str] = field(default_factory=list)  # tables that exist
     memory: dict[str, list[tuple[float, float, float]]] = field(default_factory=dict)  # worker -> (t, leak, rss)
-    latency_baseline_ms: float | None = None  # sre-app's usual p50 (its interval metrics before the last minute)
     host_cpu_percent: float = 0.0
     top_processes: list[tuple[int, str, float]] = field(default_factory=list)  # outside the stack
 

@@ -9,6 +9,8 @@ import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from ..incidents import Ledger
 from ..local.control import LocalControl
 from ..local.stack import Stack
@@ -26,7 +28,7 @@ class LocalBackend:
     def __init__(self, stack: Stack) -> None:
         self.stack = stack
         self.ctl = LocalControl(stack)
-        self.ledger = Ledger(stack.dynamodb_client(), source="local")
+        self.ledger = LocalLedger(stack)
         self._lock = StackLock(stack.settings, name="faults")
 
     def recorded(self) -> dict[str, dict[str, Any]]:
@@ -64,6 +66,41 @@ class LocalBackend:
             if problem:
                 problems.append(problem)
         return problems
+
+
+class LocalLedger(Ledger):
+    """The ledger in the local engine. An event that cannot be written (the engine is down) is kept in the
+    stack's state and written before the next one, so that clearing never fails for want of a ledger."""
+
+    def __init__(self, stack: Stack) -> None:
+        super().__init__(stack.dynamodb_client(), source="local")
+        self.store = stack.store
+
+    def event(self, incident_id: str, event: str, fault: str = "", at_ms: int | None = None, **detail: Any) -> int:
+        """Write the event (after any kept earlier), or keep it when the engine cannot be reached."""
+        at_ms = at_ms or int(time.time() * 1000)
+        try:
+            self.flush()
+            return super().event(incident_id, event, fault, at_ms, **detail)
+        except (BotoCoreError, ClientError):
+            with self.store.update() as state:
+                state.pending_events.append({"incident_id": incident_id, "event": event, "fault": fault,
+                                             "at_ms": at_ms, "detail": detail})
+            return at_ms
+
+    def flush(self) -> None:
+        """Write the events kept while the engine was down, oldest first."""
+        pending = self.store.read().pending_events
+        for kept in pending:
+            super().event(kept["incident_id"], kept["event"], kept["fault"], kept["at_ms"], **kept["detail"])
+        if pending:
+            with self.store.update() as state:
+                state.pending_events = state.pending_events[len(pending):]
+
+    def incidents(self, limit: int = 50) -> list[dict[str, Any]]:
+        """Return the newest incidents, kept events written first."""
+        self.flush()
+        return super().incidents(limit)
 
 
 def probe(url: str) -> str | None:

@@ -1,7 +1,7 @@
 """The components of the local stack: how each is started, on which ports, and how its health is read.
 
 Start order follows the architecture from the data tier up; every component is a real process:
-    dynamodb           moto's server (the DynamoDB emulator), unless --dynamodb-endpoint is given
+    dynamodb           the DynamoDB engine (dynalite, or moto's server; engines.py), unless --dynamodb-endpoint
     dynamodb-endpoint  HAProxy in front of it: the apps' AWS_ENDPOINT_URL, where faults are injected
     sre-app, crm-app   the two apps under Gunicorn, with the settings they have on AWS
     private-alb        HAProxy: sre-workshop-private-alb
@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 
 from ..errors import UsageError
 from ..settings import LOOPBACK, TABLE_NAMES, Settings
+from .engines import engine_launch
 from .process import ProcessSpec
 
 ORDER = ["dynamodb", "dynamodb-endpoint", "sre-app", "crm-app", "private-alb", "nginx", "public-alb"]
@@ -43,7 +44,7 @@ class Component:
     logs: tuple[Path, ...] = ()  # its own log files, besides the process output in spec.log_path
     check_argv: tuple[str, ...] = ()  # a command that validates its config before a start
     fault_control: bool = False  # gets the stack's fault-control token in FAULT_CONTROL_TOKEN
-    data: bool = False  # holds the tables: saved before it stops, restored after it starts
+    data: bool = False  # an engine that keeps its tables in memory: saved before it stops, restored after it starts
     runtime_dir: Path | None = None  # made afresh at each start, as systemd's RuntimeDirectory
 
     @property
@@ -127,10 +128,10 @@ def components(settings: Settings) -> dict[str, Component]:
                          settings.url(ports[0]), None, configs=(f"{name}.cfg",))
 
     if not settings.dynamodb_endpoint:
-        moto = [sys.executable, "-m", "moto.server", "-H", LOOPBACK, "-p", str(settings.port("dynamodb"))]
-        found["dynamodb"] = Component("dynamodb", proc("dynamodb", moto, ["dynamodb"],
-                                                       env={"MOTO_ALLOW_NONEXISTENT_REGION": "true"}),
-                                      settings.url("dynamodb"), None, data=True)
+        launch = engine_launch(settings.engine, settings.port("dynamodb"), settings.data_dir, settings.home, LOOPBACK)
+        found["dynamodb"] = Component("dynamodb", proc("dynamodb", launch.argv, ["dynamodb"], env=launch.env,
+                                                       stop_timeout=10),
+                                      settings.url("dynamodb"), None, data=not launch.durable)
     found["dynamodb-endpoint"] = haproxy("dynamodb-endpoint", ["dynamodb-endpoint"])
     for name, package in (("sre-app", "sre_app"), ("crm-app", "crm_app")):
         found[name] = Component(name, gunicorn_spec(settings, name, package), settings.url(name),

@@ -2,7 +2,9 @@
 
 Faults act on components by their pid records (never by a process name or a glob), change configs
 through overlays kept in the stack's state, and reach the apps' fault controls on the apps' own loopback
-ports with the stack's token, never through the public entry points.
+ports with the stack's token, never through the public entry points. DynamoDB faults answer at the
+`dynamodb-endpoint` proxy in DynamoDB's own error shape; processes a fault starts (a blackhole listener)
+are recorded by pid under run/faults/ and stopped by that record.
 """
 
 from __future__ import annotations
@@ -16,12 +18,43 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import boto3
+from botocore.config import Config
+
 from ..errors import ComponentFailed, UsageError
+from ..settings import LOOPBACK
 from ..state import Overlay
-from .components import token_path
+from . import configs
+from .components import LOCAL_CREDENTIALS, dynamodb_address, token_path
+from .process import ProcessRecord, ProcessSpec, is_alive, spawn, stop
 from .stack import Stack
 
 SCRIPTS_DIR = Path(__file__).resolve().parents[1] / "faults" / "scripts"
+
+ENDPOINT = "dynamodb-endpoint"
+ENDPOINT_CONFIG = "dynamodb-endpoint.cfg"
+# The line of the endpoint's frontend that DynamoDB faults put their rules in front of. Each fault's
+# overlay keeps the line, so two DynamoDB faults can be in effect at once (the older one's rules first,
+# except rules put `first`, right after the bind line: AWS checks permissions before capacity).
+ENDPOINT_HOOK = "    default_backend emulator"
+AMZ_JSON = "application/x-amz-json-1.0"
+# A probe of what the apps get from the endpoint: one attempt, no retries, short timeouts.
+PROBE_CONFIG = Config(retries={"total_max_attempts": 1, "mode": "standard"}, connect_timeout=2, read_timeout=5)
+
+
+def dynamodb_error_rules(var: str, body: dict[str, str], condition: str) -> list[str]:
+    """Return HAProxy rules that answer requests matching `condition` as DynamoDB answers an error.
+
+    The answer is HTTP 400 with DynamoDB's JSON body, its content type, a request id, and the body's
+    CRC32 in x-amz-crc32 (boto3 checks it). The body's strings are HAProxy log-formats: `%[...]` is
+    filled in per request (a literal % must be written %%). `var` names the transaction variable that
+    holds the body; it must be unique to the fault.
+    """
+    text = json.dumps(body, separators=(",", ":")).replace("\\", "\\\\").replace('"', '\\"')
+    return [f'http-request set-var-fmt(txn.{var}) "{text}" if {condition}',
+            f'http-request return status 400 content-type {AMZ_JSON} lf-string "%[var(txn.{var})]" '
+            f'hdr x-amzn-RequestId "%[uuid,upper,regsub(-,,g)]" hdr x-amz-crc32 "%[var(txn.{var}),crc32]" '
+            f'if {{ var(txn.{var}) -m found }}']
 
 
 class LocalControl:
@@ -76,6 +109,13 @@ class LocalControl:
         """Have a component read its configs again (nginx: reload; others: restart)."""
         self.stack.reload(name)
 
+    def refresh(self, name: str) -> None:
+        """Render the configs again with the overlays in effect; have `name` read them if it runs (a
+        stopped component reads them when it starts, and `rendered` tells the truth meanwhile)."""
+        configs.write_configs(self.settings, dynamodb_address(self.settings), self.stack.store.read().overlays)
+        if self.running(name):
+            self.reload(name)
+
     def rendered(self, target: str) -> str:
         """Return a rendered config as the component reads it now ("" if it was never rendered)."""
         path = self.settings.run_dir / target
@@ -111,3 +151,57 @@ class LocalControl:
         if result.returncode != 0:
             raise ComponentFailed(f"{name} failed: {(result.stderr or result.stdout).strip()[-300:]}")
         return result.stdout
+
+    # --- the DynamoDB endpoint: errors in DynamoDB's own shape, outside the apps ---------------------
+
+    def set_endpoint_rules(self, owner: str, rules: list[str], first: bool = False) -> None:
+        """Put HAProxy `rules` (see dynamodb_error_rules) in the endpoint's frontend, after those of other
+        faults (or before them: `first`), kept across restarts; restart the endpoint with them."""
+        # http-buffer-request: rules that read req.body see the whole request, not its first packet.
+        lines = [f"# fault {owner}", "option http-buffer-request", *rules]
+        block = "".join(f"    {line}\n" for line in lines)
+        bind = f"    bind {LOOPBACK}:{self.settings.port(ENDPOINT)}\n"
+        change = {bind: bind + block} if first else {ENDPOINT_HOOK: block + ENDPOINT_HOOK}
+        self.add_overlay(owner, ENDPOINT_CONFIG, change)
+        self.restart(ENDPOINT)
+
+    def endpoint_rules_active(self, owner: str) -> bool:
+        """True while the endpoint's config carries `owner`'s rules."""
+        return f"    # fault {owner}\n" in self.rendered(ENDPOINT_CONFIG)
+
+    def clear_endpoint_rules(self, owner: str) -> None:
+        """Remove `owner`'s rules from the endpoint; restart it if it runs and had them."""
+        if self.remove_overlays(owner) or self.endpoint_rules_active(owner):
+            self.refresh(ENDPOINT)
+
+    def endpoint_client(self):
+        """Return a DynamoDB client that goes through the endpoint as the apps do, with one attempt."""
+        session = boto3.session.Session(**{k.lower(): v for k, v in LOCAL_CREDENTIALS.items()})
+        return session.client("dynamodb", region_name=self.settings.region, endpoint_url=self.settings.url(ENDPOINT),
+                              config=PROBE_CONFIG)
+
+    # --- processes a fault starts, recorded by pid as the components are ---------------------------------
+
+    def helper_path(self, name: str) -> Path:
+        """Where a fault's helper process is recorded."""
+        return self.settings.run_dir / "faults" / f"{name}.json"
+
+    def start_helper(self, name: str, argv: list[str]) -> ProcessRecord:
+        """Start a process a fault needs under dumb-init, in a session of its own; record it by pid at once."""
+        path = self.helper_path(name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        record = spawn(ProcessSpec(name, argv, self.settings.logs_dir / f"{name}.log"))
+        record.save(path)
+        return record
+
+    def helper(self, name: str) -> ProcessRecord | None:
+        """Return the record of a fault's helper process if that very process still runs."""
+        record = ProcessRecord.load(self.helper_path(name))
+        return record if record is not None and is_alive(record) else None
+
+    def stop_helper(self, name: str) -> None:
+        """Stop a fault's helper process (and its process group) by its record, then forget it."""
+        record = self.helper(name)
+        if record is not None:  # a dead record's pid may belong to someone else by now: never signal it
+            stop(record, timeout=5)
+        self.helper_path(name).unlink(missing_ok=True)

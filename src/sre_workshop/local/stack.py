@@ -41,6 +41,7 @@ from .components import (
     engine_url,
     http_ok,
 )
+from .engines import wait_engine_ready
 from .process import (
     ProcessRecord,
     find_program,
@@ -94,8 +95,9 @@ class Stack:
     @classmethod
     def open(cls, settings: Settings, progress: Progress | None = None) -> Stack:
         """Return the stack as the last `up` made it (its DynamoDB engine included)."""
-        endpoint = StateStore(settings).read().dynamodb_endpoint
-        return cls(replace(settings, dynamodb_endpoint=endpoint), progress)
+        state = StateStore(settings).read()
+        return cls(replace(settings, dynamodb_endpoint=state.dynamodb_endpoint,
+                           engine=state.engine or settings.engine), progress)
 
     # --- records -----------------------------------------------------------------------------------
 
@@ -135,16 +137,19 @@ class Stack:
         ensure_dir(self.settings.state_dir)
         with self._locked("up"):
             self._refuse_if_running()
-            previous = self.store.read().dynamodb_endpoint
+            before = self.store.read()
             try:
-                self._start_all(engine, timeout, started_at)
+                unhealthy = self._start_all(engine, timeout, started_at)
             except BaseException:
                 self.progress("stopping what was started")
                 self._stop_all(save=False)
                 with self.store.update() as state:
-                    state.dynamodb_endpoint = previous
+                    state.dynamodb_endpoint, state.engine = before.dynamodb_endpoint, before.engine
                 raise
-        self.progress(f"all targets healthy in {time.monotonic() - started_at:.1f}s")
+        for problem in unhealthy:
+            self.progress(f"up, but {problem.detail}: `sre-workshop doctor` tells why")
+        if not unhealthy:
+            self.progress(f"all targets healthy in {time.monotonic() - started_at:.1f}s")
 
     def _refuse_if_running(self) -> None:
         stale = self.recover_stale()
@@ -156,7 +161,7 @@ class Stack:
                             f"components: {', '.join(running)}): `sre-workshop status` shows it, "
                             "`sre-workshop down` stops it, `service start NAME` starts one component")
 
-    def _start_all(self, engine: str, timeout: float, started_at: float) -> None:
+    def _start_all(self, engine: str, timeout: float, started_at: float) -> list[Problem]:
         names = [n for n in ORDER if n in self.components]
         for program in {"dumb-init", *(self.components[n].spec.argv[0] for n in names)}:
             find_program(program)  # a missing program is named before anything starts
@@ -166,12 +171,13 @@ class Stack:
         create_fault_token(self.settings)
         with self.store.update() as state:  # later commands (status, service, down) use the same engine
             state.dynamodb_endpoint = self.settings.dynamodb_endpoint
+            state.engine = None if self.settings.dynamodb_endpoint else self.settings.engine
         configs.write_configs(self.settings, engine, state.overlays)
         for name in names:
             self._check_config(name)
             self._spawn(name)
         self._prepare_data(timeout)
-        self.wait_healthy(timeout - (time.monotonic() - started_at))
+        return self.wait_healthy(timeout - (time.monotonic() - started_at))
 
     def _check_ports(self, names: list[str]) -> None:
         for name in names:
@@ -204,9 +210,10 @@ class Stack:
         self.progress(f"started {name} (pid {record.pid})")
 
     def _prepare_data(self, timeout: float) -> None:
-        """Create the five tables; restore the snapshot, or seed sample data on a first run."""
+        """Create the five tables; on a new store, restore the snapshot (moto's, or one left from moto before
+        a durable engine took over: imported once) or seed sample data on a first run."""
         if "dynamodb" in self.components:
-            self._wait_started("dynamodb", timeout)
+            self._wait_engine(timeout)
         client = self.dynamodb_client()
         try:
             created = create_tables(client)
@@ -217,8 +224,19 @@ class Stack:
         restored = snapshot.restore(client, self.snapshot_path)
         if restored:
             self.progress(f"restored {sum(restored.values())} items from {self.snapshot_path}")
+            engine = self.components.get("dynamodb")
+            if engine is not None and not engine.data:  # a durable engine keeps them from now on
+                self.snapshot_path.rename(self.snapshot_path.with_suffix(".json.imported"))
             return
         self.seed()
+
+    def _wait_engine(self, timeout: float) -> None:
+        """Wait until the engine answers a DynamoDB call (an open port is not enough for dynalite)."""
+        record = self.record("dynamodb")
+        if record is None or not wait_engine_ready(record, self.settings.url("dynamodb"), timeout):
+            log = self.components["dynamodb"].spec.log_path
+            raise ComponentFailed(f"the DynamoDB engine ({self.settings.engine}) did not start "
+                                  f"({tail(log, 1) or 'no output'}); see {log}")
 
     def seed(self, count: int = 50) -> None:
         """Run the CRM's init_sample_data against the stack's tables (straight to the engine)."""
@@ -238,16 +256,31 @@ class Stack:
             last = tail(component.spec.log_path, 1) or "no output"
             raise ComponentFailed(f"{name} did not start ({last}); see {component.spec.log_path}")
 
-    def wait_healthy(self, timeout: float) -> None:
-        """Wait until every component is healthy and every target is; name what is not on time-out."""
+    def wait_healthy(self, timeout: float) -> list[Problem]:
+        """Wait until every component answers and every target is healthy. A component that exits or does not
+        answer in time fails; a target still unhealthy once its checks had time to pass (a config or network
+        change kept across restarts can do that, as on AWS) is returned as a warning with the stack up."""
         deadline = time.monotonic() + max(timeout, 1.0)
+        targets_due = None
         while True:
             problems = self.problems()
             if not problems:
-                return
-            if any(p.kind == "exited" for p in problems) or time.monotonic() > deadline:
-                raise ComponentFailed("; ".join(map(str, problems)))
+                return []
+            now = time.monotonic()
+            if any(p.kind != "target-unhealthy" for p in problems):
+                if any(p.kind == "exited" for p in problems) or now > deadline:
+                    raise ComponentFailed("; ".join(map(str, problems)))
+            else:
+                targets_due = targets_due or now + self._targets_grace()
+                if now > min(targets_due, deadline):
+                    return problems
             time.sleep(0.1)
+
+    def _targets_grace(self) -> float:
+        """Seconds a healthy target needs to pass its checks: the healthy threshold, one more interval and
+        the check timeout, plus a margin for a busy machine."""
+        check = self.settings.health_check
+        return (check.healthy_threshold + 1) * check.interval_seconds + check.timeout_seconds + 3
 
     def problems(self) -> list[Problem]:
         """Return what keeps the stack from being healthy (empty when it is)."""
@@ -305,12 +338,22 @@ class Stack:
 
     def _stop_all(self, save: bool) -> list[str]:
         """Stop every component, the engine last; never stop the engine if its data could not be saved."""
-        stopped = []
+        stopped = self._stop_fault_helpers()
         for name in reversed(ORDER):
             if save and name in self.components and self.components[name].data and self.running(name):
                 self.save_data()  # raises, leaving the engine running, when the data cannot be saved
             if self._stop(name):
                 stopped.append(name)
+        return stopped
+
+    def _stop_fault_helpers(self) -> list[str]:
+        """Stop the processes faults started for this stack (recorded by pid under run/faults/)."""
+        stopped = []
+        for path in sorted((self.settings.run_dir / "faults").glob("*.json")):
+            record = ProcessRecord.load(path)
+            if record is not None and is_alive(record):
+                stop(record, timeout=5)
+                stopped.append(f"fault helper {record.name}")
         return stopped
 
     def _stop_foreground_up(self) -> None:
@@ -362,8 +405,11 @@ class Stack:
         configs.write_configs(self.settings, dynamodb_address(self.settings), self.store.read().overlays)
         self._check_config(name)
         self._spawn(name)
-        self._wait_started(name, timeout)
-        if self.components[name].data:
+        if name == "dynamodb":
+            self._wait_engine(timeout)
+        else:
+            self._wait_started(name, timeout)
+        if self.components[name].data:  # an engine that forgot its tables gets them back
             client = self.dynamodb_client()
             create_tables(client)
             snapshot.restore(client, self.snapshot_path)

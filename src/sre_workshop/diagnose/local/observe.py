@@ -33,9 +33,7 @@ def observe(stack: Stack, window_s: float = WINDOW_S) -> Observations:
         obs.config_drift = readers.config_drift(stack)
         obs.app_tables = readers.app_tables(stack)
         obs.targets = [t.to_dict() for t in stack.targets()]
-        obs.tables, series = _data(stack)
-        obs.memory = {worker: [p[:3] for p in points] for worker, points in series.items()}
-        obs.latency_baseline_ms = readers.latency_baseline_ms(series, time.time() - 60)
+        obs.tables, obs.memory = _data(stack)
         obs.components, obs.probes = components.result(), probed.result()
         obs.host_cpu_percent, obs.top_processes = cpu.result()
     return obs

@@ -228,12 +228,6 @@ def memory_series(client, workers: list[int], window_s: float) -> dict[str, list
             logger.debug("no interval metrics for %s: %s", metric_id, exc)
             continue
         series[metric_id] = [(float(i["timestamp"]["N"]), float(i["memory_leak_size_mb"]["N"]),
-                              float(i["rss_mb"]["N"]), float(i.get("p50_ms", {}).get("N", 0))) for i in items]
+                              float(i["rss_mb"]["N"])) for i in items]
     return series
-
-
-def latency_baseline_ms(series: dict[str, list[tuple[float, ...]]], before: float) -> float | None:
-    """Return the median p50 latency of sre-app's workers in the readings before `before` (None if none)."""
-    readings = sorted(p[3] for points in series.values() for p in points if p[0] < before and p[3] > 0)
-    return readings[len(readings) // 2] if readings else None
 

@@ -46,5 +46,4 @@ def active(ctl, params: dict[str, Any]) -> bool:
 def clear(ctl, params: dict[str, Any], saved: dict[str, Any]) -> None:
     """Drop the edit; reload nginx if it runs."""
     ctl.remove_overlays(OWNER)
-    if ctl.running("nginx"):
-        ctl.reload("nginx")
+    ctl.refresh("nginx")  # a stopped nginx gets the template's file too, and reads it when it starts

@@ -15,13 +15,15 @@ from ..model import NotYet
 PARAMS = ("hop",)
 # Tracked connections outlive the rule; health checks fail over 3 x 30 s.
 VERIFY_SECONDS = 150.0
-# hop (the component whose inbound traffic is blocked) -> (its group, the group allowed in, port), as in
+# hop (source->destination: the destination's inbound traffic is blocked) -> (its group, the group allowed
+# in, port), as in
 # the spec's chain, and where its loss shows at the public entry points.
-HOPS = {"nginx": ("NginxSecurityGroup", "PublicALBSecurityGroup", 80),
-        "private-alb": ("PrivateALBSecurityGroup", "NginxSecurityGroup", 80),
-        "sre-app": ("AppServerSecurityGroup", "PrivateALBSecurityGroup", 8080),
-        "crm-app": ("CRMAppSecurityGroup", "PublicALBSecurityGroup", 8080)}
-PUBLIC = {"nginx": ("app", "/"), "private-alb": ("app", "/"), "sre-app": ("app", "/"), "crm-app": ("crm", "/health")}
+HOPS = {"public-alb->nginx": ("NginxSecurityGroup", "PublicALBSecurityGroup", 80),
+        "nginx->private-alb": ("PrivateALBSecurityGroup", "NginxSecurityGroup", 80),
+        "private-alb->sre-app": ("AppServerSecurityGroup", "PrivateALBSecurityGroup", 8080),
+        "public-alb->crm-app": ("CRMAppSecurityGroup", "PublicALBSecurityGroup", 8080)}
+PUBLIC = {"public-alb->nginx": ("app", "/"), "nginx->private-alb": ("app", "/"), "private-alb->sre-app": ("app", "/"),
+          "public-alb->crm-app": ("crm", "/health")}
 # Long enough for nginx's 5 s connect timeout and a load balancer's 10 s one.
 PROBE_SECONDS = 20.0
 
