@@ -43,7 +43,7 @@ def _print_list(result: dict[str, Any]) -> None:
     for s in result["scenarios"]:
         truth = s["ground_truth"]
         what = f"{truth['component']}/{truth['category']}" if truth else "no fault (control)"
-        print(f"{s['name']:<20} {what:<22} {s['time_limit_s']:>4g}s  {s['title']}")
+        print(f"{s['name']:<24} {what:<24} {s['time_limit_s']:>4g}s  {s['title']}")
 
 
 @scenario.command("run")
