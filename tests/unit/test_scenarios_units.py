@@ -1,15 +1,24 @@
-"""Scenarios in-process: the catalogue's data, scoring one diagnosis, the scorecard and its HTML page."""
+"""Scenarios in-process: the catalogue's data, scoring one diagnosis, the scorecard and its HTML page; the MCP
+server's log summaries, run records and incident redaction; the reference agent's choice of action."""
 
 from __future__ import annotations
 
+import re
 import time
+from pathlib import Path
 
 import pytest
 
+from sre_workshop import diagnose
+from sre_workshop.agents.reference import action_for
 from sre_workshop.diagnose.model import Finding, Observations, Report
 from sre_workshop.errors import UsageError
 from sre_workshop.faults.catalogue import catalogue
+from sre_workshop.mcp import logs
+from sre_workshop.mcp.run import RunRecord
+from sre_workshop.mcp.world import incidents
 from sre_workshop.scenarios import scorecard
+from sre_workshop.scenarios.agent import agent_name
 from sre_workshop.scenarios.catalogue import get, scenarios
 from sre_workshop.scenarios.html import page
 from sre_workshop.scenarios.model import Scenario
@@ -109,3 +118,71 @@ def test_the_html_page_escapes_what_it_shows():
     html = page([("doctor", [result])])
     assert "<script>alert" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "<svg" in html and "http" not in html.replace("http-equiv", "")
+
+
+# --- the MCP server's pieces and the reference agent, in-process -------------------------------------------
+
+def test_log_lines_are_summarised_and_cut():
+    lines = [f'{{"time":"2026-01-01T00:00:0{i}+00:00","level":"ERROR","status":500,"message":"boom {i}"}}'
+             for i in range(8)] + ["x" * 1000]
+    summary = logs.summarise("sre-app", lines, limit=3, window_s=60)
+    assert summary["matched"] == 9 and summary["omitted"] == 6 and len(summary["lines"]) == 3
+    assert summary["by_status"] == {"500": 8} and summary["by_level"] == {"ERROR": 8}
+    assert summary["most_repeated"][0] == {"message": "boom N", "count": 8}, "numbers are folded"
+    assert summary["lines"][-1].endswith("...(cut)") and len(summary["lines"][-1]) < 420
+
+
+def test_log_times_are_read_from_json_and_nginx_lines():
+    assert logs.stamp('{"time":"2026-01-01T00:00:00+00:00","x":1}') == 1767225600.0
+    assert logs.stamp("2026/01/01 00:00:00 [error] 1#1: *2 upstream timed out") is not None
+    assert logs.stamp("[WARNING]  (1407) : Server X is DOWN") is None
+
+
+def test_the_reference_agent_takes_the_first_step_a_tool_can_take():
+    assert action_for("start it: `sre-workshop service start nginx` (AWS: systemctl)") == ("restart_service", "nginx")
+    assert action_for("restart (`sre-workshop service restart sre-app`) or "
+                      "`sre-workshop fault clear memory-leak`") == ("restart_service", "sre-app")
+    assert action_for("locally: `sre-workshop fault clear bad-config-deploy`") == ("clear_fault", "bad-config-deploy")
+    assert action_for("then `sre-workshop service reload nginx`") is None
+
+
+def test_a_submission_is_checked_and_taken_once(tmp_path):
+    record = RunRecord(tmp_path)
+    with pytest.raises(UsageError, match="component must be"):
+        record.submit("the-web-server", "crash", "", [])
+    with pytest.raises(UsageError, match="both none"):
+        record.submit("nginx", "none", "", [])
+    record.call("diagnose", {}, True)
+    assert record.submit("nginx", "crash", "killed", ["restart_service(nginx): ok"])["component"] == "nginx"
+    with pytest.raises(UsageError, match="already submitted"):
+        record.submit("none", "none", "", [])
+    assert record.submission()["category"] == "crash" and record.calls()[0]["tool"] == "diagnose"
+
+
+class Ledger:
+    def incidents(self, limit):
+        return [{"incident_id": "inc-1-nginx-crash", "status": "active", "detail": {"saved": {}, "params": {}}},
+                {"incident_id": "inc-0-latency", "status": "cleared", "detail": {"saved": {"x": 1}, "params": {}}}]
+
+
+class Backend:
+    ledger = Ledger()
+
+
+def test_an_evaluated_agent_does_not_see_open_incidents_and_nobody_sees_what_clear_restores():
+    assert [i["incident_id"] for i in incidents(Backend(), 10, hide_open=True)] == ["inc-0-latency"]
+    shown = incidents(Backend(), 10, hide_open=False)
+    assert len(shown) == 2 and all("saved" not in i["detail"] for i in shown)
+
+
+def test_agents_are_named_by_their_command():
+    assert agent_name("python -m sre_workshop.agents.reference") == "reference"
+    assert agent_name("/opt/bin/my-agent --fast") == "my-agent"
+    with pytest.raises(UsageError):
+        agent_name("  ")
+
+
+def test_diagnose_never_imports_scenarios_or_the_mcp_server():
+    root = Path(diagnose.__file__).parent
+    imports = re.compile(r"^\s*(?:from|import)\s+\S*(scenarios|mcp|agents)\b", re.MULTILINE)
+    assert not [p.name for p in root.rglob("*.py") if imports.search(p.read_text())]
