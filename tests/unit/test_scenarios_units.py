@@ -186,3 +186,11 @@ def test_diagnose_never_imports_scenarios_or_the_mcp_server():
     root = Path(diagnose.__file__).parent
     imports = re.compile(r"^\s*(?:from|import)\s+\S*(scenarios|mcp|agents)\b", re.MULTILINE)
     assert not [p.name for p in root.rglob("*.py") if imports.search(p.read_text())]
+
+
+def test_an_agents_control_row_says_whether_it_raised_a_false_alarm():
+    quiet = Result("control", "agent:x", None, agent={"submitted": True, "tool_calls": 7})
+    alarm = Result("control", "agent:x", None, false_positives=1, agent={"submitted": True, "tool_calls": 2})
+    assert scorecard.row(quiet)[-1] == "no false alarm (7 calls)"
+    assert scorecard.row(alarm)[-1] == "FALSE ALARM (2 calls)"
+    assert scorecard.row(Result("control", "agent:x", None))[-1] == "no submission (0 calls)"

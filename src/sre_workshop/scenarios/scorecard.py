@@ -39,6 +39,10 @@ def row(result: Result) -> list[str]:
     """Return one result's cells: detected (time), localized, category, recovered or mitigated, alarms."""
     if result.error:
         return ["error", "", "", "", result.error[:60]]
+    if result.control and result.scorer != "doctor":
+        said = "no submission" if not result.agent.get("submitted") else (
+            "FALSE ALARM" if result.false_positives else "no false alarm")
+        return ["-", "-", "-", "-", f"{said} ({result.agent.get('tool_calls', 0)} calls)"]
     if result.control:
         return ["-", "-", "-", "-", f"{result.false_positives} false positive(s) in {result.diagnoses}"]
     detected = f"{result.mttd_s:.1f}s" if result.detected else "NO"
