@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from sre_workshop.cli.main import main
+from sre_workshop.local.process import port_open
 from sre_workshop.scenarios.catalogue import scenarios
 
 from conftest import eventually
@@ -144,3 +145,22 @@ def test_an_agent_that_never_submits_scores_nothing(steady, capsys):
     assert not result["agent"]["submitted"] and not result["localized"] and not result["passed"]
     assert result["agent"]["tool_calls"] == 0 and code == 1
     assert result["recovered_at"], "the tool cleared the fault all the same"
+
+
+def test_ctrl_c_during_an_agent_run_ends_the_agent_and_the_server_too(steady, capsys, tmp_path):
+    marker = tmp_path / "agent.pid"
+    code = 'import os, sys, time; open(sys.argv[1], \"w\").write(str(os.getpid())); time.sleep(120)'
+    agent = f"{sys.executable} -c '{code}'"
+    run = run_in_background(steady, "scenario", "run", "nginx-crash", "--agent", f"{agent} {marker}")
+    try:
+        eventually(lambda: marker.exists() and marker.read_text(), timeout=120, interval=0.2)
+        run.send_signal(signal.SIGINT)
+        assert run.wait(timeout=120) == 130
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+            run.wait()
+    agent_pid = int(marker.read_text())
+    assert not Path(f"/proc/{agent_pid}").exists(), "the agent was ended"
+    assert not port_open(8766 + OFFSET), "the run's MCP server was ended"
+    assert not injected(steady), "the fault was cleared"

@@ -1,7 +1,7 @@
 """`sre-workshop scenario list|run`: scored incident scenarios on the local stack.
 
     scenario list [--json]
-    scenario run NAME|--all [--agent "COMMAND"] [--json] [--html FILE] [--time-limit S] [--interval S]
+    scenario run NAME...|--all [--agent "COMMAND"] [--json] [--html FILE] [--time-limit S] [--interval S]
 
 `run` checks steady state, starts load, injects the scenario's fault, lets doctor (and with --agent an
 agent over MCP) diagnose it, clears it, verifies sustained recovery and writes the score to
@@ -47,7 +47,7 @@ def _print_list(result: dict[str, Any]) -> None:
 
 
 @scenario.command("run")
-@click.argument("name", required=False)
+@click.argument("names", nargs=-1, metavar="[NAME]...")
 @click.option("--all", "run_all", is_flag=True, help="Run every scenario, the control last.")
 @click.option("--agent", "agent_command", metavar="COMMAND",
               help="Also let this agent diagnose each scenario over MCP (it gets the server's URL).")
@@ -58,17 +58,17 @@ def _print_list(result: dict[str, Any]) -> None:
               help="Seconds between doctor's diagnoses.")
 @json_option
 @pass_context
-def run_command(ctx: Context, name: str | None, run_all: bool, agent_command: str | None, html_path: Path | None,
+def run_command(ctx: Context, names: tuple[str, ...], run_all: bool, agent_command: str | None, html_path: Path | None,
                 time_limit: float | None, interval: float, as_json: bool) -> int:
-    """Run scenario NAME (or --all) and print the scorecard."""
-    if bool(name) == run_all:
-        raise UsageError("give a scenario NAME or --all")
-    chosen = list(scenarios().values()) if run_all else [get(name)]
+    """Run scenarios NAME... (or --all) and print the scorecard."""
+    if bool(names) == run_all:
+        raise UsageError("give scenario NAMEs or --all")
+    chosen = list(scenarios().values()) if run_all else [get(name) for name in dict.fromkeys(names)]
     options = Options(interval_s=interval, time_limit_s=time_limit)
     stack = ctx.stack()
     cards = [("doctor", run_many(stack, chosen, options, say))]
     if agent_command:
-        from ..scenarios.agent import run_agent_many
+        from ..scenarios.agent import run_agent_many  # the MCP SDK loads only for agent runs
 
         cards.append(run_agent_many(stack, chosen, agent_command, options, say))
     emit({"scorecards": [scorecard.card(s, r) for s, r in cards]}, as_json, lambda _: print(scorecard.table(cards)))
