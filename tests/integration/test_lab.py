@@ -63,6 +63,7 @@ def test_a_lab_from_ticket_to_a_fix_that_holds(learner, capsys):
     code, ticket = cli_json(learner, capsys, "lab", "start", "nginx-crash")
     assert code == 0 and "502" in ticket["ticket"] and "nginx" not in ticket["ticket"]
     assert cli(learner, "lab", "start", "latency") == 7, "one lab at a time"
+    assert cli(learner, "scenario", "run", "latency") == 7, "a scenario would clear the learner's fault"
 
     code, wrong = cli_json(learner, capsys, "lab", "submit", "--component", "sre-app", "--category", "crash")
     assert code == 1 and wrong == {"component_correct": False, "category_correct": True, "correct": False,

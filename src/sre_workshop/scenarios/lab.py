@@ -30,6 +30,7 @@ from ..vocabulary import CATEGORIES, COMPONENTS
 from .background_load import STARTED
 from .catalogue import get, scenarios
 from .model import Scenario
+from .runner import LAB_FILE
 from .session import Session
 
 LOAD_SECONDS = 7200  # the background load stops by itself after this, if the lab is never ended
@@ -42,7 +43,7 @@ class Lab:
     def __init__(self, stack: Stack) -> None:
         self.stack = stack
         self.backend = LocalBackend(stack)
-        self.path = stack.settings.run_dir / "lab.json"
+        self.path = stack.settings.run_dir / LAB_FILE
         self.load_path = stack.settings.run_dir / "lab-load.json"
 
     def state(self) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from ..diagnose.doctor import run_local
 from ..diagnose.model import Report
-from ..errors import NotSteady, WorkshopError
+from ..errors import NotSteady, StackBusy, WorkshopError
 from ..faults import runner as faults
 from ..faults.backends import LocalBackend
 from ..local.stack import Stack
@@ -23,6 +23,7 @@ from .result import Result, iso
 from .session import Session
 
 Progress = Callable[[str], None]
+LAB_FILE = "lab.json"  # a running lab's state (lab.py): its fault is the learner's, not ours to clear
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,8 @@ def limit_of(scenario: Scenario, options: Options) -> float:
 
 def baseline(stack: Stack, backend: LocalBackend, options: Options, progress: Progress) -> None:
     """Bring the stack to steady state: clear every fault, then wait until doctor says healthy."""
+    if (stack.settings.run_dir / LAB_FILE).exists():
+        raise StackBusy("a lab is running on this stack: `sre-workshop lab giveup` (or `lab check`) first")
     faults.clear(backend, None, sustain=1.0, timeout=options.recover_timeout_s)
     deadline = time.monotonic() + options.baseline_timeout_s
     report = run_local(stack)
@@ -133,11 +136,14 @@ def summary(result: Result) -> dict:
 
 def run_many(stack: Stack, chosen: list[Scenario], options: Options, progress: Progress,
              one: Callable[..., Result] = run, scorer: str = "doctor") -> list[Result]:
-    """Run scenarios one after another; an expected failure of one is its result, and the next goes on."""
+    """Run scenarios one after another; an expected failure of one is its result, and the next goes on
+    (a busy stack stops them all: it is nobody's score)."""
     results = []
     for scenario in chosen:
         try:
             results.append(one(stack, scenario, options, progress))
+        except StackBusy:
+            raise
         except WorkshopError as exc:
             truth = scenario.truth()
             failed = Result(scenario.name, scorer, truth.to_dict() if truth else None, error=str(exc))
