@@ -5,6 +5,8 @@ architecture that follows the live configuration."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
 import os
 import signal
 import subprocess
@@ -19,7 +21,7 @@ from sre_workshop.cli.main import main
 from sre_workshop.local.process import port_open
 from sre_workshop.settings import BASE_PORTS
 
-from conftest import eventually
+from conftest import eventually, moto_spec, start_server
 
 OFFSET = int(os.environ.get("SRE_WORKSHOP_TEST_PORT_OFFSET", "20000")) + 200
 MCP_PORT = 8765 + OFFSET
@@ -141,3 +143,35 @@ def test_the_architecture_resource_and_the_prompt(stack, http_server):
     resource, prompt = asyncio.run(read())
     assert '"entry_points"' in resource.contents[0].text
     assert "the site is slow" in prompt.messages[0].content.text
+
+
+@pytest.fixture
+def aws_stack(tmp_path, monkeypatch):
+    """A stack deployed by `sre-workshop deploy` into moto's server (a real process); yields the server's env."""
+    server = start_server(moto_spec(tmp_path))
+    try:
+        env = {"AWS_ENDPOINT_URL": server.url, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.delenv("AWS_PROFILE", raising=False)
+        with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+            assert main(["deploy", "--region", "us-east-1", "--stack-name", "wk", "--ttl", "0"]) == 0
+        yield env
+    finally:
+        server.stop()
+
+
+def test_the_same_server_reads_an_aws_stack(aws_stack):
+    params = StdioServerParameters(command=sys.executable, env={**os.environ, **aws_stack}, args=[
+        "-m", "sre_workshop.cli.main", "mcp", "--aws", "--stack-name", "wk", "--region", "us-east-1"])
+    names, (arch, health, targets, incidents, logs) = asyncio.run(session(params, [
+        ("get_architecture", {}), ("check_health", {}), ("get_target_health", {}), ("list_incidents", {}),
+        ("get_logs", {"group": "sre-app"})]))
+    assert names == READ_ONLY
+    assert arch.structured_content["world"] == "aws" and "PublicALBDNSName" in arch.structured_content["outputs"]
+    # moto registers no target: the stack is honestly unhealthy
+    assert health.structured_content["healthy"] is False and health.structured_content["problems"]
+    assert set(targets.structured_content["targets"]) == {"PublicALBTargetGroup", "PrivateALBTargetGroup",
+                                                          "CRMAppTargetGroup"}
+    assert incidents.structured_content == {"incidents": []}
+    assert logs.is_error and "local stack only" in logs.structured_content["message"]
