@@ -73,8 +73,8 @@ class Lab:
             raise UsageError("the control scenario has nothing to find: choose a scenario with a fault")
         faults.clear(self.backend, None, sustain=1.0, timeout=60.0)
         self._start_load(scenario)
-        try:
-            session = Session(self.backend, scenario, f"lab:{learner}", progress, load=False).__enter__()
+        try:  # not `with`: the fault outlives this command, until check or giveup
+            session = Session(self.backend, scenario, f"lab:{learner}", progress, load=False).open()
         except BaseException:
             self._stop_load()
             raise

@@ -41,6 +41,10 @@ class Session:
         self.cleared = scenario.is_control
 
     def __enter__(self) -> Session:
+        return self.open()
+
+    def open(self) -> Session:
+        """Start load and inject; on any failure undo what was done and raise."""
         try:
             if self.with_load:
                 self._start_load()
