@@ -1,0 +1,85 @@
+"""`sre-workshop scenario list|run`: scored incident scenarios on the local stack.
+
+    scenario list [--json]
+    scenario run NAME...|--all [--agent "COMMAND"] [--json] [--html FILE] [--time-limit S] [--interval S]
+
+`run` checks steady state, starts load, injects the scenario's fault, lets doctor (and with --agent an
+agent over MCP) diagnose it, clears it, verifies sustained recovery and writes the score to
+IncidentHistoryTable. `--json` prints {"scorecards": [{"scorer", "results": [...], "totals": {...}}]}
+(scenarios/scorecard.py). Exit 0 when every scenario passed, 1 when one did not.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..errors import ExitStatus, UsageError
+from ..scenarios import scorecard
+from ..scenarios.catalogue import get, scenarios
+from ..scenarios.html import page
+from ..scenarios.result import Result
+from ..scenarios.runner import Options, run_many
+from .common import Context, emit, json_option, pass_context, say
+
+
+@click.group()
+def scenario() -> None:
+    """Scored incident scenarios: inject, let doctor or an agent diagnose, score, recover."""
+
+
+@scenario.command("list")
+@json_option
+def list_scenarios(as_json: bool) -> int:
+    """Every scenario: its fault, ground truth, load and time limit."""
+    emit({"scenarios": [s.to_dict() for s in scenarios().values()]}, as_json, _print_list)
+    return ExitStatus.OK
+
+
+def _print_list(result: dict[str, Any]) -> None:
+    for s in result["scenarios"]:
+        truth = s["ground_truth"]
+        what = f"{truth['component']}/{truth['category']}" if truth else "no fault (control)"
+        print(f"{s['name']:<24} {what:<24} {s['time_limit_s']:>4g}s  {s['title']}")
+
+
+@scenario.command("run")
+@click.argument("names", nargs=-1, metavar="[NAME]...")
+@click.option("--all", "run_all", is_flag=True, help="Run every scenario, the control last.")
+@click.option("--agent", "agent_command", metavar="COMMAND",
+              help="Also let this agent diagnose each scenario over MCP (it gets the server's URL).")
+@click.option("--html", "html_path", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE.html",
+              help="Also write the scorecard with per-scenario timelines as one HTML page.")
+@click.option("--time-limit", type=click.FloatRange(min=5), help="Seconds to detect, instead of each scenario's own.")
+@click.option("--interval", type=click.FloatRange(min=0.5), default=2.0, show_default=True,
+              help="Seconds between doctor's diagnoses.")
+@json_option
+@pass_context
+def run_command(ctx: Context, names: tuple[str, ...], run_all: bool, agent_command: str | None, html_path: Path | None,
+                time_limit: float | None, interval: float, as_json: bool) -> int:
+    """Run scenarios NAME... (or --all) and print the scorecard."""
+    if bool(names) == run_all:
+        raise UsageError("give scenario NAMEs or --all")
+    chosen = list(scenarios().values()) if run_all else [get(name) for name in dict.fromkeys(names)]
+    options = Options(interval_s=interval, time_limit_s=time_limit)
+    stack = ctx.stack()
+    cards = [("doctor", run_many(stack, chosen, options, say))]
+    if agent_command:
+        from ..scenarios.agent import run_agent_many  # the MCP SDK loads only for agent runs
+
+        cards.append(run_agent_many(stack, chosen, agent_command, options, say))
+    emit({"scorecards": [scorecard.card(s, r) for s, r in cards]}, as_json, lambda _: print(scorecard.table(cards)))
+    if html_path:
+        html_path.write_text(page(cards))
+        print(f"scorecard: {html_path}", file=sys.stderr)
+    return ExitStatus.OK if _all_passed(cards) else ExitStatus.ERROR
+
+
+def _all_passed(cards: list[tuple[str, list[Result]]]) -> bool:
+    return all(r.passed for _, results in cards for r in results)
+
+
+COMMANDS = (scenario,)

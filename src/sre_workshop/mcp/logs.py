@@ -1,0 +1,87 @@
+"""get_logs: one log group's lines over a window, filtered, summarised so that it fits an agent's context.
+
+Groups are generated from the stack's components: each component's process output is `NAME.out`, and its
+own log files are named by file (nginx-access, nginx-error, sre-app, crm-app).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections import Counter
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from ..diagnose.local.readers import tail_lines
+from ..errors import UsageError
+from ..local.stack import Stack
+
+LINE_CHARS = 400  # a longer line is cut: a traceback's frame list is not what an agent needs
+NGINX_TIME = re.compile(r"^(\d{4}/\d\d/\d\d \d\d:\d\d:\d\d) ")
+JSON_TIME = re.compile(r'"time":\s*"([^"]+)"')
+NOISE = re.compile(r"\b[0-9a-f]{16,}\b|\d+")
+
+
+def groups(stack: Stack) -> dict[str, Path]:
+    """Return every log group of the stack by name."""
+    found = {}
+    for name, component in stack.components.items():
+        found[f"{name}.out"] = component.spec.log_path
+        for path in component.logs:
+            found[path.name.removesuffix(".log").removesuffix(".json")] = path
+    return found
+
+
+def stamp(line: str) -> float | None:
+    """Return a line's time (epoch s) if it carries one (JSON logs' "time", nginx's error log)."""
+    match = JSON_TIME.search(line[:200])
+    if match:
+        try:
+            return datetime.fromisoformat(match.group(1)).timestamp()
+        except ValueError:
+            return None
+    match = NGINX_TIME.match(line)
+    if match:
+        return datetime.strptime(match.group(1), "%Y/%m/%d %H:%M:%S").timestamp()  # nginx writes local time
+    return None
+
+
+def read(stack: Stack, group: str, pattern: str | None, window_s: float, limit: int) -> dict[str, Any]:
+    """Return the group's matching lines in the window: counts, the most repeated messages, the last lines."""
+    known = groups(stack)
+    if group not in known:
+        raise UsageError(f"no log group {group!r}; groups: {', '.join(sorted(known))}")
+    try:
+        regex = re.compile(pattern) if pattern else None
+    except re.error as exc:
+        raise UsageError(f"pattern is not a valid regular expression: {exc}") from None
+    since = time.time() - window_s
+    lines, timed = [], False
+    for line in tail_lines(known[group]):
+        at = stamp(line)
+        timed = timed or at is not None
+        if (at is None or at >= since) and (regex is None or regex.search(line)):
+            lines.append(line)
+    return summarise(group, lines, limit, window_s if timed else None)
+
+
+def summarise(group: str, lines: list[str], limit: int, window_s: float | None) -> dict[str, Any]:
+    """Return counts by status and level, the five most repeated messages, and the last `limit` lines."""
+    statuses = Counter(m.group(1) for line in lines if (m := re.search(r'"status":\s*"?(\d{3})', line)))
+    levels = Counter(m.group(1) or m.group(2) for line in lines
+                     if (m := re.search(r'"level":\s*"(\w+)"|^\S+ \S+ \[(\w+)\]', line)))
+    repeated = Counter(NOISE.sub("N", _message(line))[:160] for line in lines)
+    shown = [line if len(line) <= LINE_CHARS else line[:LINE_CHARS] + "...(cut)" for line in lines[-limit:]]
+    return {"group": group, "matched": len(lines), "window_s": window_s,
+            "note": None if window_s else "these lines carry no time: the window was not applied",
+            "by_status": dict(statuses), "by_level": dict(levels),
+            "most_repeated": [{"message": m, "count": n} for m, n in repeated.most_common(5)],
+            "lines": shown, "omitted": max(0, len(lines) - limit)}
+
+
+def _message(line: str) -> str:
+    match = re.search(r'"message":\s*"([^"]*)"', line)
+    if match:
+        return match.group(1)
+    return re.sub(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d ", "", line)

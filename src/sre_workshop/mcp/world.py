@@ -1,0 +1,124 @@
+"""What the MCP tools act on: the local stack, or an AWS stack made by `sre-workshop deploy`.
+
+Each method returns JSON-ready data or raises a WorkshopError; the server turns the error into its
+to_dict() with isError set. The AWS world offers what the tool can read there today (health, targets,
+incidents) and the same changes; doctor, logs and metrics read only the local stack so far.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..diagnose.doctor import run_local
+from ..errors import UsageError
+from ..faults import runner
+from ..faults.aws_backend import AwsBackend
+from ..faults.backends import LocalBackend
+from ..local.stack import Stack
+from . import architecture, logs, metrics
+
+OPEN = ("injecting", "active")
+
+
+class LocalWorld:
+    """The local stack's signals and remediations."""
+
+    name = "local"
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+        self.backend = LocalBackend(stack)
+
+    def architecture(self) -> dict[str, Any]:
+        """Describe the live stack."""
+        return architecture.describe(self.stack)
+
+    def health(self) -> dict[str, Any]:
+        """Say whether every component, target and public entry point is healthy."""
+        problems = self.backend.problems()
+        rows = self.stack.status()["components"]
+        return {"healthy": not problems, "problems": problems,
+                "components": [{"name": r["name"], "state": r["state"], "healthy": r["healthy"]} for r in rows]}
+
+    def target_health(self) -> dict[str, Any]:
+        """Return each target group's targets and their health, with the health check's settings."""
+        return architecture.describe(self.stack)["target_groups"]
+
+    def logs(self, group: str, pattern: str | None, window_s: float, limit: int) -> dict[str, Any]:
+        """Return one log group's lines over the window, summarised."""
+        return logs.read(self.stack, group, pattern, window_s, limit)
+
+    def metrics(self, name: str, window_s: float, statistic: str) -> dict[str, Any]:
+        """Return a metric over the window."""
+        return metrics.read(self.stack, name, window_s, statistic)
+
+    def diagnose(self) -> dict[str, Any]:
+        """Run doctor once."""
+        return run_local(self.stack).to_dict()
+
+    def restart(self, component: str) -> dict[str, Any]:
+        """Restart one component (start it if it is down), as `systemctl restart` would."""
+        self.stack.service("restart", component)
+        return {"restarted": component, "health": self.health()}
+
+
+class AwsWorld:
+    """An AWS stack: health, targets and incidents, and the same changes through the fault runner."""
+
+    name = "aws"
+
+    def __init__(self, backend: AwsBackend) -> None:
+        self.backend = backend
+
+    def architecture(self) -> dict[str, Any]:
+        """Describe the stack from its CloudFormation outputs and its target groups."""
+        return {"world": "aws", "outputs": self.backend.ctl.outputs(), "target_groups": self.target_health()}
+
+    def health(self) -> dict[str, Any]:
+        """Say whether targets and public entry points are healthy."""
+        problems = self.backend.problems()
+        return {"healthy": not problems, "problems": problems}
+
+    def target_health(self) -> dict[str, Any]:
+        """Return the target groups' targets and their health (ELBv2 DescribeTargetHealth)."""
+        return {"targets": self.backend.ctl.target_health()}
+
+    def logs(self, *args: Any) -> dict[str, Any]:
+        """Not yet on AWS."""
+        raise UsageError("get_logs reads the local stack only so far; on AWS use CloudWatch Logs")
+
+    def metrics(self, *args: Any) -> dict[str, Any]:
+        """Not yet on AWS."""
+        raise UsageError("get_metrics reads the local stack only so far; on AWS use CloudWatch")
+
+    def diagnose(self) -> dict[str, Any]:
+        """Not yet on AWS."""
+        raise UsageError("doctor diagnoses the local stack only so far")
+
+    def restart(self, component: str) -> dict[str, Any]:
+        """Restart a component's systemd unit through SSM Run Command."""
+        self.backend.ctl.restart(component)
+        return {"restarted": component, "health": self.health()}
+
+
+def incidents(backend: LocalBackend | AwsBackend, limit: int, hide_open: bool) -> list[dict[str, Any]]:
+    """Return the newest incidents without what clear restores; with `hide_open`, none still open (an agent
+    under evaluation must not read the answer from the ledger)."""
+    shown = []
+    for incident in backend.ledger.incidents(limit):
+        if hide_open and incident["status"] in OPEN:
+            continue
+        detail = {k: v for k, v in incident["detail"].items() if k != "saved"}
+        shown.append({**incident, "detail": detail})
+    return shown
+
+
+def inject(backend: LocalBackend | AwsBackend, name: str, params: dict[str, str]) -> dict[str, Any]:
+    """Inject a fault of the catalogue with `key=value` parameters."""
+    record = runner.inject(backend, name, [f"{k}={v}" for k, v in params.items()], injected_by="mcp")
+    return {k: v for k, v in record.items() if k != "saved"}
+
+
+def clear(backend: LocalBackend | AwsBackend, name: str) -> dict[str, Any]:
+    """Clear one fault and verify steady state."""
+    return {"cleared": runner.clear(backend, name, timeout=getattr(backend, "steady_timeout", 60.0)), "steady": True}

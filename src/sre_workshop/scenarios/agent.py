@@ -1,0 +1,186 @@
+"""Evaluate an agent on a scenario over MCP: `scenario run NAME --agent "COMMAND"`.
+
+baseline -> start an MCP server for the run (streamable HTTP on loopback, changes allowed, no
+inject_fault, list_incidents hiding open incidents) -> load -> inject without saying which -> start the
+agent with the server's URL (as its last argument and in SRE_WORKSHOP_MCP_URL) -> wait, within the time
+limit, for its submit_diagnosis -> score: detected, localized, category, mitigated (the fault no longer in
+effect and the stack steady for a sustained window after the agent's own actions, before the tool's
+clear), time to submit, tool calls -> the tool's clear -> recovery -> events in IncidentHistoryTable.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from ..errors import ComponentFailed, PortInUse, UsageError
+from ..faults import runner as faults
+from ..faults.backends import LocalBackend
+from ..local.process import port_open
+from ..local.stack import Stack
+from ..mcp.run import NONE, RunRecord
+from ..mcp.server import BASE_PORT
+from .model import Scenario
+from .result import Result
+from .runner import Options, Progress, baseline, limit_of, run_many, summary
+from .session import Session
+
+URL_ENV = "SRE_WORKSHOP_MCP_URL"
+LIMIT_ENV = "SRE_WORKSHOP_TIME_LIMIT_S"
+MITIGATION_TIMEOUT_S = 30.0  # the agent's action may need this long to show (a restart, health checks)
+GRACE_S = 5.0  # an agent that submitted gets this long to exit by itself
+
+
+def agent_name(command: str) -> str:
+    """Name an agent by its command: the module of `python -m MODULE`, else the program's name."""
+    argv = shlex.split(command)
+    if not argv:
+        raise UsageError("--agent needs a command")
+    if "-m" in argv[:-1]:
+        return argv[argv.index("-m") + 1].rsplit(".", 1)[-1]
+    return Path(argv[0]).name
+
+
+def run_agent_many(stack: Stack, chosen: list[Scenario], command: str, options: Options,
+                   progress: Progress) -> tuple[str, list[Result]]:
+    """Run the agent on each scenario; return its name and results."""
+    name = f"agent:{agent_name(command)}"
+    return name, run_many(stack, chosen, options, progress, one=partial(run_agent, command=command), scorer=name)
+
+
+def run_agent(stack: Stack, scenario: Scenario, options: Options, progress: Progress, *, command: str) -> Result:
+    """Run one scenario with the agent diagnosing; return its score (written to the ledger too)."""
+    backend = LocalBackend(stack)
+    truth = scenario.truth()
+    name = f"agent:{agent_name(command)}"
+    result = Result(scenario.name, name, truth.to_dict() if truth else None)
+    baseline(stack, backend, options, progress)
+    with tempfile.TemporaryDirectory(prefix="sre-workshop-agent-") as folder, \
+            mcp_server(stack, Path(folder)) as url, \
+            Session(backend, scenario, f"agent-run:{name}", progress) as session:
+        result.incident_id, result.injected_at = session.incident_id, session.injected_at
+        result.mark("injected", "fault injected; the agent is not told which")
+        record = RunRecord(Path(folder))
+        with agent_process(command, url, limit_of(scenario, options), Path(folder)) as agent:
+            submission = wait_for_submission(record, agent, result.injected_at + limit_of(scenario, options))
+        score(result, submission, record)
+        if submission and not scenario.is_control:
+            result.agent["mitigated"] = mitigated(backend, session, options)
+            result.mark("mitigated" if result.agent["mitigated"] else "not mitigated", "after the agent's actions",
+                        ok=result.agent["mitigated"])
+        backend.ledger.event(result.incident_id, "agent_submitted" if submission else "agent_silent",
+                             scorer=name, **{k: v for k, v in result.agent.items() if k != "log_tail"})
+        if not scenario.is_control:
+            cleared_at = time.time()
+            result.recovered_at = session.clear(options.sustain_s, options.recover_timeout_s)
+            result.recovery_s = round(result.recovered_at - cleared_at, 2)
+            result.mark("recovered", "after the tool's clear", ok=True)
+    backend.ledger.event(result.incident_id, "scored", **summary(result))
+    return result
+
+
+@contextlib.contextmanager
+def mcp_server(stack: Stack, folder: Path) -> Iterator[str]:
+    """Serve MCP for the run on a free loopback port; yield its URL; stop it afterwards."""
+    port = BASE_PORT + 1 + stack.settings.port_offset  # beside a server the user may run on BASE_PORT
+    if port_open(port):
+        raise PortInUse(f"port {port} (the agent run's MCP server) is taken by another program")
+    argv = [sys.executable, "-m", "sre_workshop.cli.main", "--state-dir", str(stack.settings.state_dir), "mcp",
+            "--transport", "http", "--port", str(port), "--allow-changes", "--run-dir", str(folder)]
+    env = {**os.environ, "SRE_WORKSHOP_PORT_OFFSET": str(stack.settings.port_offset)}
+    with (folder / "mcp.log").open("wb") as log:
+        process = subprocess.Popen(argv, env=env, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+                                   start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not port_open(port):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise ComponentFailed(f"the MCP server did not start: {(folder / 'mcp.log').read_text()[-300:]}")
+            time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        end(process)
+
+
+@contextlib.contextmanager
+def agent_process(command: str, url: str, limit_s: float, folder: Path) -> Iterator[subprocess.Popen]:
+    """Start the agent with the server's URL; end it (its whole process group) afterwards."""
+    env = {**os.environ, URL_ENV: url, LIMIT_ENV: f"{limit_s:g}"}
+    with (folder / "agent.log").open("wb") as log:
+        process = subprocess.Popen([*shlex.split(command), url], env=env, stdout=log, stderr=log,
+                                   stdin=subprocess.DEVNULL, start_new_session=True)
+    try:
+        yield process
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(GRACE_S)
+    finally:
+        end(process)
+
+
+def end(process: subprocess.Popen) -> None:
+    """Stop a process group we started: SIGTERM, then SIGKILL."""
+    for signum, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 10)):
+        if process.poll() is not None:
+            break
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signum)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(wait)
+
+
+def wait_for_submission(record: RunRecord, agent: subprocess.Popen, deadline: float) -> dict[str, Any] | None:
+    """Wait until the agent submits, exits, or the time limit passes; return its submission."""
+    while time.time() < deadline and agent.poll() is None:
+        submission = record.submission()
+        if submission:
+            return submission
+        time.sleep(0.25)
+    return record.submission()
+
+
+def score(result: Result, submission: dict[str, Any] | None, record: RunRecord) -> None:
+    """Score the submission against the ground truth (the control: a reported fault is a false alarm)."""
+    calls = record.calls()
+    result.agent = {"submitted": submission is not None, "submission": submission, "tool_calls": len(calls),
+                    "tools": dict(Counter(c["tool"] for c in calls)),
+                    "log_tail": (record.folder / "agent.log").read_text(errors="replace")[-2000:]}
+    if submission is None:
+        result.mark("no submission", "the agent did not submit within the time limit", ok=False)
+        return
+    said = f"{submission['component']}/{submission['category']}: {submission['cause']}"
+    reported = submission["component"] != NONE
+    result.agent["time_to_submit_s"] = round(submission["at"] - result.injected_at, 2)
+    if result.control:
+        result.false_positives = int(reported)
+        result.agent["false_alarm"] = reported
+        result.mark("submitted", said, ok=not reported, at=submission["at"])
+        return
+    result.localized = submission["component"] == result.truth["component"]
+    result.category_match = submission["category"] == result.truth["category"]
+    if reported:
+        result.detected_at, result.mttd_s = submission["at"], result.agent["time_to_submit_s"]
+    result.finding = submission
+    result.mark("submitted", said, ok=result.localized, at=submission["at"])
+
+
+def mitigated(backend: LocalBackend, session: Session, options: Options) -> bool:
+    """True if the fault is no longer in effect and the stack stays steady for the sustain window."""
+    deadline = time.monotonic() + MITIGATION_TIMEOUT_S
+    while session.fault_active():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.5)
+    left = max(options.sustain_s, deadline - time.monotonic())
+    return not faults.wait_steady(backend, options.sustain_s, left)
+

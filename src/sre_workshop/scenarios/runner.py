@@ -1,0 +1,152 @@
+"""Run a scenario with doctor as the scorer.
+
+check steady state (every fault cleared, doctor says healthy) -> start load -> inject -> diagnose every
+few seconds until the top finding names the ground-truth component (or the time limit) -> clear ->
+verify sustained recovery -> write the score as events of the incident in IncidentHistoryTable.
+The control scenario diagnoses for its whole time limit; every finding is a false positive.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..diagnose.doctor import run_local
+from ..diagnose.model import Report
+from ..errors import NotSteady, StackBusy, WorkshopError
+from ..faults import runner as faults
+from ..faults.backends import LocalBackend
+from ..local.stack import Stack
+from .model import Scenario
+from .result import Result, iso
+from .session import Session
+
+Progress = Callable[[str], None]
+LAB_FILE = "lab.json"  # a running lab's state (lab.py): its fault is the learner's, not ours to clear
+
+
+@dataclass(frozen=True)
+class Options:
+    """How a run paces itself; the defaults suit a laptop and CI."""
+
+    interval_s: float = 2.0  # between diagnoses
+    sustain_s: float = 5.0  # recovery must hold this long
+    baseline_timeout_s: float = 120.0  # doctor's log window is a minute: a previous fault's traces must age out
+    recover_timeout_s: float = 60.0
+    time_limit_s: float | None = None  # overrides the scenario's own
+
+
+def limit_of(scenario: Scenario, options: Options) -> float:
+    """Return the time limit a run uses."""
+    return options.time_limit_s or scenario.time_limit_s
+
+
+def baseline(stack: Stack, backend: LocalBackend, options: Options, progress: Progress) -> None:
+    """Bring the stack to steady state: clear every fault, then wait until doctor says healthy."""
+    if (stack.settings.run_dir / LAB_FILE).exists():
+        raise StackBusy("a lab is running on this stack: `sre-workshop lab giveup` (or `lab check`) first")
+    faults.clear(backend, None, sustain=1.0, timeout=options.recover_timeout_s)
+    deadline = time.monotonic() + options.baseline_timeout_s
+    report = run_local(stack)
+    while not report.healthy:
+        if time.monotonic() > deadline:
+            found = "; ".join(f"{f.component}/{f.category}: {f.summary}" for f in report.findings)
+            raise NotSteady(f"doctor does not find the stack healthy before the scenario: {found}")
+        progress(f"waiting for a healthy baseline ({report.findings[0].component}/{report.findings[0].category})")
+        time.sleep(options.interval_s)
+        report = run_local(stack)
+
+
+def run(stack: Stack, scenario: Scenario, options: Options = Options(), progress: Progress = lambda m: None) -> Result:
+    """Run one scenario with doctor diagnosing; return its score (written to the ledger too)."""
+    backend = LocalBackend(stack)
+    truth = scenario.truth()
+    result = Result(scenario.name, "doctor", truth.to_dict() if truth else None)
+    baseline(stack, backend, options, progress)
+    with Session(backend, scenario, f"scenario:{scenario.name}", progress) as session:
+        result.incident_id, result.injected_at = session.incident_id, session.injected_at
+        result.mark("injected", session.evidence, at=session.injected_at)
+        limit = limit_of(scenario, options)
+        progress(f"{scenario.name}: diagnosing every {options.interval_s:g}s for up to {limit:g}s")
+        watch(stack, scenario, result, limit, options.interval_s)
+        record_detection(backend, result)
+        if not scenario.is_control:
+            cleared_at = time.time()
+            result.mark("cleared", "fault clear by the tool")
+            result.recovered_at = session.clear(options.sustain_s, options.recover_timeout_s)
+            result.recovery_s = round(result.recovered_at - cleared_at, 2)
+            result.mark("recovered", f"steady for {options.sustain_s:g}s", ok=True)
+            backend.ledger.event(result.incident_id, "recovered", scorer="doctor",
+                                 recovered_at=iso(result.recovered_at), recovery_s=result.recovery_s)
+    backend.ledger.event(result.incident_id, "scored", **summary(result))
+    return result
+
+
+def watch(stack: Stack, scenario: Scenario, result: Result, limit_s: float, interval_s: float) -> None:
+    """Diagnose until the top finding names the ground truth (the control: until the limit)."""
+    deadline = result.injected_at + limit_s
+    while time.time() < deadline:
+        started = time.monotonic()
+        report = run_local(stack)
+        if judge(scenario, result, report):
+            return
+        time.sleep(max(0.0, interval_s - (time.monotonic() - started)))
+
+
+def judge(scenario: Scenario, result: Result, report: Report) -> bool:
+    """Score one diagnosis into the result; return True when the run has its answer."""
+    now = time.time()
+    result.diagnoses += 1
+    top = report.findings[0] if report.findings else None
+    said = f"{top.component}/{top.category}: {top.summary}" if top else "healthy"
+    if result.control:
+        result.false_positives += top is not None
+        result.mark("diagnosis", said, ok=top is None, at=now)
+        return False
+    named = top is not None and top.component == result.truth["component"]
+    result.mark("diagnosis", said, ok=named, at=now)
+    if named:
+        result.detected_at, result.mttd_s = now, round(now - result.injected_at, 2)
+        result.localized, result.category_match = True, top.category == result.truth["category"]
+        result.finding = top.to_dict()
+        result.mark("detected", f"after {result.mttd_s:g}s", ok=True, at=now)
+    return named
+
+
+def record_detection(backend: LocalBackend, result: Result) -> None:
+    """Write the detection (or the miss) as an event of the incident."""
+    if result.control:
+        return
+    if result.detected:
+        backend.ledger.event(result.incident_id, "detected", scorer=result.scorer, detected_at=iso(result.detected_at),
+                             mttd_s=result.mttd_s, localized=result.localized, category_match=result.category_match,
+                             finding=result.finding)
+    else:
+        backend.ledger.event(result.incident_id, "missed", scorer=result.scorer, diagnoses=result.diagnoses)
+
+
+def summary(result: Result) -> dict:
+    """Return the score as the `scored` event carries it."""
+    return {"scorer": result.scorer, "scenario": result.scenario, "passed": result.passed,
+            "detected_at": iso(result.detected_at), "mttd_s": result.mttd_s, "localized": result.localized,
+            "category_match": result.category_match, "recovered_at": iso(result.recovered_at),
+            "diagnoses": result.diagnoses, "false_positives": result.false_positives, **result.agent}
+
+
+def run_many(stack: Stack, chosen: list[Scenario], options: Options, progress: Progress,
+             one: Callable[..., Result] = run, scorer: str = "doctor") -> list[Result]:
+    """Run scenarios one after another; an expected failure of one is its result, and the next goes on
+    (a busy stack stops them all: it is nobody's score)."""
+    results = []
+    for scenario in chosen:
+        try:
+            results.append(one(stack, scenario, options, progress))
+        except StackBusy:
+            raise
+        except WorkshopError as exc:
+            truth = scenario.truth()
+            failed = Result(scenario.name, scorer, truth.to_dict() if truth else None, error=str(exc))
+            results.append(failed)
+            progress(f"{scenario.name}: {exc}")
+    return results

@@ -1,0 +1,177 @@
+"""The MCP server over both transports, driven by the official SDK's own client against a real local stack:
+the read-only tools without the flag, the changes with it, errors as WorkshopError dicts, and an
+architecture that follows the live configuration."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from mcp import Client
+from mcp.client.stdio import StdioServerParameters
+
+from sre_workshop.cli.main import main
+from sre_workshop.local.process import port_open
+from sre_workshop.settings import BASE_PORTS
+
+from conftest import eventually, moto_spec, start_server
+
+OFFSET = int(os.environ.get("SRE_WORKSHOP_TEST_PORT_OFFSET", "20000")) + 200
+MCP_PORT = 8765 + OFFSET
+READ_ONLY = {"get_architecture", "check_health", "get_target_health", "get_logs", "get_metrics", "diagnose",
+             "list_incidents"}
+CHANGES = {"inject_fault", "clear_fault", "restart_service"}
+
+
+def cli(state: Path, *args: str) -> int:
+    return main(["--state-dir", str(state), *args])
+
+
+def server_argv(state: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "sre_workshop.cli.main", "--state-dir", str(state), "mcp", *args]
+
+
+def env() -> dict[str, str]:
+    return {**os.environ, "SRE_WORKSHOP_PORT_OFFSET": str(OFFSET)}
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    state = tmp_path_factory.mktemp("mcp")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SRE_WORKSHOP_PORT_OFFSET", str(OFFSET))
+        assert cli(state, "up", "--detach") == 0
+        assert cli(state, "fault", "clear", "--all") == 0
+        yield state
+        cli(state, "fault", "clear", "--all")
+        cli(state, "down")
+
+
+@pytest.fixture(scope="module")
+def http_server(stack):
+    """The server on streamable HTTP with --allow-changes, for the module."""
+    process = subprocess.Popen(server_argv(stack, "--transport", "http", "--port", str(MCP_PORT),
+                                           "--allow-changes"), env=env(), stderr=subprocess.PIPE,
+                               start_new_session=True)
+    eventually(lambda: port_open(MCP_PORT), timeout=30, interval=0.2)
+    yield f"http://127.0.0.1:{MCP_PORT}/mcp"
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    process.stderr.close()
+
+
+async def session(target, calls):
+    """Connect, list the tools, make `calls` [(tool, arguments)], return (tool names, results)."""
+    async with Client(target) as client:
+        names = {t.name for t in (await client.list_tools()).tools}
+        results = [await client.call_tool(tool, arguments) for tool, arguments in calls]
+    return names, results
+
+
+def over_stdio(state: Path, calls, *flags: str):
+    return asyncio.run(session(StdioServerParameters(command=sys.executable, args=server_argv(state, *flags)[1:],
+                                                     env=env()), calls))
+
+
+def test_stdio_offers_only_read_only_tools_and_answers_them(stack):
+    names, results = over_stdio(stack, [
+        ("get_architecture", {}), ("check_health", {}), ("get_target_health", {}),
+        ("get_logs", {"group": "sre-app", "limit": 3}), ("get_logs", {"group": "no-such-group"}),
+        ("get_metrics", {"name": "requests_per_s", "window_s": 600}), ("get_metrics", {"name": "bogus"}),
+        ("diagnose", {}), ("list_incidents", {"limit": 5}), ("inject_fault", {"name": "nginx-crash"}),
+    ])
+    assert names == READ_ONLY
+    arch, health, targets, logs, bad_logs, metrics, bad_metric, diagnosis, incidents, refused = results
+    nginx = next(c for c in arch.structured_content["components"] if c["name"] == "nginx")
+    assert nginx["ports"] == [BASE_PORTS["nginx"] + OFFSET] and nginx["state"] == "running"
+    assert f"listen 127.0.0.1:{BASE_PORTS['nginx'] + OFFSET} default_server;" in \
+        arch.structured_content["config"]["nginx.conf"]
+    assert arch.structured_content["paths"]["app"][0]["component"] == "public-alb"
+    assert health.structured_content["healthy"] is True
+    assert {t["state"] for t in targets.structured_content["targets"]} == {"healthy"}
+    assert not logs.is_error and len(logs.structured_content["lines"]) <= 3
+    assert bad_logs.is_error and bad_logs.structured_content["error"] == "usage"
+    assert "nginx-access" in bad_logs.structured_content["message"]
+    assert metrics.structured_content["metric"] == "requests_per_s"
+    assert bad_metric.is_error and bad_metric.structured_content["exit_status"] == 2
+    assert diagnosis.structured_content["healthy"] is True
+    assert "incidents" in incidents.structured_content
+    assert refused.is_error, "no change without --allow-changes"
+
+
+def test_http_with_changes_breaks_diagnoses_and_repairs(stack, http_server):
+    names, results = asyncio.run(session(http_server, [
+        ("inject_fault", {"name": "nginx-timeout", "params": {"timeout_s": "2"}}), ("get_architecture", {}),
+        ("clear_fault", {"name": "nginx-timeout"}), ("get_architecture", {}),
+        ("inject_fault", {"name": "nginx-crash"}), ("check_health", {}), ("diagnose", {}),
+        ("restart_service", {"name": "nginx"}), ("clear_fault", {"name": "nginx-crash"}),
+        ("inject_fault", {"name": "no-such-fault"}),
+    ]))
+    assert names == READ_ONLY | CHANGES
+    timeout, cut, cleared, restored, crash, health, diagnosis, restart, after, unknown = results
+    assert timeout.structured_content["ground_truth"]["component"] == "nginx"
+    assert "saved" not in timeout.structured_content
+    assert "proxy_read_timeout 2s;" in cut.structured_content["config"]["nginx.conf"], "the live config"
+    assert cleared.structured_content["steady"] is True
+    assert "proxy_read_timeout 60s;" in restored.structured_content["config"]["nginx.conf"]
+    assert not crash.is_error and health.structured_content["healthy"] is False
+    top = diagnosis.structured_content["findings"][0]
+    assert (top["component"], top["category"]) == ("nginx", "crash")
+    assert restart.structured_content["restarted"] == "nginx"
+    assert after.structured_content["cleared"][0]["ended"] == "remediated"
+    assert unknown.is_error and unknown.structured_content["error"] == "usage"
+
+
+def test_the_architecture_resource_and_the_prompt(stack, http_server):
+    async def read():
+        async with Client(http_server) as client:
+            resource = await client.read_resource("sre-workshop://architecture")
+            prompt = await client.get_prompt("investigate", {"symptom": "the site is slow"})
+        return resource, prompt
+
+    resource, prompt = asyncio.run(read())
+    assert '"entry_points"' in resource.contents[0].text
+    assert "the site is slow" in prompt.messages[0].content.text
+
+
+@pytest.fixture
+def aws_stack(tmp_path, monkeypatch):
+    """A stack deployed by `sre-workshop deploy` into moto's server (a real process); yields the server's env."""
+    server = start_server(moto_spec(tmp_path))
+    try:
+        env = {"AWS_ENDPOINT_URL": server.url, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.delenv("AWS_PROFILE", raising=False)
+        with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+            assert main(["deploy", "--region", "us-east-1", "--stack-name", "wk", "--ttl", "0"]) == 0
+        yield env
+    finally:
+        server.stop()
+
+
+def test_the_same_server_reads_an_aws_stack(aws_stack):
+    params = StdioServerParameters(command=sys.executable, env={**os.environ, **aws_stack}, args=[
+        "-m", "sre_workshop.cli.main", "mcp", "--aws", "--stack-name", "wk", "--region", "us-east-1"])
+    names, (arch, health, targets, incidents, logs) = asyncio.run(session(params, [
+        ("get_architecture", {}), ("check_health", {}), ("get_target_health", {}), ("list_incidents", {}),
+        ("get_logs", {"group": "sre-app"})]))
+    assert names == READ_ONLY
+    assert arch.structured_content["world"] == "aws" and "PublicALBDNSName" in arch.structured_content["outputs"]
+    # moto registers no target: the stack is honestly unhealthy
+    assert health.structured_content["healthy"] is False and health.structured_content["problems"]
+    assert set(targets.structured_content["targets"]) == {"PublicALBTargetGroup", "PrivateALBTargetGroup",
+                                                          "CRMAppTargetGroup"}
+    assert incidents.structured_content == {"incidents": []}
+    assert logs.is_error and "local stack only" in logs.structured_content["message"]

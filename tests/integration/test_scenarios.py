@@ -1,0 +1,166 @@
+"""Scenarios on a real local stack: the whole catalogue's scorecard with doctor, the control without a
+false positive, the ledger's events, the HTML page; a run interrupted by Ctrl-C or killed leaves the stack
+recoverable; and the reference agent over MCP on one scenario and the control."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sre_workshop.cli.main import main
+from sre_workshop.local.process import port_open
+from sre_workshop.scenarios.catalogue import scenarios
+
+from conftest import eventually
+
+OFFSET = int(os.environ.get("SRE_WORKSHOP_TEST_PORT_OFFSET", "20000")) + 100
+
+
+def cli(state: Path, *args: str) -> int:
+    return main(["--state-dir", str(state), *args])
+
+
+def cli_json(state: Path, capsys, *args: str) -> tuple[int, dict]:
+    capsys.readouterr()
+    code = cli(state, *args, "--json")
+    return code, json.loads(capsys.readouterr().out)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    state = tmp_path_factory.mktemp("scenarios")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SRE_WORKSHOP_PORT_OFFSET", str(OFFSET))
+        assert cli(state, "up", "--detach") == 0
+        yield state
+        cli(state, "fault", "clear", "--all")
+        cli(state, "down")
+
+
+@pytest.fixture
+def steady(stack, monkeypatch):
+    monkeypatch.setenv("SRE_WORKSHOP_PORT_OFFSET", str(OFFSET))
+    yield stack
+    assert cli(stack, "fault", "clear", "--all") == 0
+
+
+def events_of(state: Path, capsys, incident_id: str) -> dict[str, dict]:
+    _, found = cli_json(state, capsys, "incidents", "--limit", "200")
+    incident = next(i for i in found["incidents"] if i["incident_id"] == incident_id)
+    return {e["event"]: e for e in incident["events"]}
+
+
+def test_the_catalogue_scorecard_with_doctor(steady, capsys, tmp_path):
+    html = tmp_path / "scorecard.html"
+    code, out = cli_json(steady, capsys, "scenario", "run", "--all", "--html", str(html))
+    card = out["scorecards"][0]
+    by_name = {r["scenario"]: r for r in card["results"]}
+    assert set(by_name) == set(scenarios())
+    for name, result in by_name.items():
+        print(f"{name}: mttd {result['mttd_s']}s localized {result['localized']} category {result['category_match']}"
+              f" recovery {result['recovery_s']}s false positives {result['false_positives']}")
+    assert not [r["error"] for r in card["results"] if r["error"]]
+    for name, result in by_name.items():
+        if name == "control":
+            alarms = {m["detail"] for m in result["timeline"] if m["kind"] == "diagnosis" and not m["ok"]}
+            assert result["false_positives"] == 0 and result["diagnoses"] >= 5, alarms
+        else:
+            assert result["detected"] and result["localized"], (name, result["timeline"])
+            assert result["recovered_at"], name
+    assert code == 0
+    events = events_of(steady, capsys, by_name["nginx-crash"]["incident_id"])
+    assert {"opened", "injected", "detected", "cleared", "recovered", "scored"} <= set(events)
+    assert events["detected"]["localized"] is True and events["detected"]["mttd_s"] > 0
+    assert events["scored"]["passed"] is True
+    page = html.read_text()
+    assert all(f"doctor: {name}</h3>" in page for name in scenarios()) and page.count("<svg") == len(scenarios())
+
+
+def run_in_background(state: Path, *args: str) -> subprocess.Popen:
+    env = {**os.environ, "SRE_WORKSHOP_PORT_OFFSET": str(OFFSET)}
+    return subprocess.Popen([sys.executable, "-m", "sre_workshop.cli.main", "--state-dir", str(state), *args],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+
+def injected(state: Path) -> bool:
+    data = json.loads((state / "run" / "state.json").read_text())
+    return "nginx-crash" in data.get("faults", {})
+
+
+@pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGKILL])
+def test_an_interrupted_run_leaves_the_stack_recoverable(steady, capsys, how):
+    run = run_in_background(steady, "scenario", "run", "nginx-crash", "--time-limit", "120", "--interval", "60")
+    try:
+        eventually(lambda: injected(steady), timeout=90, interval=0.2)
+        os.killpg(run.pid, how) if how == signal.SIGKILL else run.send_signal(how)
+        run.wait(timeout=90)
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+            run.wait()
+    if how == signal.SIGINT:
+        assert run.returncode == 130
+        assert not injected(steady), "Ctrl-C cleared the fault itself"
+    _, status = cli_json(steady, capsys, "fault", "status")
+    assert cli(steady, "fault", "clear", "--all") == 0
+    _, status = cli_json(steady, capsys, "fault", "status")
+    assert status["faults"] == []
+
+
+REFERENCE = f"{sys.executable} -m sre_workshop.agents.reference"
+
+
+def test_the_reference_agent_over_mcp_on_a_fault_and_the_control(steady, capsys):
+    code, out = cli_json(steady, capsys, "scenario", "run", "nginx-crash", "--agent", REFERENCE)
+    doctor_card, agent_card = out["scorecards"]
+    assert agent_card["scorer"] == "agent:reference"
+    result = agent_card["results"][0]
+    assert result["error"] is None, result
+    agent = result["agent"]
+    assert agent["submitted"] and result["localized"] and result["category_match"], agent["log_tail"]
+    assert agent["mitigated"] is True, "it restarted nginx itself, before the tool's clear"
+    assert agent["tools"]["diagnose"] >= 2 and agent["tools"]["restart_service"] == 1
+    assert agent["tool_calls"] == sum(agent["tools"].values()) and 0 < agent["time_to_submit_s"] < 45
+    assert result["recovered_at"] and doctor_card["results"][0]["passed"] and code == 0
+    events = events_of(steady, capsys, result["incident_id"])
+    assert events["agent_submitted"]["scorer"] == "agent:reference" and events["agent_submitted"]["mitigated"]
+    assert events["scored"]["passed"] is True
+
+    code, out = cli_json(steady, capsys, "scenario", "run", "control", "--agent", REFERENCE)
+    control = out["scorecards"][1]["results"][0]
+    assert control["agent"]["submitted"] and control["agent"]["false_alarm"] is False, control["agent"]
+    assert control["false_positives"] == 0 and control["passed"]
+
+
+def test_an_agent_that_never_submits_scores_nothing(steady, capsys):
+    code, out = cli_json(steady, capsys, "scenario", "run", "nginx-crash", "--time-limit", "8",
+                         "--agent", f"{sys.executable} -c 'import time; time.sleep(60)'")
+    result = out["scorecards"][1]["results"][0]
+    assert not result["agent"]["submitted"] and not result["localized"] and not result["passed"]
+    assert result["agent"]["tool_calls"] == 0 and code == 1
+    assert result["recovered_at"], "the tool cleared the fault all the same"
+
+
+def test_ctrl_c_during_an_agent_run_ends_the_agent_and_the_server_too(steady, capsys, tmp_path):
+    marker = tmp_path / "agent.pid"
+    code = 'import os, sys, time; open(sys.argv[1], \"w\").write(str(os.getpid())); time.sleep(120)'
+    agent = f"{sys.executable} -c '{code}'"
+    run = run_in_background(steady, "scenario", "run", "nginx-crash", "--agent", f"{agent} {marker}")
+    try:
+        eventually(lambda: marker.exists() and marker.read_text(), timeout=120, interval=0.2)
+        run.send_signal(signal.SIGINT)
+        assert run.wait(timeout=120) == 130
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+            run.wait()
+    agent_pid = int(marker.read_text())
+    assert not Path(f"/proc/{agent_pid}").exists(), "the agent was ended"
+    assert not port_open(8766 + OFFSET), "the run's MCP server was ended"
+    assert not injected(steady), "the fault was cleared"
