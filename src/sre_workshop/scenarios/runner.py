@@ -102,7 +102,8 @@ def judge(scenario: Scenario, result: Result, report: Report) -> bool:
     said = f"{top.component}/{top.category}: {top.summary}" if top else "healthy"
     if result.control:
         result.false_positives += top is not None
-        result.mark("diagnosis", said, ok=top is None, at=now)
+        evidence = f" ({'; '.join(top.evidence[:3])})" if top else ""  # a false positive shows its evidence
+        result.mark("diagnosis", said + evidence, ok=top is None, at=now)
         return False
     named = top is not None and top.component == result.truth["component"]
     result.mark("diagnosis", said, ok=named, at=now)
