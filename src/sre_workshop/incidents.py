@@ -26,7 +26,7 @@ from .settings import TABLE_NAMES
 
 # An incident's status, from its latest status-changing event.
 STATUS_OF = {"opened": "injecting", "injected": "active", "failed": "failed", "cleared": "cleared",
-             "remediated": "remediated"}
+             "remediated": "remediated", "scored": "scored"}
 
 
 class Ledger:
@@ -91,7 +91,9 @@ def summarise(events: list[dict[str, Any]]) -> dict[str, Any]:
     opened = events[0]
     status = "injecting"
     for event in events:
-        status = STATUS_OF.get(event["event"], status)
+        # A scored run without a fault (the control) ends when it is scored; a fault's incident when cleared.
+        if event["event"] != "scored" or status == "injecting":
+            status = STATUS_OF.get(event["event"], status)
     return {"incident_id": opened["incident_id"], "fault": opened.get("fault", ""), "status": status,
             "opened_at": _iso(opened["occurred_at"]), "detail": opened["detail"],
             "events": [{"event": e["event"], "at": _iso(e["occurred_at"]), **e["detail"]} for e in events[1:]]}
