@@ -75,7 +75,7 @@ def test_the_catalogue_scorecard_with_doctor(steady, capsys, tmp_path):
             assert result["recovered_at"], name
     assert code == 0
     events = events_of(steady, capsys, by_name["nginx-crash"]["incident_id"])
-    assert {"opened", "injected", "detected", "cleared", "recovered", "scored"} <= set(events)
+    assert {"injected", "detected", "cleared", "recovered", "scored"} <= set(events)
     assert events["detected"]["localized"] is True and events["detected"]["mttd_s"] > 0
     assert events["scored"]["passed"] is True
     page = html.read_text()
