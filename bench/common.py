@@ -14,7 +14,7 @@ from pathlib import Path
 from sre_workshop.local.process import proc_stat
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "tests")]  # reuse the test fixtures' process helpers
+sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "apps")]  # reuse the test fixtures (they import the apps)
 
 
 def machine() -> str:
