@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import subprocess
@@ -22,6 +23,7 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 
 from inprocess import aws, crm_client, crm_in_process, crm_log, sre_client, sre_in_process  # noqa: F401 - unit tier
+from sre_workshop.cli.main import main
 from sre_workshop.local.components import LOCAL_CREDENTIALS
 from sre_workshop.local.lbstats import target_health
 from sre_workshop.local.process import ProcessRecord, ProcessSpec, free_port, spawn, stop, tail, wait_ready
@@ -291,3 +293,27 @@ def browser(tmp_path_factory):
     driver.implicitly_wait(5)  # links load the next page after click() returns
     yield driver
     driver.quit()
+
+
+def cli(state: Path, *args: str) -> int:
+    """Run `sre-workshop --state-dir STATE ARGS` in process; return its exit status."""
+    return main(["--state-dir", str(state), *args])
+
+
+def cli_json(state: Path, capsys, *args: str) -> tuple[int, dict]:
+    """Run a command with --json; return its exit status and what it printed ({} if nothing)."""
+    capsys.readouterr()
+    code = cli(state, *args, "--json")
+    return code, json.loads(capsys.readouterr().out or "{}")
+
+
+@contextlib.contextmanager
+def local_stack(tmp_path_factory, name: str, offset: int) -> Iterator[Path]:
+    """A whole local stack on ports moved by `offset`, for one test module; cleared and stopped afterwards."""
+    state = tmp_path_factory.mktemp(name)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SRE_WORKSHOP_PORT_OFFSET", str(offset))
+        assert cli(state, "up", "--detach") == 0
+        yield state
+        cli(state, "fault", "clear", "--all")
+        cli(state, "down")

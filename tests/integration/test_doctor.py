@@ -13,20 +13,16 @@ from pathlib import Path
 import pytest
 from selenium.webdriver.common.by import By
 
-from sre_workshop.cli.main import main
 from sre_workshop.faults.catalogue import catalogue
 from sre_workshop.local.process import ProcessRecord, group_members
 from sre_workshop.settings import BASE_PORTS
 
-from conftest import eventually, http
+from conftest import cli, eventually, http, local_stack
 
 OFFSET = int(os.environ.get("SRE_WORKSHOP_TEST_PORT_OFFSET", "20000")) + 900
 APP = f"http://127.0.0.1:{BASE_PORTS['public-alb'] + OFFSET}"
 CRM = f"http://127.0.0.1:{BASE_PORTS['public-alb-crm'] + OFFSET}"
 
-
-def cli(state: Path, *args: str) -> int:
-    return main(["--state-dir", str(state), *args])
 
 
 def doctor(state: Path, capsys) -> dict:
@@ -44,13 +40,8 @@ def top(state: Path, capsys) -> tuple[str, str] | None:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    state = tmp_path_factory.mktemp("doctor")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("SRE_WORKSHOP_PORT_OFFSET", str(OFFSET))
-        assert cli(state, "up", "--detach") == 0
+    with local_stack(tmp_path_factory, "doctor", OFFSET) as state:
         yield state
-        cli(state, "fault", "clear", "--all")
-        cli(state, "down")
 
 
 @pytest.fixture

@@ -21,13 +21,13 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from sre_workshop.cli.main import ExitStatus, main
+from sre_workshop.cli.main import ExitStatus
 from sre_workshop.faults.catalogue import catalogue
 from sre_workshop.local.lbstats import target_health
 from sre_workshop.local.process import ProcessRecord, group_members, is_alive
 from sre_workshop.settings import BASE_PORTS, TABLE_NAMES
 
-from conftest import REGION, Reply, dynamodb, eventually, http, scan_all
+from conftest import REGION, Reply, cli, cli_json, dynamodb, eventually, http, local_stack, scan_all
 
 OFFSET = int(os.environ.get("SRE_WORKSHOP_TEST_PORT_OFFSET", "20000")) + 800
 APP = f"http://127.0.0.1:{BASE_PORTS['public-alb'] + OFFSET}"
@@ -37,14 +37,6 @@ ENDPOINT = f"http://127.0.0.1:{BASE_PORTS['dynamodb-endpoint'] + OFFSET}"  # wha
 CRM_TABLES = [TABLE_NAMES[k] for k in ("CUSTOMERS_TABLE", "DEALS_TABLE", "ACTIVITIES_TABLE")]
 
 
-def cli(state: Path, *args: str) -> int:
-    return main(["--state-dir", str(state), *args])
-
-
-def cli_json(state: Path, capsys, *args: str) -> tuple[int, dict]:
-    capsys.readouterr()
-    code = cli(state, *args, "--json")
-    return code, json.loads(capsys.readouterr().out or "{}")
 
 
 def fresh_cli(state: Path, *args: str) -> subprocess.CompletedProcess:
@@ -65,13 +57,8 @@ def record(state: Path, name: str) -> ProcessRecord:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    state = tmp_path_factory.mktemp("faults")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("SRE_WORKSHOP_PORT_OFFSET", str(OFFSET))
-        assert cli(state, "up", "--detach") == 0
+    with local_stack(tmp_path_factory, "faults", OFFSET) as state:
         yield state
-        cli(state, "fault", "clear", "--all")
-        cli(state, "down")
 
 
 @pytest.fixture

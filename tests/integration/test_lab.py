@@ -4,38 +4,24 @@ ends with hints and `lab giveup`. Every step is in IncidentHistoryTable."""
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import pytest
 
-from sre_workshop.cli.main import main
+from conftest import cli, cli_json, local_stack
 
 OFFSET = int(os.environ.get("SRE_WORKSHOP_TEST_PORT_OFFSET", "20000")) + 300
 
 
-def cli(state: Path, *args: str) -> int:
-    return main(["--state-dir", str(state), *args])
-
-
-def cli_json(state: Path, capsys, *args: str) -> tuple[int, dict]:
-    capsys.readouterr()
-    code = cli(state, *args, "--json")
-    return code, json.loads(capsys.readouterr().out)
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    state = tmp_path_factory.mktemp("lab")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("SRE_WORKSHOP_PORT_OFFSET", str(OFFSET))
-        assert cli(state, "up", "--detach") == 0
+    with local_stack(tmp_path_factory, "lab", OFFSET) as state:
         yield state
         if (state / "run" / "lab.json").exists():
             cli(state, "lab", "giveup")
-        cli(state, "fault", "clear", "--all")
-        cli(state, "down")
 
 
 @pytest.fixture

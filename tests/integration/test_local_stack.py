@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from sre_workshop.cli.main import ExitStatus, main
+from sre_workshop.cli.main import ExitStatus
 from sre_workshop.local.process import ProcessRecord, group_members
 from sre_workshop.settings import BASE_PORTS, HealthCheck
 
-from conftest import eventually, http, moto_spec, start_server, wait_for_leak_settings
+from conftest import cli, eventually, http, moto_spec, start_server, wait_for_leak_settings
 
 # The test stacks run beside a developer's own stack on the default ports; SRE_WORKSHOP_TEST_PORT_OFFSET lets
 # several checkouts run their tests at once (offsets up to 600 above it are used; keep ports below 32768).
@@ -28,9 +28,6 @@ CRM = f"http://127.0.0.1:{BASE_PORTS['public-alb-crm'] + OFFSET}"
 NGINX = f"http://127.0.0.1:{BASE_PORTS['nginx'] + OFFSET}"
 SRE_APP = f"http://127.0.0.1:{BASE_PORTS['sre-app'] + OFFSET}"
 
-
-def cli(state: Path, *args: str) -> int:
-    return main(["--state-dir", str(state), *args])
 
 
 def records(state: Path) -> dict[str, ProcessRecord]:

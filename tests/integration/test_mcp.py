@@ -21,7 +21,7 @@ from sre_workshop.cli.main import main
 from sre_workshop.local.process import port_open
 from sre_workshop.settings import BASE_PORTS
 
-from conftest import eventually, moto_spec, start_server
+from conftest import cli, eventually, moto_spec, start_server
 
 OFFSET = int(os.environ.get("SRE_WORKSHOP_TEST_PORT_OFFSET", "20000")) + 200
 MCP_PORT = 8765 + OFFSET
@@ -29,9 +29,6 @@ READ_ONLY = {"get_architecture", "check_health", "get_target_health", "get_logs"
              "list_incidents"}
 CHANGES = {"inject_fault", "clear_fault", "restart_service"}
 
-
-def cli(state: Path, *args: str) -> int:
-    return main(["--state-dir", str(state), *args])
 
 
 def server_argv(state: Path, *args: str) -> list[str]:

@@ -13,34 +13,20 @@ from pathlib import Path
 
 import pytest
 
-from sre_workshop.cli.main import main
 from sre_workshop.local.process import port_open
 from sre_workshop.scenarios.catalogue import scenarios
 
-from conftest import eventually
+from conftest import cli, cli_json, eventually, local_stack
 
 OFFSET = int(os.environ.get("SRE_WORKSHOP_TEST_PORT_OFFSET", "20000")) + 100
 
 
-def cli(state: Path, *args: str) -> int:
-    return main(["--state-dir", str(state), *args])
-
-
-def cli_json(state: Path, capsys, *args: str) -> tuple[int, dict]:
-    capsys.readouterr()
-    code = cli(state, *args, "--json")
-    return code, json.loads(capsys.readouterr().out)
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    state = tmp_path_factory.mktemp("scenarios")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("SRE_WORKSHOP_PORT_OFFSET", str(OFFSET))
-        assert cli(state, "up", "--detach") == 0
+    with local_stack(tmp_path_factory, "scenarios", OFFSET) as state:
         yield state
-        cli(state, "fault", "clear", "--all")
-        cli(state, "down")
 
 
 @pytest.fixture

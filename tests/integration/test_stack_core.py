@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from sre_workshop.cli.main import ExitStatus, main
+from sre_workshop.cli.main import ExitStatus
 from sre_workshop.local.process import ProcessRecord, free_port, group_members
 from sre_workshop.settings import BASE_PORTS, Settings
 from sre_workshop.state import Overlay, StateStore
 
-from conftest import eventually, http
+from conftest import cli, eventually, http
 
 OFFSET = int(os.environ.get("SRE_WORKSHOP_TEST_PORT_OFFSET", "20000")) + 600
 
@@ -28,9 +28,6 @@ OFFSET = int(os.environ.get("SRE_WORKSHOP_TEST_PORT_OFFSET", "20000")) + 600
 def port(name: str, offset: int = OFFSET) -> int:
     return BASE_PORTS[name] + offset
 
-
-def cli(state: Path, *args: str) -> int:
-    return main(["--state-dir", str(state), *args])
 
 
 def records(state: Path) -> dict[str, ProcessRecord]:
