@@ -129,6 +129,11 @@ class AwsBackend:
         """An AWS stack that exists is up (AwsControl fails with one line when it does not)."""
         self.ctl.outputs()
 
+    def stopped(self) -> list[str]:
+        """Nothing, cheaply: a stopped unit shows as an unhealthy target, and asking each instance through
+        SSM would take longer than the wait for steady state it could cut short."""
+        return []
+
     def problems(self) -> list[str]:
         """Return what keeps the stack from steady state: unhealthy targets, then public entry points not
         answering 200 in time."""

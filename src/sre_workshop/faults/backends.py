@@ -61,6 +61,10 @@ class LocalBackend:
             raise ComponentFailed(f"the local stack in {self.stack.settings.state_dir} is not up: "
                                   "`sre-workshop up` first")
 
+    def stopped(self) -> list[str]:
+        """Return the components that are not running (stopped, or exited on their own)."""
+        return [p.component for p in self.stack.problems() if p.kind in ("not-running", "exited")]
+
     def problems(self) -> list[str]:
         """Return what keeps the stack from steady state: component and target problems, then the public
         entry points (each must answer 200 quickly)."""

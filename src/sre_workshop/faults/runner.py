@@ -37,6 +37,7 @@ class Backend(Protocol):
     def locked(self) -> Any: ...
     def check_up(self) -> None: ...
     def problems(self) -> list[str]: ...
+    def stopped(self) -> list[str]: ...
 
 
 def who() -> str:
@@ -116,9 +117,14 @@ def clear(backend: Backend, name: str | None, sustain: float = 3.0, timeout: flo
             record = recorded.get(fault.name) or _unrecorded_pre_baked(backend, fault)
             if record:
                 done.append(_clear_one(backend, fault, record))
-    problems = wait_steady(backend, sustain, timeout)
+    # A component that is not running after the clear was stopped by someone else (a fault's clear starts
+    # what the fault stopped), and nothing will start it: waiting for steady state would only wait out the
+    # timeout.
+    stopped = backend.stopped()
+    problems = [f"{name} is not running" for name in stopped] or wait_steady(backend, sustain, timeout)
     if problems:
-        raise NotSteady("cleared, but the stack is not back to steady state: " + "; ".join(problems))
+        hint = " (start with `sre-workshop service start NAME`)" if stopped else ""
+        raise NotSteady("cleared, but the stack is not back to steady state: " + "; ".join(problems) + hint)
     return done
 
 
