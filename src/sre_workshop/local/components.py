@@ -124,7 +124,7 @@ def components(settings: Settings) -> dict[str, Component]:
         return ProcessSpec(name, argv, logs / f"{name}.log", ports=[settings.port(p) for p in ports], **kwargs)
 
     def haproxy(name: str, ports: list[str]) -> Component:
-        return Component(name, proc(name, ["haproxy", "-db", "-f", str(run / f"{name}.cfg")], ports),
+        return Component(name, proc(name, ["haproxy", "-db", "-f", str(run / f"{name}.cfg")], ports, cwd=run),
                          settings.url(ports[0]), None, configs=(f"{name}.cfg",))
 
     if not settings.dynamodb_endpoint:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,13 +27,19 @@ class TargetHealth:
 
 def command(sock_path: Path, line: str, timeout: float = 2.0) -> str:
     """Send one runtime API command and return the whole answer."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.settimeout(timeout)
-        sock.connect(str(sock_path))
-        sock.sendall(line.encode() + b"\n")
-        chunks = []
-        while chunk := sock.recv(65536):
-            chunks.append(chunk)
+    # A unix socket's path may not exceed 107 bytes, and a state dir can be deeper than that: connecting
+    # through a descriptor of the socket's directory keeps the path short whatever the depth (Linux).
+    directory = os.open(sock_path.parent, os.O_PATH | os.O_DIRECTORY)
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(timeout)
+            sock.connect(f"/proc/self/fd/{directory}/{sock_path.name}")
+            sock.sendall(line.encode() + b"\n")
+            chunks = []
+            while chunk := sock.recv(65536):
+                chunks.append(chunk)
+    finally:
+        os.close(directory)
     return b"".join(chunks).decode()
 
 
