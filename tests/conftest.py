@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -27,12 +28,61 @@ from sre_workshop.cli.main import main
 from sre_workshop.local.components import LOCAL_CREDENTIALS
 from sre_workshop.local.lbstats import target_health
 from sre_workshop.local.process import ProcessRecord, ProcessSpec, free_port, spawn, stop, tail, wait_ready
-from sre_workshop.settings import TABLE_NAMES
+from sre_workshop.settings import BASE_PORTS, TABLE_NAMES
 from sre_workshop.tables import create_tables
 
 ROOT = Path(__file__).resolve().parents[1]
 APPS = ROOT / "apps"
 REGION = "us-east-1"
+
+# Each pytest-xdist worker's stacks get a band of ports of their own: module steps up to 1100 over the
+# base ports 8000-8080.
+WORKER_BAND = 1200
+EPHEMERAL_PORTS = 32768  # where Linux starts handing out client ports: a server there may find its port taken
+
+
+def port_offset(step: int) -> int:
+    """Return SRE_WORKSHOP_PORT_OFFSET for a test module's stack: SRE_WORKSHOP_TEST_PORT_OFFSET (default
+    20000, clear of a developer's own stack) plus the module's `step` (modules never share ports) plus the
+    band of this xdist worker (parallel workers never share ports)."""
+    base = int(os.environ.get("SRE_WORKSHOP_TEST_PORT_OFFSET", "20000"))
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
+    offset = base + WORKER_BAND * worker + step
+    if offset + max(BASE_PORTS.values()) >= EPHEMERAL_PORTS:
+        raise RuntimeError(f"test ports would reach {offset + max(BASE_PORTS.values())}, in the kernel's "
+                           f"ephemeral range: lower SRE_WORKSHOP_TEST_PORT_OFFSET ({base}) or the worker count")
+    return offset
+
+
+# Tests that judge doctor's findings, and the one that burns CPU on purpose, run on one worker one after
+# another: doctor reports any busy process on the host, a unit test or another module's burner included.
+DOCTOR_GROUP = ("tests/integration/test_doctor.py::", "tests/integration/test_lab.py::",
+                "tests/integration/test_mcp.py::", "tests/integration/test_scenarios.py::",
+                "tests/integration/test_faults.py::test_a_fault_breaks_the_system_and_clears[cpu-burn]")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """With --dist loadgroup: each module is one unit of work (its stack starts once, on one worker), and
+    DOCTOR_GROUP is one unit, handed out first since it is the longest. (xdist's own loadgroup reads
+    xdist_group marks from node ids, which pytest 9's node ids no longer carry, so the groups are named here.)"""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    config.option.loadscopereorder = False  # units go out in collection order, DOCTOR_GROUP's first
+
+    class ByModule(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return "doctor" if nodeid.startswith(DOCTOR_GROUP) else nodeid.split("::", 1)[0]
+
+    return ByModule(config, log)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On an xdist worker with --dist loadgroup, collect DOCTOR_GROUP first (see pytest_xdist_make_scheduler)."""
+    if config.getoption("loadgroup", False):
+        items.sort(key=lambda item: not item.nodeid.startswith(DOCTOR_GROUP))
 
 
 @dataclass
@@ -138,7 +188,7 @@ def public_alb_spec(tmp: Path, crm_app_port: int) -> ProcessSpec:
     conf.write_text(Template((ROOT / "infra" / "haproxy" / "public-alb.cfg").read_text()).substitute(values))
     haproxy = shutil.which("haproxy") or "/usr/sbin/haproxy"
     return ProcessSpec("public-alb", [haproxy, "-db", "-f", str(conf)],
-                       tmp / "public-alb.log", ports=[port])
+                       tmp / "public-alb.log", ports=[port], cwd=tmp)
 
 
 @pytest.fixture

@@ -17,9 +17,9 @@ from sre_workshop.faults.catalogue import catalogue
 from sre_workshop.local.process import ProcessRecord, group_members
 from sre_workshop.settings import BASE_PORTS
 
-from conftest import cli, eventually, http, local_stack
+from conftest import cli, eventually, http, local_stack, port_offset
 
-OFFSET = int(os.environ.get("SRE_WORKSHOP_TEST_PORT_OFFSET", "20000")) + 900
+OFFSET = port_offset(900)
 APP = f"http://127.0.0.1:{BASE_PORTS['public-alb'] + OFFSET}"
 CRM = f"http://127.0.0.1:{BASE_PORTS['public-alb-crm'] + OFFSET}"
 

@@ -27,9 +27,9 @@ from sre_workshop.local.lbstats import target_health
 from sre_workshop.local.process import ProcessRecord, group_members, is_alive
 from sre_workshop.settings import BASE_PORTS, TABLE_NAMES
 
-from conftest import REGION, Reply, cli, cli_json, dynamodb, eventually, http, local_stack, scan_all
+from conftest import REGION, Reply, cli, cli_json, dynamodb, eventually, http, local_stack, port_offset, scan_all
 
-OFFSET = int(os.environ.get("SRE_WORKSHOP_TEST_PORT_OFFSET", "20000")) + 800
+OFFSET = port_offset(800)
 APP = f"http://127.0.0.1:{BASE_PORTS['public-alb'] + OFFSET}"
 CRM = f"http://127.0.0.1:{BASE_PORTS['public-alb-crm'] + OFFSET}"
 ENGINE = f"http://127.0.0.1:{BASE_PORTS['dynamodb'] + OFFSET}"
@@ -355,7 +355,8 @@ def test_clear_all_returns_a_crashed_stack_to_steady_state(steady, capsys):
 
 @pytest.mark.parametrize(("hop", "url", "status"), [("nginx->private-alb", APP + "/", 504),
                                                    ("private-alb->sre-app", APP + "/", 503),
-                                                   ("public-alb->crm-app", CRM + "/api/customers", 503)])
+                                                   ("public-alb->crm-app", CRM + "/api/customers", 503)],
+                         ids=["nginx->private-alb", "private-alb->sre-app", "public-alb->crm-app"])
 def test_each_hop_of_the_chain_can_be_cut(steady, capsys, hop, url, status):
     source, config = {"nginx->private-alb": ("nginx", "nginx.conf"), "private-alb->sre-app": ("private-alb",
                       "private-alb.cfg"), "public-alb->crm-app": ("public-alb", "public-alb.cfg")}[hop]

@@ -4,14 +4,13 @@ ends with hints and `lab giveup`. Every step is in IncidentHistoryTable."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
-from conftest import cli, cli_json, local_stack
+from conftest import cli, cli_json, local_stack, port_offset
 
-OFFSET = int(os.environ.get("SRE_WORKSHOP_TEST_PORT_OFFSET", "20000")) + 300
+OFFSET = port_offset(300)
 
 
 

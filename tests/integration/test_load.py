@@ -1,6 +1,6 @@
 """`sre-workshop load` against a real local stack: every flow runs, a healthy stack gives no failure, the
 5xx count agrees with the CRM's own access log while DynamoDB is down, and cleanup removes exactly the
-data load made. The stack runs on its own ports (SRE_WORKSHOP_TEST_PORT_OFFSET + 1000, default 21000)."""
+data load made. The stack runs on its own ports (conftest.port_offset)."""
 
 from __future__ import annotations
 
@@ -24,9 +24,9 @@ from sre_workshop.load.marker import MARKER_PREFIX, is_marked_customer
 from sre_workshop.local.process import free_port
 from sre_workshop.settings import Settings
 
-from conftest import eventually, http
+from conftest import eventually, http, port_offset
 
-OFFSET = int(os.environ.get("SRE_WORKSHOP_TEST_PORT_OFFSET", "20000")) + 1000
+OFFSET = port_offset(1000)
 FLOWS = {"app.home", "crm.list", "crm.page", "crm.search", "crm.open", "crm.add_activity", "crm.add_deal"}
 
 

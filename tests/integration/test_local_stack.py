@@ -18,11 +18,10 @@ from sre_workshop.cli.main import ExitStatus
 from sre_workshop.local.process import ProcessRecord, group_members
 from sre_workshop.settings import BASE_PORTS, HealthCheck
 
-from conftest import cli, eventually, http, moto_spec, start_server, wait_for_leak_settings
+from conftest import cli, eventually, http, moto_spec, port_offset, start_server, wait_for_leak_settings
 
-# The test stacks run beside a developer's own stack on the default ports; SRE_WORKSHOP_TEST_PORT_OFFSET lets
-# several checkouts run their tests at once (offsets up to 600 above it are used; keep ports below 32768).
-OFFSET = int(os.environ.get("SRE_WORKSHOP_TEST_PORT_OFFSET", "20000"))
+# The test stacks run beside a developer's own stack on the default ports (conftest.port_offset).
+OFFSET = port_offset(0)
 APP = f"http://127.0.0.1:{BASE_PORTS['public-alb'] + OFFSET}"
 CRM = f"http://127.0.0.1:{BASE_PORTS['public-alb-crm'] + OFFSET}"
 NGINX = f"http://127.0.0.1:{BASE_PORTS['nginx'] + OFFSET}"

@@ -21,9 +21,9 @@ from sre_workshop.cli.main import main
 from sre_workshop.local.process import port_open
 from sre_workshop.settings import BASE_PORTS
 
-from conftest import cli, eventually, moto_spec, start_server
+from conftest import cli, eventually, moto_spec, port_offset, start_server
 
-OFFSET = int(os.environ.get("SRE_WORKSHOP_TEST_PORT_OFFSET", "20000")) + 200
+OFFSET = port_offset(200)
 MCP_PORT = 8765 + OFFSET
 READ_ONLY = {"get_architecture", "check_health", "get_target_health", "get_logs", "get_metrics", "diagnose",
              "list_incidents"}

@@ -16,9 +16,9 @@ import pytest
 from sre_workshop.local.process import port_open
 from sre_workshop.scenarios.catalogue import scenarios
 
-from conftest import cli, cli_json, eventually, local_stack
+from conftest import cli, cli_json, eventually, local_stack, port_offset
 
-OFFSET = int(os.environ.get("SRE_WORKSHOP_TEST_PORT_OFFSET", "20000")) + 100
+OFFSET = port_offset(100)
 
 
 

@@ -20,9 +20,9 @@ from sre_workshop.local.process import ProcessRecord, free_port, group_members, 
 from sre_workshop.settings import BASE_PORTS, Settings
 from sre_workshop.state import Overlay, StateStore
 
-from conftest import cli, eventually, http
+from conftest import cli, eventually, http, port_offset
 
-OFFSET = int(os.environ.get("SRE_WORKSHOP_TEST_PORT_OFFSET", "20000")) + 600
+OFFSET = port_offset(600)
 
 
 def port(name: str, offset: int = OFFSET) -> int:
@@ -173,6 +173,17 @@ def test_a_failed_up_leaves_nothing_running_and_remembers_nothing(tmp_path, monk
     assert cli(tmp_path, "up", "--detach", "--timeout", "5", "--dynamodb-endpoint", unreachable) != 0
     assert not stack_pids(tmp_path) and not records(tmp_path)
     assert StateStore(Settings.from_env({}, state_dir=tmp_path)).read().dynamodb_endpoint is None
+
+
+def test_a_stack_in_a_deep_state_dir_runs_and_reports_its_targets(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("SRE_WORKSHOP_PORT_OFFSET", str(OFFSET + 100))
+    deep = tmp_path / ("d" * 60) / ("e" * 60)  # the load balancers' sockets would be > 107 bytes long
+    assert cli(deep, "up", "--detach") == 0
+    try:
+        targets = status(deep, capsys)["targets"]
+        assert targets and all(t["state"] == "healthy" for t in targets), targets
+    finally:
+        assert cli(deep, "down") == 0
 
 
 def test_down_keeps_the_engine_when_its_data_cannot_be_saved(tmp_path, monkeypatch, capsys):
