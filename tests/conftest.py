@@ -54,11 +54,12 @@ def port_offset(step: int) -> int:
     return offset
 
 
-# Tests that judge doctor's findings, and the one that burns CPU on purpose, run on one worker one after
+# Tests that judge doctor's findings, and the ones that burn CPU on purpose, run on one worker one after
 # another: doctor reports any busy process on the host, a unit test or another module's burner included.
 DOCTOR_GROUP = ("tests/integration/test_doctor.py::", "tests/integration/test_lab.py::",
                 "tests/integration/test_mcp.py::", "tests/integration/test_scenarios.py::",
-                "tests/integration/test_faults.py::test_a_fault_breaks_the_system_and_clears[cpu-burn]")
+                "tests/integration/test_faults.py::test_a_fault_breaks_the_system_and_clears[cpu-burn]",
+                "tests/integration/test_faults.py::test_a_cpu_burn_that_runs_its_course_is_recorded_as_expired")
 
 
 @pytest.hookimpl(optionalhook=True)

@@ -2,7 +2,7 @@
 
 Each event of an incident is one item of the same incident_id, ordered by occurred_at (epoch
 milliseconds): `opened` (fault, target, parameters, ground truth, who, and what inject saved so that clear
-can restore it from any machine), then `injected` or `failed`, then `cleared` or `remediated`, and later
+can restore it from any machine), then `injected` or `failed`, then `cleared`, `remediated` or `expired`, and later
 `detected` or `scored` events written by scenarios. An item:
 
     {"incident_id": "inc-20261126T181500-nginx-timeout-3f2a", "occurred_at": 1795713300123,
@@ -26,7 +26,7 @@ from .settings import TABLE_NAMES
 
 # An incident's status, from its latest status-changing event.
 STATUS_OF = {"opened": "injecting", "injected": "active", "failed": "failed", "cleared": "cleared",
-             "remediated": "remediated", "scored": "scored"}
+             "remediated": "remediated", "expired": "expired", "scored": "scored"}
 
 
 class Ledger:

@@ -302,6 +302,17 @@ def _incident(state: Path, capsys, incident_id: str) -> dict:
     return next(i for i in listed["incidents"] if i["incident_id"] == incident_id)
 
 
+def test_a_cpu_burn_that_runs_its_course_is_recorded_as_expired(steady, capsys):
+    _code, injected = cli_json(steady, capsys, "fault", "inject", "cpu-burn", "--set", "workers=1",
+                               "--set", "duration_s=10")
+    pids = [line.split()[0] for line in (steady / "run" / "faults" / "cpu-burn.pids").read_text().splitlines()]
+    eventually(lambda: not any(Path(f"/proc/{pid}").exists() for pid in pids), timeout=20)
+    _code, status = cli_json(steady, capsys, "fault", "status")
+    assert [f["state"] for f in status["faults"]] == ["expired"], "the burners ended by themselves: nobody fixed it"
+    assert [e["event"] for e in _incident(steady, capsys, injected["incident_id"])["events"]] == \
+        ["injected", "expired"]
+
+
 def test_a_fault_fixed_by_hand_is_recorded_as_remediated(steady, capsys):
     _code, injected = cli_json(steady, capsys, "fault", "inject", "nginx-crash")
     assert cli(steady, "service", "start", "nginx") == 0  # the real fix, as `systemctl start nginx`

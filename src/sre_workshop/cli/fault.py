@@ -5,9 +5,9 @@
                     "range", "unit", "intensity", "help"}], "ground_truth": {"component", "layer", "category",
                     "cause"}}]}
     fault inject   {"fault", "incident_id", "params", "ground_truth", "evidence", "injected_by", "injected_at"}
-    fault status   {"faults": [{"fault", "state": "active|unknown|cleared|remediated", "pre_baked", "incident_id",
-                    "params", "injected_by", "injected_at"}]}
-    fault clear    {"cleared": [{"fault", "incident_id", "ended": "cleared|remediated"}], "steady": true}
+    fault status   {"faults": [{"fault", "state": "active|unknown|cleared|remediated|expired", "pre_baked",
+                    "incident_id", "params", "injected_by", "injected_at"}]}
+    fault clear    {"cleared": [{"fault", "incident_id", "ended": "cleared|remediated|expired"}], "steady": true}
     incidents      {"incidents": [{"incident_id", "fault", "status", "opened_at", "detail", "events": [...]}]}
 
 Each acts on the local stack, or with `--aws [--stack-name NAME] [--region R]` on an AWS stack made by

@@ -96,6 +96,7 @@ class Fault:
     needs_load: bool = False
     verify_seconds: float = 30.0
     folder: Path = field(default=Path(), compare=False)
+    expires_after: str = ""  # the parameter (seconds) after which the fault ends by itself, if it does
 
     @classmethod
     def load(cls, folder: Path) -> Fault:
@@ -105,8 +106,11 @@ class Fault:
                              tuple(p.get("choices", ())), p.get("unit", ""), p.get("intensity", False))
                        for p in data.get("params", []))
         fault = cls(data["name"], data["description"].strip(), data["symptom"].strip(), dict(data["ground_truth"]),
-                    params, data.get("needs_load", False), data.get("verify_seconds", 30.0), folder)
+                    params, data.get("needs_load", False), data.get("verify_seconds", 30.0), folder,
+                    data.get("expires_after", ""))
         fault.ground_truth(fault.defaults())  # the vocabulary is checked when the catalogue loads
+        if fault.expires_after and fault.expires_after not in fault.defaults():
+            raise ValueError(f"{fault.name}: expires_after names no parameter: {fault.expires_after!r}")
         return fault
 
     def defaults(self) -> dict[str, Any]:

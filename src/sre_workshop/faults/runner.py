@@ -3,7 +3,8 @@
 inject:  validate -> refuse if it is in effect -> save what it will change (in the backend's durable store
          and in the ledger) -> change -> poll verify until the effect shows (or clear again and fail)
 clear:   put back what was saved (always, even if the effect is already gone) -> `cleared`, or
-         `remediated` when someone had already fixed it -> verify steady state
+         `remediated` when someone had already fixed it (`expired` when it ran its course) -> verify steady
+         state
 status:  each recorded fault, checked against what is in effect now; a fault fixed by hand is recorded as
          remediated and its saved changes are removed, so a restart does not bring it back
 """
@@ -138,12 +139,23 @@ def _unrecorded_pre_baked(backend: Backend, fault: Fault) -> dict[str, Any] | No
             "injected_by": PRE_BAKED}
 
 
+def _ending(fault: Fault, record: dict[str, Any], was_in_effect: bool | None) -> str:
+    """How a fault ended: `cleared` by the tool; `expired` when it ran its course (cpu-burn's duration);
+    `remediated` when someone fixed it first."""
+    if was_in_effect is not False:
+        return "cleared"
+    lasts = record["params"].get(fault.expires_after) if fault.expires_after else None
+    if lasts is not None and record.get("injected_at") and time.time() >= record["injected_at"] + lasts:
+        return "expired"
+    return "remediated"
+
+
 def _clear_one(backend: Backend, fault: Fault, record: dict[str, Any]) -> dict[str, Any]:
     impl = backend_module(fault, backend.name)
     was_in_effect = impl.active(backend.ctl, record["params"])
     impl.clear(backend.ctl, record["params"], record["saved"])
     backend.forget(fault.name)
-    ended = "remediated" if was_in_effect is False else "cleared"
+    ended = _ending(fault, record, was_in_effect)
     if record.get("incident_id"):
         backend.ledger.event(record["incident_id"], ended)
     return {"fault": fault.name, "incident_id": record.get("incident_id"), "ended": ended}
