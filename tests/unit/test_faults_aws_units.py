@@ -114,6 +114,12 @@ def test_runner_waits_through_a_missing_then_pending_invocation():
     assert sent["Comment"] == "sre-workshop fault: true" and sent["Parameters"]["executionTimeout"] == ["120"]
 
 
+def test_doctors_runs_are_labelled_as_doctors_in_ssms_history():
+    client = FakeSSM({"Status": "Success", "StandardOutputContent": "{}\n"})
+    Runner(client, poll=0, purpose="doctor").run("i-1", "nginx", [shell("true")], "observe-host.sh")
+    assert client.sent[0]["Comment"] == "sre-workshop doctor: observe-host.sh"
+
+
 def test_a_failed_step_is_one_line_naming_the_instance_and_its_stderr():
     stderr = "warning\nfile-put: the content is not valid base64\n"
     client = FakeSSM({"Status": "Failed", "StandardErrorContent": stderr})

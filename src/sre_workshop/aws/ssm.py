@@ -98,6 +98,7 @@ class Runner:
     timeout: float = 120.0  # the command's own executionTimeout
     poll: float = 1.0
     delivery: float = 30.0  # how much longer than the timeout the wait allows for delivering the command
+    purpose: str = "fault"  # who sends the runs, in their Comment (SSM's history): "fault" or "doctor"
 
     def run(self, instance: str, where: str, steps: list[Step], label: str = "") -> str:
         """Run `steps` as root on `instance` (named `where` in messages); return the output."""
@@ -105,7 +106,7 @@ class Runner:
         text = render(steps, self.scripts_dir)
         try:
             sent = self.client.send_command(
-                InstanceIds=[instance], DocumentName=DOCUMENT, Comment=f"sre-workshop fault: {label}"[:100],
+                InstanceIds=[instance], DocumentName=DOCUMENT, Comment=f"sre-workshop {self.purpose}: {label}"[:100],
                 TimeoutSeconds=60, Parameters={"commands": [text], "executionTimeout": [str(int(self.timeout))]})
         except ClientError as exc:
             error = exc.response["Error"]

@@ -46,7 +46,7 @@ def hops(ctl: AwsControl) -> dict[str, list[tuple[str, str, str]]]:
 
 def read_all(ctl: AwsControl, unknown: dict[str, str]) -> dict[str, dict[str, Any]]:
     """Read the three instances at once; return each answer by component, noting in `unknown` those that fail."""
-    runner = Runner(ctl.client("ssm"), SCRIPTS_DIR, COMMAND_TIMEOUT, ctl.poll, DELIVERY)
+    runner = Runner(ctl.client("ssm"), SCRIPTS_DIR, COMMAND_TIMEOUT, ctl.poll, DELIVERY, purpose="doctor")
     planned = hops(ctl)
     with ThreadPoolExecutor(len(planned)) as pool:
         answers = dict(zip(planned, pool.map(lambda c: _read(ctl, runner, c, planned[c]), planned), strict=True))
