@@ -28,7 +28,7 @@ class Probe:
     url: str
     status: int  # 0: nothing answered (refused, timed out)
     seconds: float
-    error: str = ""  # "refused", "timeout", or the error code in the answer's body
+    error: str = ""  # refused | reset | timeout | dns | unreachable, or the error code in the answer's body
 
     @property
     def ok(self) -> bool:

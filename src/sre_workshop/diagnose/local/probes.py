@@ -60,10 +60,22 @@ def probe(component: str, name: str, url: str) -> Probe:
     except TimeoutError:
         return Probe(name, component, url, 0, time.monotonic() - started, "timeout")
     except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        error = "timeout" if isinstance(reason, TimeoutError | socket.timeout) else "refused"
-        return Probe(name, component, url, 0, time.monotonic() - started, error)
+        return Probe(name, component, url, 0, time.monotonic() - started, failure(getattr(exc, "reason", exc)))
     return Probe(name, component, url, status, time.monotonic() - started, error_code(body) if status != 200 else "")
+
+
+def failure(reason: object) -> str:
+    """Name why nothing answered: a refused connection (nothing listens), one reset or closed before the
+    answer (a process that died mid-request), a timeout, a name that does not resolve, or else unreachable."""
+    if isinstance(reason, TimeoutError | socket.timeout):
+        return "timeout"
+    if isinstance(reason, socket.gaierror):
+        return "dns"
+    if isinstance(reason, ConnectionRefusedError):
+        return "refused"
+    if isinstance(reason, ConnectionResetError):  # http.client.RemoteDisconnected is one
+        return "reset"
+    return "unreachable"
 
 
 def error_code(body: bytes) -> str:

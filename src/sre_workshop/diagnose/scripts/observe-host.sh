@@ -107,6 +107,19 @@ def own_pids():
     return pids
 
 
+def failure(reason):
+    """Name why nothing answered (as diagnose/local/probes.py does)."""
+    if isinstance(reason, socket.timeout) or "timed out" in str(reason):
+        return "timeout"
+    if isinstance(reason, socket.gaierror):
+        return "dns"
+    if isinstance(reason, ConnectionRefusedError):
+        return "refused"
+    if isinstance(reason, ConnectionResetError):
+        return "reset"
+    return "unreachable"
+
+
 def probe(name, url, out):
     started = time.monotonic()
     answer = {"name": name, "url": url, "status": 0, "body": "", "error": ""}
@@ -116,8 +129,7 @@ def probe(name, url, out):
     except urllib.error.HTTPError as exc:
         answer.update(status=exc.code, body=exc.read(2048).decode(errors="replace"))
     except (OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", exc)
-        answer["error"] = "timeout" if isinstance(reason, socket.timeout) or "timed out" in str(reason) else "refused"
+        answer["error"] = failure(getattr(exc, "reason", exc))
     answer["seconds"] = round(time.monotonic() - started, 4)
     out.append(answer)
 
