@@ -20,9 +20,18 @@ svg{background:#fafafa;border:1px solid #ddd;margin:.3em 0}.legend span{margin-r
 
 def render(report: Report, charts: dict[str, dict[str, Series]]) -> str:
     """Return the whole page."""
-    verdict = ("<p class=ok>healthy</p>" if report.healthy
-               else f"<p class=bad>{len(report.findings)} finding(s)</p>")
+    unknown = report.observations.unknown
+    if report.healthy:
+        verdict = "<p class=ok>healthy</p>"
+    elif report.findings:
+        verdict = f"<p class=bad>{len(report.findings)} finding(s)</p>"
+    else:  # as the CLI says it: an unread signal is not a healthy one
+        verdict = (f"<p class=bad>no finding, but {len(unknown)} signal(s) could not be read: "
+                   "not known to be healthy</p>")
     findings = "".join(_finding(f) for f in report.findings)
+    if unknown:
+        findings += "<h2>Not read</h2><ul>" + "".join(f"<li>{escape(what)}: {escape(why)}</li>"
+                                                      for what, why in unknown.items()) + "</ul>"
     pictures = "".join(_chart(title, series) for title, series in charts.items())
     return (f"<!doctype html><html lang=en><head><meta charset=utf-8><title>sre-workshop doctor</title>"
             f"<style>{STYLE}</style></head><body><h1>sre-workshop doctor</h1>"
