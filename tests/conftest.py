@@ -28,29 +28,33 @@ from sre_workshop.cli.main import main
 from sre_workshop.local.components import LOCAL_CREDENTIALS
 from sre_workshop.local.lbstats import target_health
 from sre_workshop.local.process import ProcessRecord, ProcessSpec, free_port, spawn, stop, tail, wait_ready
-from sre_workshop.settings import BASE_PORTS, TABLE_NAMES
+from sre_workshop.mcp.server import BASE_PORT as MCP_BASE_PORT
+from sre_workshop.settings import TABLE_NAMES
 from sre_workshop.tables import create_tables
 
 ROOT = Path(__file__).resolve().parents[1]
 APPS = ROOT / "apps"
 REGION = "us-east-1"
 
-# Each pytest-xdist worker's stacks get a band of ports of their own: module steps up to 1100 over the
-# base ports 8000-8080.
-WORKER_BAND = 1200
-EPHEMERAL_PORTS = 32768  # where Linux starts handing out client ports: a server there may find its port taken
+# A test module's stack uses ports from its offset + 8000 up to offset + 8766 (BASE_PORTS, and the MCP
+# server a scenario's agent run starts on 8765 + 1); modules add steps of up to 1000 to the offset. Each
+# pytest-xdist worker gets a band of ports wider than that, and all must stay below the kernel's ephemeral
+# ports, where a server may find its port taken by some client: three workers fit from the default 19000.
+TOP_BASE_PORT = MCP_BASE_PORT + 1
+WORKER_BAND = 1800
+EPHEMERAL_PORTS = 32768
 
 
 def port_offset(step: int) -> int:
     """Return SRE_WORKSHOP_PORT_OFFSET for a test module's stack: SRE_WORKSHOP_TEST_PORT_OFFSET (default
-    20000, clear of a developer's own stack) plus the module's `step` (modules never share ports) plus the
+    19000, clear of a developer's own stack) plus the module's `step` (modules never share ports) plus the
     band of this xdist worker (parallel workers never share ports)."""
-    base = int(os.environ.get("SRE_WORKSHOP_TEST_PORT_OFFSET", "20000"))
+    base = int(os.environ.get("SRE_WORKSHOP_TEST_PORT_OFFSET", "19000"))
     worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
     offset = base + WORKER_BAND * worker + step
-    if offset + max(BASE_PORTS.values()) >= EPHEMERAL_PORTS:
-        raise RuntimeError(f"test ports would reach {offset + max(BASE_PORTS.values())}, in the kernel's "
-                           f"ephemeral range: lower SRE_WORKSHOP_TEST_PORT_OFFSET ({base}) or the worker count")
+    if offset + TOP_BASE_PORT >= EPHEMERAL_PORTS:
+        raise RuntimeError(f"test ports would reach {offset + TOP_BASE_PORT}, in the kernel's ephemeral range: "
+                           f"lower SRE_WORKSHOP_TEST_PORT_OFFSET ({base}) or the number of workers")
     return offset
 
 
