@@ -24,6 +24,10 @@ logger = logging.getLogger(__name__)
 
 TICKS = os.sysconf("SC_CLK_TCK")
 BURNER_CPU = 50.0  # % of a core a process must take over the sample to count as burning it
+# ... and it must have burned CPU for a while: running this long, at this average over its life. A runaway
+# loop does; a program starting up (imports, a compile step) or a mostly idle one caught busy does not.
+BURNER_MIN_AGE_S = 10.0
+BURNER_LIFETIME_CPU = 40.0
 TAIL_BYTES = 512 * 1024  # enough lines for a window of a minute or two under load
 AWS_CODE = re.compile(r"\b([A-Z][A-Za-z]+(?:Exception|Error))\b")
 NGINX_ERROR = re.compile(r"^(\d{4}/\d\d/\d\d \d\d:\d\d:\d\d) \[(\w+)\] \d+#\d+: (?:\*\d+ )?(.*?)(?:, client:.*)?$")
@@ -79,14 +83,15 @@ def _uptime(pid: int) -> float:
 def host_cpu(stack_pids: set[int], sample_s: float = 0.5) -> tuple[float, list[tuple[int, str, float]]]:
     """Return the host's CPU use (% of all cores) and the busiest processes outside the stack that hold no
     socket (CPU burned for nothing: not a client's or a server's)."""
-    def snapshot() -> tuple[list[int], dict[int, tuple[str, int]]]:
+    def snapshot() -> tuple[list[int], dict[int, tuple[str, int, int]]]:
         cpu = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
         procs = {}
         for entry in Path("/proc").iterdir():
             if entry.name.isdigit() and int(entry.name) not in stack_pids:
                 fields = proc_stat(int(entry.name))
-                if fields:
-                    procs[int(entry.name)] = (_comm(int(entry.name)), int(fields[11]) + int(fields[12]))
+                if fields:  # name, CPU ticks used (utime + stime), start (ticks after boot)
+                    procs[int(entry.name)] = (_comm(int(entry.name)), int(fields[11]) + int(fields[12]),
+                                              int(fields[19]))
         return cpu, procs
 
     cpu0, procs0 = snapshot()
@@ -95,10 +100,18 @@ def host_cpu(stack_pids: set[int], sample_s: float = 0.5) -> tuple[float, list[t
     busy = [b - a for a, b in zip(cpu0, cpu1, strict=True)]
     total = sum(busy) or 1
     used = 100 * (total - busy[3] - busy[4]) / total  # idle and iowait
+    now = float(Path("/proc/uptime").read_text().split()[0])
     top = sorted(((pid, name, round(100 * (ticks - procs0[pid][1]) / TICKS / sample_s, 1))
-                  for pid, (name, ticks) in procs1.items() if pid in procs0), key=lambda p: -p[2])
+                  for pid, (name, ticks, start) in procs1.items()
+                  if pid in procs0 and _sustained(ticks, start, now)), key=lambda p: -p[2])
     # Clients and servers (a load generator, a browser) hold sockets; what only burns CPU holds none.
     return round(used, 1), [p for p in top if p[2] >= BURNER_CPU and not _has_sockets(p[0])][:5]
+
+
+def _sustained(ticks: int, start: int, now: float) -> bool:
+    """True for a process that has run BURNER_MIN_AGE_S or longer, busy BURNER_LIFETIME_CPU % of its life."""
+    age = now - start / TICKS
+    return age >= BURNER_MIN_AGE_S and 100 * ticks / TICKS / age >= BURNER_LIFETIME_CPU
 
 
 def _has_sockets(pid: int) -> bool:

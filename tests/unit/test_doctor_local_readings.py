@@ -1,11 +1,15 @@
-"""doctor's local probes name why nothing answered, over real loopback sockets."""
+"""doctor's local readings: probes name why nothing answered (over real loopback sockets), and only a process
+that has burned CPU for a while counts as a CPU hog."""
 
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 import threading
 
 from sre_workshop.diagnose.local.probes import failure, probe
+from sre_workshop.diagnose.local.readers import TICKS, _sustained, host_cpu
 from sre_workshop.local.process import free_port
 
 
@@ -31,3 +35,20 @@ def test_a_server_that_closes_before_answering_is_a_reset():
 def test_a_name_that_does_not_resolve_is_dns_not_refused():
     assert failure(socket.gaierror(-2, "Name or service not known")) == "dns"
     assert failure(TimeoutError()) == "timeout" and failure(OSError("no route")) == "unreachable"
+
+
+def test_a_process_that_just_started_burning_is_not_yet_a_cpu_hog():
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        _host, burners = host_cpu(set())
+        assert busy.pid not in [pid for pid, _name, _cpu in burners], "a second old: a start-up, not a runaway"
+    finally:
+        busy.kill()
+        busy.wait()
+
+
+def test_a_hog_has_run_ten_seconds_busy_most_of_its_life():
+    now = 1000.0
+    assert _sustained(ticks=int(12 * TICKS), start=int((now - 12) * TICKS), now=now)  # a busy loop, 12 s old
+    assert not _sustained(ticks=int(3 * TICKS), start=int((now - 3) * TICKS), now=now)  # busy, but 3 s old
+    assert not _sustained(ticks=int(20 * TICKS), start=int((now - 200) * TICKS), now=now)  # 10 % over its life
