@@ -59,7 +59,7 @@ def port_offset(step: int) -> int:
 
 
 # Tests that judge doctor's findings, and the ones that burn CPU on purpose, run on one worker one after
-# another: doctor reports any busy process on the host, a unit test or another module's burner included.
+# another: doctor reports a CPU hog anywhere on the host, another module's cpu-burn included.
 DOCTOR_GROUP = ("tests/integration/test_doctor.py::", "tests/integration/test_lab.py::",
                 "tests/integration/test_mcp.py::", "tests/integration/test_scenarios.py::",
                 "tests/integration/test_faults.py::test_a_fault_breaks_the_system_and_clears[cpu-burn]",

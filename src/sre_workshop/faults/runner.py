@@ -122,7 +122,7 @@ def clear(backend: Backend, name: str | None, sustain: float = 3.0, timeout: flo
     # what the fault stopped), and nothing will start it: waiting for steady state would only wait out the
     # timeout.
     stopped = backend.stopped()
-    problems = [f"{name} is not running" for name in stopped] or wait_steady(backend, sustain, timeout)
+    problems = [f"{component} is not running" for component in stopped] or wait_steady(backend, sustain, timeout)
     if problems:
         hint = " (start with `sre-workshop service start NAME`)" if stopped else ""
         raise NotSteady("cleared, but the stack is not back to steady state: " + "; ".join(problems) + hint)
