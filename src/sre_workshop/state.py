@@ -20,6 +20,7 @@ import contextlib
 import fcntl
 import json
 import os
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -99,9 +100,8 @@ def ensure_dir(path: Path) -> Path:
     """Create a state directory, naming the path and the fix when that is impossible."""
     try:
         path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".write-test"
-        probe.touch()
-        probe.unlink()
+        with tempfile.TemporaryFile(dir=path):  # a name of its own: two commands may check at once
+            pass
     except OSError as exc:
         raise StateError(f"cannot write to {path} ({exc.strerror or exc}): choose a writable --state-dir "
                          "or fix its permissions") from exc

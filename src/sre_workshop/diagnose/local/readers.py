@@ -23,11 +23,13 @@ from ..model import ComponentState, LogSummary
 logger = logging.getLogger(__name__)
 
 TICKS = os.sysconf("SC_CLK_TCK")
-BURNER_CPU = 50.0  # % of a core a process must take over the sample to count as burning it
-# ... and it must have burned CPU for a while: running this long, at this average over its life. A runaway
-# loop does; a program starting up (imports, a compile step) or a mostly idle one caught busy does not.
+# A process counts as burning CPU when it takes this % of a core over the sample (a busy loop gets less than
+# a core on a host it saturates) ...
+BURNER_CPU = 30.0
+# ... and has burned CPU for a while: running this long, at this average over its life. A runaway loop does;
+# a program starting up (imports, a compile step) or a mostly idle one caught busy does not.
 BURNER_MIN_AGE_S = 10.0
-BURNER_LIFETIME_CPU = 40.0
+BURNER_LIFETIME_CPU = 25.0
 TAIL_BYTES = 512 * 1024  # enough lines for a window of a minute or two under load
 AWS_CODE = re.compile(r"\b([A-Z][A-Za-z]+(?:Exception|Error))\b")
 NGINX_ERROR = re.compile(r"^(\d{4}/\d\d/\d\d \d\d:\d\d:\d\d) \[(\w+)\] \d+#\d+: (?:\*\d+ )?(.*?)(?:, client:.*)?$")
@@ -83,11 +85,13 @@ def _uptime(pid: int) -> float:
 def host_cpu(stack_pids: set[int], sample_s: float = 0.5) -> tuple[float, list[tuple[int, str, float]]]:
     """Return the host's CPU use (% of all cores) and the busiest processes outside the stack that hold no
     socket (CPU burned for nothing: not a client's or a server's)."""
+    excluded = stack_pids | {os.getpid()}  # doctor itself reads logs and probes during the sample
+
     def snapshot() -> tuple[list[int], dict[int, tuple[str, int, int]]]:
         cpu = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
         procs = {}
         for entry in Path("/proc").iterdir():
-            if entry.name.isdigit() and int(entry.name) not in stack_pids:
+            if entry.name.isdigit() and int(entry.name) not in excluded:
                 fields = proc_stat(int(entry.name))
                 if fields:  # name, CPU ticks used (utime + stime), start (ticks after boot)
                     procs[int(entry.name)] = (_comm(int(entry.name)), int(fields[11]) + int(fields[12]),
