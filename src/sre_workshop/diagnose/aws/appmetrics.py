@@ -12,9 +12,9 @@ from __future__ import annotations
 from typing import Any
 
 from ...aws.control import AwsControl
+from .. import intervals
 
 Point = tuple[float, float, float, float]  # epoch s, leak MB, RSS MB, p50 ms
-MAX_SCAN_PAGES = 20
 LIVE_S = 60.0  # sre-app's workers write every 10 s
 
 
@@ -30,7 +30,7 @@ def series(ctl: AwsControl, metric_ids: list[str], since: float) -> dict[str, li
     if metric_ids:
         return {m: [point(i) for i in _query(client, table, m, since)] for m in metric_ids}
     found: dict[str, list[Point]] = {}
-    for item in scan(client, table, "sre-app#", since):
+    for item in intervals.scan(client, table, "sre-app#", since):
         found.setdefault(item["metric_id"]["S"], []).append(point(item))
     newest = max((p[0] for points in found.values() for p in points), default=0.0)
     return {m: sorted(points) for m, points in found.items() if max(p[0] for p in points) >= newest - LIVE_S}
@@ -40,18 +40,3 @@ def _query(client, table: str, metric_id: str, since: float) -> list[dict[str, A
     return client.query(TableName=table, KeyConditionExpression="metric_id = :m AND #t >= :s",
                         ExpressionAttributeNames={"#t": "timestamp"},
                         ExpressionAttributeValues={":m": {"S": metric_id}, ":s": {"N": str(int(since))}})["Items"]
-
-
-def scan(client, table: str, prefix: str, since: float) -> list[dict[str, Any]]:
-    """Return the items whose metric_id starts with `prefix`, written since `since` (at most MAX_SCAN_PAGES)."""
-    items: list[dict[str, Any]] = []
-    kwargs: dict[str, Any] = {"TableName": table, "FilterExpression": "begins_with(metric_id, :p) AND #t >= :s",
-                              "ExpressionAttributeNames": {"#t": "timestamp"},
-                              "ExpressionAttributeValues": {":p": {"S": prefix}, ":s": {"N": str(int(since))}}}
-    for _ in range(MAX_SCAN_PAGES):
-        page = client.scan(**kwargs)
-        items += page.get("Items", [])
-        if "LastEvaluatedKey" not in page:
-            break
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-    return items

@@ -10,9 +10,9 @@ from __future__ import annotations
 import time
 
 from ...aws.control import AwsControl
-from . import appmetrics, metrics
-
-Charts = dict[str, dict[str, list[tuple[float, float]]]]
+from .. import intervals
+from ..intervals import Charts
+from . import metrics
 
 
 def collect(ctl: AwsControl, window_s: float = 600.0) -> Charts:
@@ -58,14 +58,5 @@ def _sum(found: dict[str, list[tuple[float, float]]], prefix: str) -> list[tuple
 
 def _interval(ctl: AwsControl, since: float) -> Charts:
     """sre-app's interval metrics per worker, from the stack's ApplicationMetricsTable."""
-    charts: Charts = {"sre-app latency p99 (ms)": {}, "sre-app leak size per worker (MB)": {},
-                      "sre-app RSS per worker (MB)": {}}
-    items = appmetrics.scan(ctl.client("dynamodb"), ctl.physical("ApplicationMetricsTable"), "sre-app#", since)
-    for item in sorted(items, key=lambda i: float(i["timestamp"]["N"])):
-        worker = item["metric_id"]["S"].split("#", 1)[-1]
-        stamp = float(item["timestamp"]["N"])
-        for chart, field in (("sre-app latency p99 (ms)", "p99_ms"), ("sre-app leak size per worker (MB)",
-                             "memory_leak_size_mb"), ("sre-app RSS per worker (MB)", "rss_mb")):
-            if field in item:
-                charts[chart].setdefault(worker, []).append((stamp, float(item[field]["N"])))
-    return charts
+    items = intervals.scan(ctl.client("dynamodb"), ctl.physical("ApplicationMetricsTable"), "sre-app#", since)
+    return intervals.charts(items, lambda metric_id: metric_id.split("#", 1)[-1])

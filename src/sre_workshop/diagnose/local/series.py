@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ...local.stack import Stack
 from ...settings import TABLE_NAMES
+from .. import intervals
 from .readers import AWS_CODE, tail_lines
 
 BUCKET_S = 10
@@ -67,32 +68,12 @@ def _aws_errors(path: Path, since: float) -> list[tuple[float, float]]:
     return [(t, n / BUCKET_S) for t, n in sorted(counts.items())]
 
 
-def _interval_metrics(stack: Stack, since: float) -> dict[str, dict[str, list[tuple[float, float]]]]:
+def _interval_metrics(stack: Stack, since: float) -> intervals.Charts:
     """sre-app's interval metrics per worker (ApplicationMetricsTable), read from the engine."""
-    charts: dict[str, dict[str, list[tuple[float, float]]]] = {
-        "sre-app latency p99 (ms)": {}, "sre-app leak size per worker (MB)": {}, "sre-app RSS per worker (MB)": {}}
     try:
-        items = _scan_since(stack.dynamodb_client(), f"sre-app#{socket.gethostname()}#", since)
+        # The whole table: a local stack's own, small, and a bound would drop items at random.
+        items = intervals.scan(stack.dynamodb_client(), TABLE_NAMES["METRICS_TABLE"],
+                               f"sre-app#{socket.gethostname()}#", since, max_pages=None)
     except Exception:
-        return charts
-    for item in sorted(items, key=lambda i: float(i["timestamp"]["N"])):
-        worker = "pid " + item["metric_id"]["S"].rsplit("#", 1)[-1]
-        stamp = float(item["timestamp"]["N"])
-        for chart, field in (("sre-app latency p99 (ms)", "p99_ms"), ("sre-app leak size per worker (MB)",
-                             "memory_leak_size_mb"), ("sre-app RSS per worker (MB)", "rss_mb")):
-            if field in item:
-                charts[chart].setdefault(worker, []).append((stamp, float(item[field]["N"])))
-    return charts
-
-
-def _scan_since(client, prefix: str, since: float) -> list[dict]:
-    items, kwargs = [], {"TableName": TABLE_NAMES["METRICS_TABLE"],
-                         "FilterExpression": "begins_with(metric_id, :p) AND #t >= :s",
-                         "ExpressionAttributeNames": {"#t": "timestamp"},
-                         "ExpressionAttributeValues": {":p": {"S": prefix}, ":s": {"N": str(int(since))}}}
-    while True:
-        response = client.scan(**kwargs)
-        items.extend(response.get("Items", []))
-        if "LastEvaluatedKey" not in response:
-            return items
-        kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        items = []
+    return intervals.charts(items, lambda metric_id: "pid " + metric_id.rsplit("#", 1)[-1])
