@@ -25,9 +25,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-
-class ConfigError(ValueError):
-    """A setting from the environment is not usable; the message names the variable."""
+from appkit.envconfig import ConfigError as ConfigError  # gunicorn.conf.py catches it from here
+from appkit.envconfig import number
 
 
 @dataclass(frozen=True)
@@ -57,21 +56,8 @@ class Settings:
             log_file=env.get("LOG_FILE") or None,
             fault_control_token=env.get("FAULT_CONTROL_TOKEN") or None,
             runtime_dir=env.get("CRM_APP_RUNTIME_DIR") or None,
-            max_active=int(_number(env, "CRM_MAX_ACTIVE", cls.max_active, minimum=1)),
-            max_waiting=int(_number(env, "CRM_MAX_WAITING", cls.max_waiting, minimum=0)),
-            queue_seconds=_number(env, "CRM_QUEUE_SECONDS", cls.queue_seconds, minimum=0),
+            max_active=int(number(env, "CRM_MAX_ACTIVE", cls.max_active, minimum=1)),
+            max_waiting=int(number(env, "CRM_MAX_WAITING", cls.max_waiting, minimum=0)),
+            queue_seconds=number(env, "CRM_QUEUE_SECONDS", cls.queue_seconds, minimum=0),
         )
 
-
-def _number(env: Mapping[str, str], name: str, default: float, minimum: float) -> float:
-    """Read a number of at least `minimum` from `env`, naming the variable when it is not one."""
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number, not {raw!r}") from None
-    if not value >= minimum:  # also refuses nan
-        raise ConfigError(f"{name} must be at least {minimum:g}")
-    return value

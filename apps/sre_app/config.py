@@ -28,11 +28,9 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from appkit.envconfig import ConfigError, number
+
 LEAK_MODES = ("off", "request", "time")
-
-
-class ConfigError(ValueError):
-    """A setting from the environment is not usable; the message names the variable."""
 
 
 @dataclass(frozen=True)
@@ -62,15 +60,15 @@ class Settings:
             metrics_table=env.get("METRICS_TABLE", cls.metrics_table),
             log_file=env.get("LOG_FILE") or None,
             leak_mode=env.get("LEAK_MODE", cls.leak_mode),
-            leak_kb_per_request=_number(env, "LEAK_KB_PER_REQUEST", cls.leak_kb_per_request),
-            leak_mb_per_minute=_number(env, "LEAK_MB_PER_MINUTE", cls.leak_mb_per_minute),
-            leak_cap_mb=_number(env, "LEAK_CAP_MB", cls.leak_cap_mb),
+            leak_kb_per_request=number(env, "LEAK_KB_PER_REQUEST", cls.leak_kb_per_request),
+            leak_mb_per_minute=number(env, "LEAK_MB_PER_MINUTE", cls.leak_mb_per_minute),
+            leak_cap_mb=number(env, "LEAK_CAP_MB", cls.leak_cap_mb),
             fault_control_token=env.get("FAULT_CONTROL_TOKEN") or None,
             runtime_dir=env.get("SRE_APP_RUNTIME_DIR") or None,
             prometheus_dir=env.get("PROMETHEUS_MULTIPROC_DIR") or None,
-            metrics_interval_seconds=_number(env, "METRICS_INTERVAL_SECONDS", cls.metrics_interval_seconds),
-            metrics_buffer_max=int(_number(env, "METRICS_BUFFER_MAX", cls.metrics_buffer_max)),
-            metrics_final_flush_seconds=_number(env, "METRICS_FINAL_FLUSH_SECONDS", cls.metrics_final_flush_seconds),
+            metrics_interval_seconds=number(env, "METRICS_INTERVAL_SECONDS", cls.metrics_interval_seconds),
+            metrics_buffer_max=int(number(env, "METRICS_BUFFER_MAX", cls.metrics_buffer_max)),
+            metrics_final_flush_seconds=number(env, "METRICS_FINAL_FLUSH_SECONDS", cls.metrics_final_flush_seconds),
         )
         if settings.leak_mode not in LEAK_MODES:
             raise ConfigError(f"LEAK_MODE must be one of {', '.join(LEAK_MODES)}, not {settings.leak_mode!r}")
@@ -78,16 +76,3 @@ class Settings:
             raise ConfigError("METRICS_INTERVAL_SECONDS must be at least 1")
         return settings
 
-
-def _number(env: Mapping[str, str], name: str, default: float) -> float:
-    """Read a non-negative number from `env`, naming the variable when it is not one."""
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number, not {raw!r}") from None
-    if value < 0:
-        raise ConfigError(f"{name} must not be negative")
-    return value
