@@ -6,8 +6,10 @@ import contextlib
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -88,6 +90,27 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """On an xdist worker with --dist loadgroup, collect DOCTOR_GROUP first (see pytest_xdist_make_scheduler)."""
     if config.getoption("loadgroup", False):
         items.sort(key=lambda item: not item.nodeid.startswith(DOCTOR_GROUP))
+
+
+@contextlib.contextmanager
+def slow_senders(port: int, count: int, headers: bytes = b"") -> Iterator[None]:
+    """`count` clients of 127.0.0.1:port that send a POST's headers, then its 100-byte body a byte a second,
+    for as long as the block runs."""
+    stop = threading.Event()
+
+    def trickle() -> None:
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.sendall(b"POST /api/customers HTTP/1.1\r\nHost: crm\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: 100\r\n" + headers + b"\r\n")
+            while not stop.wait(1.0):
+                sock.sendall(b" ")
+
+    for _ in range(count):
+        threading.Thread(target=trickle, daemon=True).start()
+    try:
+        yield
+    finally:
+        stop.set()
 
 
 @dataclass

@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import io
 import socket
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -15,7 +14,7 @@ import pytest
 
 from sre_workshop.local.lbstats import command
 
-from conftest import http, wrk_statuses
+from conftest import http, slow_senders, wrk_statuses
 
 
 def taken_out(alb) -> int:
@@ -45,23 +44,9 @@ def test_fifty_clients_get_answers_from_the_app_and_the_target_stays_in_service(
 
 def test_slow_request_bodies_wait_in_the_alb_not_in_the_app(crm_behind_alb):
     crm, alb = crm_behind_alb
-    stop = threading.Event()
-
-    def trickle():
-        with socket.create_connection(("127.0.0.1", alb.port)) as sock:
-            sock.sendall(b"POST /api/customers HTTP/1.1\r\nHost: crm\r\nContent-Type: application/json\r\n"
-                         b"Content-Length: 100\r\nX-Request-ID: slow-sender\r\n\r\n")
-            while not stop.wait(1.0):
-                sock.sendall(b" ")
-
-    senders = [threading.Thread(target=trickle, daemon=True) for _ in range(2)]
-    for sender in senders:
-        sender.start()
-    try:
+    with slow_senders(alb.port, 2, b"X-Request-ID: slow-sender\r\n"):
         time.sleep(1.5)
         answers = [http("GET", alb.url + "/api/customers", timeout=5).status for _ in range(10)]
-    finally:
-        stop.set()
     assert answers == [200] * 10
     # The ALB never passed the unfinished requests on.
     assert "slow-sender" not in Path(crm.spec.env["LOG_FILE"]).read_text()

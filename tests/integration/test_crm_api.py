@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import re
 import socket
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -14,7 +13,18 @@ import pytest
 
 from sre_workshop.settings import TABLE_NAMES
 
-from conftest import children_of, create_tables, dynamodb, eventually, http, moto_spec, scan_all, seed, start_server
+from conftest import (
+    children_of,
+    create_tables,
+    dynamodb,
+    eventually,
+    http,
+    moto_spec,
+    scan_all,
+    seed,
+    slow_senders,
+    start_server,
+)
 
 CUSTOMER = {"name": "Ada Lovelace", "company": "Analytical Engines", "email": "ada@example.com",
             "phone": "+44 20 7946 0018", "status": "active"}
@@ -187,23 +197,9 @@ def test_a_huge_body_is_413_before_it_is_read(crm):
 
 def test_slow_clients_take_nothing_away(crm):
     """Clients that send their bodies at a byte a second hold a thread each, never the CRM."""
-    stop = threading.Event()
-
-    def trickle():
-        with socket.create_connection(("127.0.0.1", crm.port)) as sock:
-            sock.sendall(b"POST /api/customers HTTP/1.1\r\nHost: crm\r\nContent-Type: application/json\r\n"
-                         b"Content-Length: 100\r\n\r\n")
-            while not stop.wait(1.0):
-                sock.sendall(b" ")
-
-    senders = [threading.Thread(target=trickle, daemon=True) for _ in range(4)]
-    for sender in senders:
-        sender.start()
-    try:
+    with slow_senders(crm.port, 4):
         time.sleep(0.5)
         answers = [timed(lambda: http("GET", crm.url + "/api/customers", timeout=5)) for _ in range(10)]
-    finally:
-        stop.set()
     assert [reply.status for reply, _ in answers] == [200] * 10
     assert max(seconds for _, seconds in answers) < 2
 
