@@ -9,6 +9,9 @@ Read from the environment in this one place:
 |                            |                                | keep ports below 32768, the kernel's range  |
 |                            |                                | for client sockets                          |
 | SRE_WORKSHOP_HOME          | the checkout holding this file | where apps/ and infra/ are                 |
+| SRE_WORKSHOP_METRICS_PERIOD| 60                             | seconds per datapoint of the twin's metrics |
+|                            |                                | (CloudWatch's basic monitoring; 10 for fast |
+|                            |                                | local work; `up --metrics-period`)          |
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ BASE_PORTS = {
     "crm-app": 8004,           # AWS: 8080 on its own instance
     "dynamodb-endpoint": 8005, # what the apps call: a proxy where faults can be injected
     "dynamodb": 8006,          # the emulator itself
+    "aws-api": 8007,           # the AWS API twin: AWS_ENDPOINT_URL for the aws CLI, boto3 and agents
 }
 
 # Table names as the apps see them (environment variables of the spec).
@@ -63,6 +67,7 @@ class Settings:
     region: str = "us-east-1"
     dynamodb_endpoint: str | None = None  # an external DynamoDB-compatible endpoint instead of an engine
     engine: str = "dynalite"  # the local DynamoDB engine (local/engines.py): dynalite or moto
+    metrics_period: int = 60  # seconds per datapoint of the twin's metrics (CloudWatch basic monitoring)
     health_check: HealthCheck = field(default_factory=HealthCheck)
 
     @classmethod
@@ -74,6 +79,7 @@ class Settings:
             "home": home,
             "state_dir": Path(env.get("SRE_WORKSHOP_STATE_DIR") or Path.cwd() / ".sre-workshop").absolute(),
             "port_offset": int(env.get("SRE_WORKSHOP_PORT_OFFSET") or 0),
+            "metrics_period": int(env.get("SRE_WORKSHOP_METRICS_PERIOD") or 60),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)

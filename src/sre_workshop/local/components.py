@@ -7,6 +7,8 @@ Start order follows the architecture from the data tier up; every component is a
     private-alb        HAProxy: sre-workshop-private-alb
     nginx              the web tier, from the same nginx.conf template as on AWS
     public-alb         HAProxy: sre-workshop-public-alb, listeners :8000 (for 80) and :8080
+    aws-api            the AWS API twin (twin/server.py): the stack's AWS resources, answered live
+    cloudwatch-agent   the CloudWatch agent's stand-in: ships the instances' logs and metrics to aws-api
 
 Building these definitions has no side effects: programs are looked up when a process is spawned, and
 the fault-control token is added to sre-app's environment by the stack when it starts it.
@@ -14,6 +16,7 @@ the fault-control token is added to sre-app's environment by the stack when it s
 
 from __future__ import annotations
 
+import os
 import secrets
 import sys
 import urllib.error
@@ -27,7 +30,8 @@ from ..settings import LOOPBACK, TABLE_NAMES, Settings
 from .engines import engine_launch
 from .process import ProcessSpec
 
-ORDER = ["dynamodb", "dynamodb-endpoint", "sre-app", "crm-app", "private-alb", "nginx", "public-alb"]
+ORDER = ["dynamodb", "aws-api", "dynamodb-endpoint", "sre-app", "crm-app", "private-alb", "nginx", "public-alb",
+         "cloudwatch-agent"]
 # Fake credentials for the emulator; boto3 refuses to sign requests without some.
 LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "sre-workshop-local", "AWS_SECRET_ACCESS_KEY": "sre-workshop-local"}
 
@@ -144,7 +148,33 @@ def components(settings: Settings) -> dict[str, Component]:
         settings.url("nginx") + "/health", configs=("nginx.conf",),
         logs=(logs / "nginx-access.log", logs / "nginx-error.log"), check_argv=("nginx", "-t", *nginx_conf))
     found["public-alb"] = haproxy("public-alb", ["public-alb", "public-alb-crm"])
+    found.update(twin_components(settings))
     return found
+
+
+def cache_home() -> str:
+    """Return the user's cache directory (the twin keeps fresh deployments of the template there)."""
+    return os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+
+
+def twin_components(settings: Settings) -> dict[str, Component]:
+    """Return the AWS API twin and the CloudWatch agent's stand-in (Python programs of this package)."""
+    env = {"SRE_WORKSHOP_STATE_DIR": str(settings.state_dir), "SRE_WORKSHOP_HOME": str(settings.home),
+           "SRE_WORKSHOP_PORT_OFFSET": str(settings.port_offset), "PYTHONUNBUFFERED": "1",
+           "AWS_REGION": settings.region, "XDG_CACHE_HOME": cache_home()}
+    twin = [sys.executable, "-m", "sre_workshop.twin.server", "--port", str(settings.port("aws-api")),
+            "--metrics-period", str(settings.metrics_period), "--engine-url", engine_url(settings)]
+    agent = [sys.executable, "-m", "sre_workshop.twin.agentplan", "--metrics-period", str(settings.metrics_period)]
+    logs = settings.logs_dir
+    return {
+        "aws-api": Component("aws-api", ProcessSpec("aws-api", twin, logs / "aws-api.log", env,
+                                                    ports=[settings.port("aws-api")], stop_timeout=15),
+                             settings.url("aws-api"), None),
+        "cloudwatch-agent": Component("cloudwatch-agent", ProcessSpec("cloudwatch-agent", agent,
+                                                                      logs / "cloudwatch-agent.log", env,
+                                                                      stop_timeout=10),
+                                      "", None),
+    }
 
 
 def http_ok(url: str, timeout: float = 1.0) -> bool:

@@ -1,0 +1,107 @@
+"""Wire the twin's plug-ins into its dispatcher: which operations each one answers or rewrites."""
+
+from __future__ import annotations
+
+import http.client
+import logging
+import threading
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from . import logs, protocol, targets, trail
+from .protocol import Call
+
+logger = logging.getLogger(__name__)
+
+ACCOUNT = "123456789012"
+
+
+def install(app: Any, twin: Any) -> None:
+    """Register every plug-in on the twin's dispatcher."""
+    queries = logs.Queries()
+    app.handlers.update({
+        ("logs", "FilterLogEvents"): logs.filter_log_events,
+        ("logs", "StartQuery"): queries.start,
+        ("logs", "GetQueryResults"): queries.results,
+        ("logs", "StopQuery"): queries.stop,
+        ("logs", "DescribeQueries"): queries.describe,
+        ("cloudtrail", "LookupEvents"): lambda call, environ: lookup_events(call, twin),
+    })
+    app.after[("logs", "PutLogEvents")] = lambda call, answer: logs.apply_metric_filters(call, answer, put_metric)
+    logical = {physical: name for name, physical in twin.physical.items()}
+    sockets = [twin.settings.run_dir / f"{alb}.sock" for alb in ("public-alb", "private-alb")]
+    app.after[("elasticloadbalancing", "DescribeTargetHealth")] = (
+        lambda call, answer: targets.rewrite(call, answer, sockets, logical.get))
+    app.services["dynamodb"] = Engine(twin.engine_url)
+
+
+def lookup_events(call: Call, twin: Any) -> protocol.Answer:
+    """Answer CloudTrail's LookupEvents from the trail."""
+    try:
+        return protocol.json_answer(trail.lookup(twin.paths["trail"], call.params))
+    except trail.TrailError as exc:
+        return protocol.error(call, exc.code, str(exc))
+
+
+def put_metric(region: str, transformation: dict, value: float, timestamp_ms: int | None) -> None:
+    """Store one datapoint a metric filter made (in-process, as the service would)."""
+    from moto.cloudwatch.models import cloudwatch_backends
+
+    when = datetime.fromtimestamp(timestamp_ms / 1000, UTC) if timestamp_ms else datetime.now(UTC)
+    datum = {"MetricName": transformation["metricName"], "Value": value, "Timestamp": when}
+    if transformation.get("unit"):
+        datum["Unit"] = transformation["unit"]
+    cloudwatch_backends[ACCOUNT][region or "us-east-1"].put_metric_data(transformation["metricNamespace"], [datum])
+
+
+def evaluate_alarms(twin: Any) -> None:
+    """Evaluate the alarms on the metrics they watch (moto stores alarms but never evaluates them)."""
+    try:
+        from . import alarms
+    except ImportError:  # pragma: no cover - the evaluator arrives with its own module
+        return
+    from moto.cloudwatch.models import cloudwatch_backends
+
+    with twin.app.write_lock:
+        changed = alarms.evaluate_all(cloudwatch_backends[ACCOUNT][twin.settings.region], datetime.now(UTC))
+    if changed:
+        twin.dirty_control = True
+        logger.info("alarm state changed: %s", ", ".join(changed))
+
+
+class Engine:
+    """DynamoDB through the twin: every call goes to the stack's real engine, so DescribeTable and
+    ListTables show its real tables, item counts and capacity."""
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
+        self.local = threading.local()
+
+    def __call__(self, call: Call, environ: dict) -> protocol.Answer:
+        headers = {k: environ[f"HTTP_{k.upper().replace('-', '_')}"] for k in
+                   ("X-Amz-Target", "Authorization", "X-Amz-Date", "X-Amz-Security-Token")
+                   if f"HTTP_{k.upper().replace('-', '_')}" in environ}
+        headers["Content-Type"] = environ.get("CONTENT_TYPE", "application/x-amz-json-1.0")
+        for attempt in range(2):  # a kept-alive connection the engine closed is retried once
+            connection = self._connection(fresh=attempt > 0)
+            try:
+                connection.request("POST", "/", body=call.body, headers=headers)
+                response = connection.getresponse()
+                body = response.read()
+            except (OSError, http.client.HTTPException):
+                connection.close()
+                continue
+            kept = [(k, v) for k, v in response.getheaders() if k.lower() in ("content-type", "x-amzn-requestid",
+                                                                              "x-amz-crc32")]
+            return response.status, kept, body
+        return protocol.error(call, "InternalServerError", "Internal server error (the DynamoDB engine does not "
+                              "answer)", 500)
+
+    def _connection(self, fresh: bool) -> http.client.HTTPConnection:
+        connection = getattr(self.local, "connection", None)
+        if connection is None or fresh:
+            connection = http.client.HTTPConnection(self.host, self.port, timeout=10)
+            self.local.connection = connection
+        return connection

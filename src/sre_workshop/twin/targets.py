@@ -1,0 +1,86 @@
+"""DescribeTargetHealth from the load balancers' live state, with the ALB's states and reason codes.
+
+moto knows which targets are registered (it validates the call and lists them); their health is read from
+the local ALBs (HAProxy's runtime API: each backend is a target group named by its logical id, each server a
+target named by its instance's logical id) and written into moto's answer.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from pathlib import Path
+
+from ..local import lbstats
+from .protocol import Call
+
+logger = logging.getLogger(__name__)
+
+# HAProxy's check status -> the ALB's reason and description for an unhealthy target.
+REASONS = {
+    "L4TOUT": ("Target.Timeout", "Request timed out"),
+    "L7TOUT": ("Target.Timeout", "Request timed out"),
+    "L7STS": ("Target.ResponseCodeMismatch", "Health checks failed with these codes: [{code}]"),
+    "L4CON": ("Target.FailedHealthChecks", "Health checks failed"),
+    "L7RSP": ("Target.FailedHealthChecks", "Health checks failed"),
+    "SOCKERR": ("Target.FailedHealthChecks", "Health checks failed"),
+}
+
+
+def health(row: dict[str, str]) -> tuple[str, str | None, str | None]:
+    """Return (state, reason, description) of one HAProxy server row, in the ALB's vocabulary."""
+    status, check = row.get("status", ""), row.get("check_status", "").lstrip("* ")
+    if status.startswith("MAINT"):
+        return "unused", "Target.NotInUse", "Target is in maintenance and receives no traffic"
+    if status.startswith("DRAIN") or status == "NOLB":
+        return "draining", "Target.DeregistrationInProgress", "Target deregistration is in progress"
+    if status == "no check":
+        return "unavailable", "Elb.InternalError", "Health checks are not running"
+    if check.startswith("INI") or (status.startswith("UP") and not check.startswith("L7OK")):
+        return "initial", "Elb.InitialHealthChecking", "Initial health checks in progress"
+    if status.startswith("UP"):
+        return "healthy", None, None
+    reason, description = REASONS.get(check, ("Target.FailedHealthChecks", "Health checks failed"))
+    return "unhealthy", reason, description.format(code=row.get("check_code") or "unknown")
+
+
+def live_rows(sockets: list[Path]) -> dict[tuple[str, str], dict[str, str]]:
+    """Return HAProxy's server rows by (target group logical id, instance logical id); an ALB down gives none."""
+    rows = {}
+    for sock in sockets:
+        try:
+            text = lbstats.command(sock, "show stat")
+        except OSError:
+            continue
+        for row in csv.DictReader(io.StringIO(text.lstrip("# "))):
+            if row.get("svname") not in ("FRONTEND", "BACKEND", None):
+                rows[(row["pxname"], row["svname"])] = row
+    return rows
+
+
+def rewrite(call: Call, answer: tuple, sockets: list[Path], logical_of: Callable[[str], str | None]) -> tuple:
+    """Put the live health of each target into moto's DescribeTargetHealth answer."""
+    status, headers, body = answer
+    group = logical_of(call.params.get("TargetGroupArn", ""))
+    rows = live_rows(sockets)
+    root = ET.fromstring(body)  # noqa: S314 - moto's own answer, made in this process
+    namespace = root.tag.split("}")[0] + "}" if root.tag.startswith("{") else ""
+    for member in root.iter(f"{namespace}member"):
+        target_id = member.findtext(f"{namespace}Target/{namespace}Id")
+        health_node = member.find(f"{namespace}TargetHealth")
+        if target_id is None or health_node is None:
+            continue
+        row = rows.get((group or "", logical_of(target_id) or ""))
+        state, reason, description = health(row) if row else ("unavailable", "Elb.InternalError",
+                                                              "The load balancer does not answer")
+        for child in list(health_node):
+            health_node.remove(child)
+        for tag, text in (("State", state), ("Reason", reason), ("Description", description)):
+            if text:
+                ET.SubElement(health_node, f"{namespace}{tag}").text = text
+    if namespace:
+        ET.register_namespace("", namespace.strip("{}"))
+    return status, headers, ET.tostring(root, xml_declaration=True, encoding="utf-8")
