@@ -51,6 +51,9 @@ class TwinApp:
             return 413, [("Content-Type", "application/json")], b'{"message": "Request entity too large"}'
         body = environ["wsgi.input"].read(length) if length else b""
         call = protocol.parse(environ, body)
+        refused = protocol.refuse(call)
+        if refused:
+            return refused
         try:
             if call.read_only:
                 return self._dispatch(call, environ, body)
@@ -87,6 +90,10 @@ class TwinApp:
             payload = b"".join(chunks)
         except NotImplementedError:
             return protocol.unknown_operation(call)
+        except Exception as exc:
+            if type(exc).__name__ == "OperationNotFoundError":  # botocore's, raised by moto's request parser
+                return protocol.unknown_operation(call)
+            raise
         status = captured["status"]
         if status >= 500 and (b"NotImplemented" in payload or b"not yet implemented" in payload):
             return protocol.unknown_operation(call)

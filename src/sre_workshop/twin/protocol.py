@@ -98,6 +98,18 @@ def error(call: Call, code: str, message: str, status: int = 400) -> tuple[int, 
     return status, [("Content-Type", "text/xml")], xml.encode()
 
 
+def refuse(call: Call) -> tuple[int, list[tuple[str, str]], bytes] | None:
+    """Answer a request that names no service or no operation as AWS does; None for a well-formed call."""
+    if not call.service:
+        return json_answer({"__type": "MissingAuthenticationTokenException", "message": "Missing Authentication "
+                            "Token"}, 403)
+    if call.protocol == "other":
+        if call.service in NAMESPACES:
+            return error(call, "MissingAction", "Missing Action")
+        return error(call, "UnknownOperationException", "")
+    return None
+
+
 def unknown_operation(call: Call) -> tuple[int, list[tuple[str, str]], bytes]:
     """Answer an operation the twin does not know as AWS answers one the service lacks."""
     if call.protocol == "json":

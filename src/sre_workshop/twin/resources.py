@@ -27,7 +27,7 @@ SKIPPED_BY_MOTO = ("AWS::CloudWatch::Alarm", "AWS::CloudWatch::Dashboard", "AWS:
 
 
 # Bump when what `deploy` makes changes: cached deployments of an older version are not reused.
-VERSION = 2
+VERSION = 3
 
 
 def local_template(text: str) -> dict:
@@ -55,6 +55,11 @@ def deploy(clients: Any, template_path: Path, region: str, alarm_period: int | N
             # moto's CloudFormation creates the group but does not register its Targets
             clients("elbv2").register_targets(TargetGroupArn=physical[logical],
                                               Targets=resolver.resolve(resource["Properties"]["Targets"]))
+        if resource["Type"] == "AWS::IAM::Role":
+            # moto's CloudFormation keeps inline policies as Python reprs, not JSON: put them as AWS has them
+            for policy in resolver.resolve(resource["Properties"].get("Policies", [])):
+                clients("iam").put_role_policy(RoleName=physical[logical], PolicyName=policy["PolicyName"],
+                                               PolicyDocument=json.dumps(policy["PolicyDocument"]))
         if resource["Type"] in SKIPPED_BY_MOTO:
             _create(clients, resource["Type"], logical, resolver.resolve(resource.get("Properties", {})),
                     alarm_period)

@@ -1,0 +1,204 @@
+"""The AWS API twin (`aws-api`) of a running local stack, driven as an operator would: boto3 and the aws CLI
+pointed at it by `sre-workshop aws-env`. Resources are the template's, state is live and survives a restart,
+changes show in CloudTrail, and bad calls get AWS's errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+
+from sre_workshop.diagnose.aws.template import parse
+
+from conftest import cli, cli_json, eventually, local_stack, port_offset
+
+OFFSET = port_offset(400)
+TEMPLATE = Path(__file__).resolve().parents[2] / "infra" / "cloudformation" / "sre-workshop.yaml"
+AWS = str(Path(sys.executable).with_name("aws"))
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    with local_stack(tmp_path_factory, "twin", OFFSET) as state:
+        yield state
+
+
+@pytest.fixture(scope="module")
+def env(stack, tmp_path_factory):
+    """The variables `aws-env --json` gives, as a dict."""
+    capture = tmp_path_factory.mktemp("env") / "env.json"
+    result = subprocess.run([str(Path(sys.executable).with_name("sre-workshop")), "--state-dir", str(stack),
+                             "aws-env", "--json"], capture_output=True, text=True, check=True,
+                            env={**os.environ, "SRE_WORKSHOP_PORT_OFFSET": str(OFFSET)})
+    capture.write_text(result.stdout)
+    return json.loads(result.stdout)
+
+
+@pytest.fixture(scope="module")
+def aws(env):
+    session = boto3.session.Session(aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+                                    aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"], region_name=env["AWS_REGION"])
+    return lambda service: session.client(service, endpoint_url=env["AWS_ENDPOINT_URL"])
+
+
+def aws_cli(env: dict, *args: str) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    return subprocess.run([AWS, *args, "--output", "json"], capture_output=True, text=True, timeout=60,
+                          env={**clean, **env}, check=False)
+
+
+def role_name(aws) -> str:
+    (name,) = [r["RoleName"] for r in aws("iam").list_roles()["Roles"] if "-EC2InstanceRole-" in r["RoleName"]]
+    return name
+
+
+def test_aws_env_points_at_the_twin(env):
+    assert env["AWS_ENDPOINT_URL"] == f"http://127.0.0.1:{8007 + OFFSET}"
+    assert env["AWS_REGION"] == "us-east-1" and env["AWS_ACCESS_KEY_ID"]
+
+
+def test_the_instances_are_the_templates_and_the_ssm_parameters_name_them(aws):
+    tags = {t["Value"]: i["InstanceId"] for r in aws("ec2").describe_instances()["Reservations"]
+            for i in r["Instances"] for t in i.get("Tags", []) if t["Key"] == "Name"}
+    assert set(tags) == {"sre-workshop-nginx", "sre-workshop-app", "sre-workshop-crm-app"}
+    ssm = aws("ssm")
+    assert ssm.get_parameter(Name="/sre-workshop/ec2/nginx-instance-id")["Parameter"]["Value"] == tags[
+        "sre-workshop-nginx"]
+    assert ssm.get_parameter(Name="/sre-workshop/ec2/app-instance-id")["Parameter"]["Value"] == tags[
+        "sre-workshop-app"]
+    names = {p["Name"] for p in ssm.get_parameters_by_path(Path="/sre-workshop", Recursive=True)["Parameters"]}
+    assert {"/sre-workshop/dynamodb/crm-customers-table-name", "/sre-workshop/vpc/vpc-id",
+            "/sre-workshop/alb/public-dns", "/sre-workshop/alb/private-dns"} <= names
+
+
+def test_the_security_group_chain_is_the_templates(aws):
+    groups = {g["GroupId"]: g for g in aws("ec2").describe_security_groups()["SecurityGroups"]}
+    by_name = {g["GroupName"].split("-")[2] if g["GroupName"].startswith("sre-workshop-") else g["GroupName"]: g
+               for g in groups.values()}
+
+    def sources(name: str, port: int) -> set[str]:
+        rules = [p for p in by_name[name]["IpPermissions"] if p.get("FromPort") == port]
+        return {groups[pair["GroupId"]]["GroupName"].split("-")[2] for p in rules for pair in p["UserIdGroupPairs"]}
+
+    assert sources("NginxSecurityGroup", 80) == {"PublicALBSecurityGroup"}
+    assert sources("PrivateALBSecurityGroup", 80) == {"NginxSecurityGroup"}
+    assert sources("AppServerSecurityGroup", 8080) == {"PrivateALBSecurityGroup"}
+    assert sources("CRMAppSecurityGroup", 8080) == {"PublicALBSecurityGroup"}
+
+
+def test_the_instance_role_has_the_templates_dynamodb_policy(aws):
+    iam = aws("iam")
+    document = iam.get_role_policy(RoleName=role_name(aws), PolicyName="DynamoDBAccess")["PolicyDocument"]
+    document = json.loads(document) if isinstance(document, str) else document
+    expected = parse(TEMPLATE.read_text())["Resources"]["EC2InstanceRole"]["Properties"]["Policies"][0]
+    assert document["Statement"][0]["Action"] == expected["PolicyDocument"]["Statement"][0]["Action"]
+    resources = document["Statement"][0]["Resource"]
+    assert "arn:aws:dynamodb:us-east-1:123456789012:table/CRMDealsTable/index/customer-index" in resources
+    assert len(resources) == 7
+
+
+def test_load_balancers_listeners_and_registered_targets(aws):
+    elb = aws("elbv2")
+    names = {lb["LoadBalancerName"]: lb for lb in elb.describe_load_balancers()["LoadBalancers"]}
+    assert set(names) == {"sre-workshop-public-alb", "sre-workshop-private-alb"}
+    ports = sorted(listener["Port"] for listener in
+                   elb.describe_listeners(LoadBalancerArn=names["sre-workshop-public-alb"]["LoadBalancerArn"])[
+                       "Listeners"])
+    assert ports == [80, 8080]
+    for group in elb.describe_target_groups()["TargetGroups"]:
+        (target,) = elb.describe_target_health(TargetGroupArn=group["TargetGroupArn"])["TargetHealthDescriptions"]
+        assert target["Target"]["Id"].startswith("i-")
+        assert target["TargetHealth"]["State"] == "healthy"
+
+
+def test_target_health_is_live_with_the_albs_reason(stack, aws):
+    elb = aws("elbv2")
+    (group,) = [g for g in elb.describe_target_groups()["TargetGroups"] if g["Port"] == 80 and
+                g["LoadBalancerArns"] and "public" in g["LoadBalancerArns"][0]]
+
+    def health() -> dict:
+        return elb.describe_target_health(TargetGroupArn=group["TargetGroupArn"])["TargetHealthDescriptions"][0][
+            "TargetHealth"]
+
+    assert cli(stack, "service", "stop", "nginx") == 0
+    try:
+        down = eventually(lambda: (h := health())["State"] == "unhealthy" and h, timeout=20)
+        assert down["Reason"] in ("Target.FailedHealthChecks", "Target.Timeout")
+    finally:
+        assert cli(stack, "service", "start", "nginx") == 0
+    eventually(lambda: health()["State"] == "healthy", timeout=20)
+
+
+def test_dynamodb_through_the_twin_is_the_engines(aws):
+    tables = aws("dynamodb").list_tables()["TableNames"]
+    assert {"CRMCustomersTable", "CRMDealsTable", "CRMActivitiesTable", "ApplicationMetricsTable",
+            "IncidentHistoryTable"} <= set(tables)
+    described = aws("dynamodb").describe_table(TableName="CRMDealsTable")["Table"]
+    assert [i["IndexName"] for i in described["GlobalSecondaryIndexes"]] == ["customer-index"]
+
+
+def test_a_change_is_in_cloudtrail_and_survives_a_restart_of_the_twin(stack, aws, env):
+    iam, role = aws("iam"), role_name(aws)
+    deny = {"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "dynamodb:Scan", "Resource": "*"}]}
+    iam.put_role_policy(RoleName=role, PolicyName="TwinTest", PolicyDocument=json.dumps(deny))
+    try:
+        found = aws_cli(env, "cloudtrail", "lookup-events", "--lookup-attributes",
+                        "AttributeKey=EventName,AttributeValue=PutRolePolicy")
+        assert found.returncode == 0, found.stderr
+        (event,) = [e for e in json.loads(found.stdout)["Events"]
+                    if {"ResourceType": "AWS::IAM::Role", "ResourceName": role} in e["Resources"]][:1]
+        assert event["EventSource"] == "iam.amazonaws.com" and event["Username"] == env["AWS_ACCESS_KEY_ID"]
+        assert "why" not in event["CloudTrailEvent"]
+        assert cli(stack, "service", "restart", "aws-api") == 0
+        assert "TwinTest" in iam.list_role_policies(RoleName=role)["PolicyNames"]
+    finally:
+        iam.delete_role_policy(RoleName=role, PolicyName="TwinTest")
+
+
+def test_status_lists_the_twin_and_the_agent(stack, capsys):
+    code, status = cli_json(stack, capsys, "status")
+    rows = {row["name"]: row for row in status["components"]}
+    assert rows["aws-api"]["healthy"] and rows["aws-api"]["ports"] == [8007 + OFFSET]
+    assert rows["cloudwatch-agent"]["state"] == "running"
+
+
+@pytest.mark.parametrize(("args", "code"), [
+    (("ec2", "describe-security-groups", "--group-ids", "sg-0123456789abcdef0"), "InvalidGroup.NotFound"),
+    (("iam", "get-role", "--role-name", "NoSuchRole"), "NoSuchEntity"),
+    (("logs", "filter-log-events", "--log-group-name", "/aws/sre-workshop/none"), "ResourceNotFoundException"),
+    (("cloudtrail", "lookup-events", "--max-results", "500"), "InvalidMaxResultsException"),
+    (("dynamodb", "describe-table", "--table-name", "NoSuchTable"), "ResourceNotFoundException"),
+])
+def test_bad_calls_get_aws_errors(env, args, code):
+    result = aws_cli(env, *args)
+    assert result.returncode != 0 and f"({code})" in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize(("headers", "body"), [
+    ({"X-Amz-Target": "Logs_20140328.NoSuchOperation"}, b"{}"),
+    ({"X-Amz-Target": "Logs_20140328.FilterLogEvents"}, b"{not json"),
+    ({"Content-Type": "application/x-www-form-urlencoded"}, b"Action=NoSuchAction&Version=2015-12-01"),
+    ({}, b""),
+])
+def test_malformed_calls_get_a_4xx_and_the_twin_stays_up(env, aws, headers, body):
+    credential = "AWS4-HMAC-SHA256 Credential=x/20260101/us-east-1/{}/aws4_request, SignedHeaders=host, Signature=0"
+    service = "logs" if "X-Amz-Target" in headers else "elasticloadbalancing"
+    request = urllib.request.Request(env["AWS_ENDPOINT_URL"], data=body, method="POST",
+                                     headers={"Authorization": credential.format(service), **headers})
+    with pytest.raises(urllib.error.HTTPError) as raised:
+        urllib.request.urlopen(request, timeout=10)
+    assert 400 <= raised.value.code < 500
+    assert aws("iam").list_roles()["Roles"]
+
+
+def test_an_unknown_boto3_call_is_an_aws_error(aws):
+    with pytest.raises(ClientError) as raised:
+        aws("logs").filter_log_events(logGroupName="/aws/sre-workshop/application", limit=20000)
+    assert raised.value.response["Error"]["Code"] in ("InvalidParameterException", "ValidationException")
