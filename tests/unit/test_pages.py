@@ -76,8 +76,8 @@ def test_the_report_marks_the_incident_and_shares_one_time_axis():
     data = chart_data(html)
     assert len(data["groups"]) == 1 and data["groups"]["g1"]["span"] == [T0, T0 + 600]
     for chart in data["charts"].values():
-        assert [m["label"] for m in chart["marks"]] == ["first symptom: nginx (5xx per second by hop)",
-                                                        "doctor's check"]
+        assert [m["label"] for m in chart["marks"]] == ["first symptom", "doctor's check"]
+    assert "first symptom in the window (marked on every chart): 16:06:00 UTC, nginx (5xx per second by hop)" in html
     titles = [c["title"] for c in data["charts"].values()]
     cpu = next(c for c in data["charts"].values() if c["title"].startswith("CPU at doctor's check"))
     assert [s["label"] for s in cpu["series"]][:2] == ["host total", f"pid 999 burn {HOSTILE} (outside the stack)"]

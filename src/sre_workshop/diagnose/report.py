@@ -10,7 +10,7 @@ the window), never from the incident ledger: doctor reports what it sees.
 from __future__ import annotations
 
 import os
-from datetime import datetime
+from datetime import UTC, datetime
 from html import escape
 from typing import Any
 
@@ -31,7 +31,8 @@ SIGNALS = {"cpu": ("CPU",), "memory": ("leak size", "RSS"), "latency": ("latency
 MISSING = {"CPU": "CPU (%)", "health": "health checks answered OK (%)", "latency": "latency per hop (ms)"}
 SYMPTOMS = ("5xx", "DynamoDB", "throttles")  # charts where any reading above 0 is a symptom
 CPU_READINGS = "CPU at doctor's check"
-NOTES = {CPU_READINGS: "one sample, taken at doctor's check: the local stack keeps no CPU history"}
+NOTES = {CPU_READINGS: "one sample at doctor's check (the local stack keeps no CPU history), each process as a "
+                      "share of all the host's cores, as the host total is"}
 
 
 def render(report: Report, charts: Charts) -> str:
@@ -47,7 +48,8 @@ def render(report: Report, charts: Charts) -> str:
     findings = "".join(_finding(page, gid, f, specs, marks, shown) for f in report.findings)
     rest = "".join(page.figure(gid, s) for title, s in specs.items() if title not in shown)
     body = (f"<main><h1>sre-workshop doctor</h1><p class=meta>checked at {escape(report.checked_at)} "
-            f"({escape(obs.world)}), in {report.seconds:.1f}s; times in UTC</p>{_verdict(report)}{findings}"
+            f"({escape(obs.world)}), in {report.seconds:.1f}s; times in UTC</p>{_verdict(report)}"
+            f"{_first(charts, report)}{findings}"
             f"{_unknown(obs)}<h2>All signals of the window</h2><div class=grid>{rest}</div></main>")
     return page.html(body)
 
@@ -56,7 +58,7 @@ def _note(title: str, series: dict[str, Series]) -> str:
     """Return what a chart says besides its lines: for a single sample, its figures too."""
     note = next((note for start, note in NOTES.items() if title.startswith(start)), "")
     if note and all(len(points) == 1 for points in series.values()):
-        note += ": " + ", ".join(f"{name} {points[0][1]:g}" for name, points in series.items())
+        note += ": " + ", ".join(f"{name} {points[0][1]:g}%" for name, points in series.items())
     return note
 
 
@@ -68,6 +70,14 @@ def _verdict(report: Report) -> str:
         return f"<p class=bad>{len(report.findings)} finding(s)</p>"
     # as the CLI says it: an unread signal is not a healthy one
     return f"<p class=bad>no finding, but {len(unknown)} signal(s) could not be read: not known to be healthy</p>"
+
+
+def _first(charts: Charts, report: Report) -> str:
+    first = first_symptom(charts) if report.findings else None
+    if first is None:
+        return ""
+    at = datetime.fromtimestamp(first[0], UTC).strftime("%H:%M:%S")
+    return f"<p>first symptom in the window (marked on every chart): {at} UTC, {escape(first[1])}</p>"
 
 
 def _unknown(obs: Observations) -> str:
@@ -117,7 +127,7 @@ def _marks(report: Report, charts: Charts) -> list[Mark]:
         marks.append(Mark(checked, "doctor's check", "check"))
     first = first_symptom(charts) if report.findings else None
     if first is not None:
-        marks.append(Mark(first[0], f"first symptom: {first[1]}", "incident"))
+        marks.append(Mark(first[0], "first symptom", "incident"))
     return marks
 
 
@@ -148,7 +158,7 @@ def _cpu_readings(obs: Observations) -> Charts:
     for state in obs.components.values():
         if state.state == "running":
             readings[state.name] = [(checked, round(state.cpu_percent / cores, 1))]
-    return {f"{CPU_READINGS} (% of the host's {cores} cores)": readings}
+    return {f"{CPU_READINGS}, {cores} cores (% of host)": readings}
 
 
 def _fits(obs: Observations, charts: Charts) -> Charts:

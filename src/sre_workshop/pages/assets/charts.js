@@ -2,7 +2,8 @@
 // incident's marks (labelled) on every chart, a cursor synchronised across a group, sizes that follow the page.
 (function () {
   "use strict";
-  var ROWS = 3, ROW_PX = 14, TIMELINE_PX = 70, Y_AXIS_PX = 72;
+  // Rows of mark labels above a chart: more on a narrow screen, where the marks stand closer together.
+  var ROWS = window.innerWidth < 700 ? 5 : 3, ROW_PX = 14, TIMELINE_PX = 70, Y_AXIS_PX = 72;
   var KINDS = {incident: "#b00020", detected: "#0072B2", action: "#E69F00", cleared: "#6a3d9a",
                recovered: "#009E73", check: "#333333", right: "#009E73", wrong: "#D55E00", tool: "#7f7f7f"};
   var page = JSON.parse(document.getElementById("chart-data").textContent);
@@ -27,6 +28,13 @@
     return new Date(t * 1000).toISOString().slice(11, 19);
   }
 
+  // The label cut to `room` pixels, with an ellipsis.
+  function fit(ctx, label, room) {
+    if (ctx.measureText(label).width <= room) return label;
+    while (label.length > 1 && ctx.measureText(label + "\u2026").width > room) label = label.slice(0, -1);
+    return label + "\u2026";
+  }
+
   function marksPlugin(spec, group) {
     function draw(u) {
       var ctx = u.ctx, dpr = uPlot.pxRatio, b = u.bbox, rows = [], drawn = [];
@@ -47,12 +55,12 @@
         ctx.lineTo(x, b.top + b.height);
         ctx.stroke();
         if (m.minor) return;
-        var w = ctx.measureText(m.label).width, lx = Math.max(b.left, Math.min(x + 3 * dpr, b.left + b.width - w));
+        var label = fit(ctx, m.label, b.width), w = ctx.measureText(label).width, lx = Math.max(b.left, Math.min(x + 3 * dpr, b.left + b.width - w));
         var row = 0;
         while (row < rows.length && rows[row] > lx) row++;
         if (row >= ROWS) return;  // too crowded here: the page's list of events has it
         rows[row] = lx + w + 12 * dpr;
-        ctx.fillText(m.label, lx, b.top - 3 * dpr - row * ROW_PX * dpr);
+        ctx.fillText(label, lx, b.top - 3 * dpr - row * ROW_PX * dpr);
         drawn.push(m.label);
       });
       ctx.restore();
