@@ -113,3 +113,28 @@ def test_a_runs_timeline_labels_its_events():
                                                        "recovered"]
     assert sum(m.minor for m in found) == 3  # each tool call a tick
     assert cells(agent)["category"] == "no" and cells(agent)["mitigated / recovered"] == "mitigated: yes"
+
+
+def test_the_local_signals_come_from_the_logs_per_hop(tmp_path):
+    from sre_workshop.diagnose.local import series
+
+    line = ('{{"time":"2025-11-24T16:00:0{s}+00:00","uri":"{uri}","status":{status},"request_time":{rt},'
+            '"upstream_status":"{up}","upstream_response_time":"{rt}"}}')
+    nginx = tmp_path / "nginx.log"
+    nginx.write_text("\n".join(["skipped first line",
+                                line.format(s=1, uri="/", status=200, rt=0.01, up="200"),
+                                line.format(s=2, uri="/", status=502, rt=0.5, up="502, 504"),
+                                line.format(s=3, uri="/health", status=200, rt=0, up="-")]) + "\n")
+    app = tmp_path / "app.log"
+    app.write_text("x\n" + "\n".join([
+        '{"time":"2025-11-24T16:00:01+00:00","path":"/health","status":503,"duration_ms":1}',
+        '{"time":"2025-11-24T16:00:12+00:00","level":"ERROR","error_code":"AccessDeniedException",'
+        '"message":"not authorized on resource: arn:aws:dynamodb:r:1:table/Customers"}']) + "\n")
+    entries = series._entries(nginx, T0 - 1)
+    assert series._rate(entries) == [(T0, 0.2)] and series._rate(entries, series._5xx("upstream_status")) == [(T0, 0.1)]
+    assert series._p95(entries, "request_time", 1000) == [(T0, 500.0)]
+    assert series._health(entries, "uri") == [(T0, 100.0)]
+    logged = series._entries(app, T0 - 1)
+    assert series._health(logged, "path") == [(T0, 0.0)]
+    assert series._aws_errors("crm-app", logged) == {"crm-app: AccessDeniedException (Customers)": [(T0, 0.0),
+                                                                                                    (T0 + 10, 0.1)]}
