@@ -1,78 +1,181 @@
-"""doctor's report as one self-contained HTML page: the verdict, the findings, and charts (inline SVG, no
-script, no network) of the window's request rate, 5xx, latency, leak size and RSS per worker, and DynamoDB
-errors. Every text from the system is escaped."""
+"""doctor's report as one self-contained offline HTML page: the verdict, each finding with charts of the
+signals it rests on, then every signal of the window; all charts share one time axis, with the first symptom
+and doctor's check marked on each. Charts are drawn with the vendored uPlot (pages/); every text from the
+system is escaped.
+
+The first symptom is read from the charts themselves (the first 5xx, DynamoDB error or failed health check of
+the window), never from the incident ledger: doctor reports what it sees.
+"""
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 from html import escape
+from typing import Any
 
-from .model import Report
+from ..pages import spec
+from ..pages.document import Page
+from ..pages.spec import Mark
+from .model import Finding, Observations, Report
+from .rules import LEAK_CAP_MB, recent_trend
 
 Series = list[tuple[float, float]]
-WIDTH, HEIGHT, PAD = 640, 170, 36
-COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
-STYLE = """body{font:14px/1.4 system-ui,sans-serif;margin:2em auto;max-width:720px;color:#222}
-h1{font-size:1.4em}.ok{color:#2a7d2a}.bad{color:#b22}.f{border-left:4px solid #b22;padding:.2em .8em;margin:1em 0}
-.minor{border-color:#d90}.major{border-color:#e60}code{background:#f3f3f3;padding:0 .2em}
-svg{background:#fafafa;border:1px solid #ddd;margin:.3em 0}.legend span{margin-right:1em}"""
+Charts = dict[str, dict[str, Series]]
+# The signals a finding of each category rests on: words of the charts' titles.
+SIGNALS = {"cpu": ("CPU",), "memory": ("leak size", "RSS"), "latency": ("latency", "response time"),
+           "errors": ("5xx",), "health-check": ("health", "5xx"), "crash": ("health", "5xx", "requests"),
+           "config": ("5xx", "DynamoDB"), "throttling": ("DynamoDB",), "permissions": ("DynamoDB", "5xx"),
+           "network": ("5xx", "latency", "response time")}
+# What a signal's chart is called when no series of it exists.
+MISSING = {"CPU": "CPU (%)", "health": "health checks answered OK (%)", "latency": "latency per hop (ms)"}
+SYMPTOMS = ("5xx", "DynamoDB", "throttles")  # charts where any reading above 0 is a symptom
+CPU_READINGS = "CPU at doctor's check"
+NOTES = {CPU_READINGS: "one sample at doctor's check (the local stack keeps no CPU history), each process as a "
+                      "share of all the host's cores, as the host total is"}
 
 
-def render(report: Report, charts: dict[str, dict[str, Series]]) -> str:
+def render(report: Report, charts: Charts) -> str:
     """Return the whole page."""
+    obs = report.observations
+    charts = {**charts, **_cpu_readings(obs)}
+    charts.update(_fits(obs, charts))
+    marks = _marks(report, charts)
+    specs = {title: spec.chart(title, series, marks, note=_note(title, series)) for title, series in charts.items()}
+    page = Page("sre-workshop doctor")
+    gid = page.group("the window", spec.span(specs.values(), marks))
+    shown: set[str] = set()
+    findings = "".join(_finding(page, gid, f, specs, marks, shown) for f in report.findings)
+    rest = "".join(page.figure(gid, s) for title, s in specs.items() if title not in shown)
+    body = (f"<main><h1>sre-workshop doctor</h1><p class=meta>checked at {escape(report.checked_at)} "
+            f"({escape(obs.world)}), in {report.seconds:.1f}s; times in UTC</p>{_verdict(report)}"
+            f"{_first(charts, report)}{findings}"
+            f"{_unknown(obs)}<h2>All signals of the window</h2><div class=grid>{rest}</div></main>")
+    return page.html(body)
+
+
+def _note(title: str, series: dict[str, Series]) -> str:
+    """Return what a chart says besides its lines: for a single sample, its figures too."""
+    note = next((note for start, note in NOTES.items() if title.startswith(start)), "")
+    if note and all(len(points) == 1 for points in series.values()):
+        note += ": " + ", ".join(f"{name} {points[0][1]:g}%" for name, points in series.items())
+    return note
+
+
+def _verdict(report: Report) -> str:
     unknown = report.observations.unknown
     if report.healthy:
-        verdict = "<p class=ok>healthy</p>"
-    elif report.findings:
-        verdict = f"<p class=bad>{len(report.findings)} finding(s)</p>"
-    else:  # as the CLI says it: an unread signal is not a healthy one
-        verdict = (f"<p class=bad>no finding, but {len(unknown)} signal(s) could not be read: "
-                   "not known to be healthy</p>")
-    findings = "".join(_finding(f) for f in report.findings)
-    if unknown:
-        findings += "<h2>Not read</h2><ul>" + "".join(f"<li>{escape(what)}: {escape(why)}</li>"
-                                                      for what, why in unknown.items()) + "</ul>"
-    pictures = "".join(_chart(title, series) for title, series in charts.items())
-    return (f"<!doctype html><html lang=en><head><meta charset=utf-8><title>sre-workshop doctor</title>"
-            f"<style>{STYLE}</style></head><body><h1>sre-workshop doctor</h1>"
-            f"<p>checked at {escape(report.checked_at)} ({escape(report.observations.world)}), "
-            f"in {report.seconds:.1f}s</p>{verdict}{findings}<h2>The last minutes</h2>{pictures}</body></html>")
+        return "<p class=ok>healthy</p>"
+    if report.findings:
+        return f"<p class=bad>{len(report.findings)} finding(s)</p>"
+    # as the CLI says it: an unread signal is not a healthy one
+    return f"<p class=bad>no finding, but {len(unknown)} signal(s) could not be read: not known to be healthy</p>"
 
 
-def _finding(finding) -> str:
+def _first(charts: Charts, report: Report) -> str:
+    first = first_symptom(charts) if report.findings else None
+    if first is None:
+        return ""
+    at = datetime.fromtimestamp(first[0], UTC).strftime("%H:%M:%S")
+    return f"<p>first symptom in the window (marked on every chart): {at} UTC, {escape(first[1])}</p>"
+
+
+def _unknown(obs: Observations) -> str:
+    if not obs.unknown:
+        return ""
+    items = "".join(f"<li>{escape(what)}: {escape(why)}</li>" for what, why in obs.unknown.items())
+    return f"<h2>Not read</h2><ul>{items}</ul>"
+
+
+def _finding(page: Page, gid: str, finding: Finding, specs: dict[str, dict[str, Any]], marks: list[Mark],
+             shown: set[str]) -> str:
+    """One finding: what, its evidence, the fix, and a chart of each signal it rests on."""
+    figures = []
+    for title in signals_of(finding, specs):
+        if title not in specs:
+            specs[title] = spec.chart(title, {}, marks, note="no data: doctor has no series of this signal here")
+        shown.add(title)
+        figures.append(page.figure(gid, specs[title]))
     evidence = "".join(f"<li>{escape(e)}</li>" for e in finding.evidence)
-    return (f"<div class='f {escape(finding.severity)}'><h3>[{escape(finding.severity)}] {escape(finding.component)} "
-            f"({escape(finding.layer)}) / {escape(finding.category)}: {escape(finding.summary)}</h3>"
-            f"<ul>{evidence}</ul><p>fix: {escape(finding.remediation)}</p></div>")
+    return (f"<section class='card finding {escape(finding.severity)}'><h3>[{escape(finding.severity)}] "
+            f"{escape(finding.component)} ({escape(finding.layer)}) / {escape(finding.category)}: "
+            f"{escape(finding.summary)}</h3><ul class=evidence>{evidence}</ul><p>fix: {escape(finding.remediation)}"
+            f"</p><div class=grid>{''.join(figures)}</div></section>")
 
 
-def _chart(title: str, series: dict[str, Series]) -> str:
-    """One line chart; a chart without data says so instead of drawing nothing."""
-    points = [p for s in series.values() for p in s]
-    if not points:
-        return f"<h3>{escape(title)}</h3><p class=nodata>no data in the window</p>"
-    t0, t1 = min(p[0] for p in points), max(p[0] for p in points)
-    top = max(p[1] for p in points) or 1.0
-    lines, legend = [], []
-    for colour, (name, values) in zip(COLOURS * 3, sorted(series.items()), strict=False):
-        coords = " ".join(f"{_x(t, t0, t1):.1f},{_y(v, top):.1f}" for t, v in values)
-        lines.append(f"<polyline fill=none stroke='{colour}' stroke-width=2 points='{coords}'>"
-                     f"<title>{escape(name)}</title></polyline>")
-        legend.append(f"<span style='color:{colour}'>&#9632; {escape(name)}</span>")
-    axis = (f"<text x=2 y={PAD - 6} font-size=11>{top:.3g}</text><text x=2 y={HEIGHT - 4} font-size=11>0</text>"
-            f"<text x={PAD} y={HEIGHT - 4} font-size=11>{_clock(t0)}</text>"
-            f"<text x={WIDTH - 60} y={HEIGHT - 4} font-size=11>{_clock(t1)}</text>")
-    return (f"<h3>{escape(title)}</h3><svg class=chart width={WIDTH} height={HEIGHT} role=img "
-            f"aria-label='{escape(title)}'>{axis}{''.join(lines)}</svg><div class=legend>{''.join(legend)}</div>")
+def signals_of(finding: Finding, charts: dict[str, Any]) -> list[str]:
+    """Return the titles of the charts a finding rests on (a missing signal by the title it would have)."""
+    titles = []
+    for word in SIGNALS.get(finding.category, ()):
+        found = [t for t in charts if word.lower() in t.lower()]
+        titles += found or ([MISSING[word]] if word in MISSING else [])
+    return list(dict.fromkeys(titles))
 
 
-def _x(t: float, t0: float, t1: float) -> float:
-    return PAD + (WIDTH - 2 * PAD) * ((t - t0) / (t1 - t0) if t1 > t0 else 0.5)
+def _epoch(iso: str) -> float | None:
+    try:
+        return datetime.fromisoformat(iso).timestamp()
+    except ValueError:
+        return None
 
 
-def _y(v: float, top: float) -> float:
-    return HEIGHT - PAD + (PAD * 2 - HEIGHT) * (v / top)
+def _marks(report: Report, charts: Charts) -> list[Mark]:
+    """doctor's check, and (when something is found) the first symptom its charts show."""
+    marks = []
+    checked = _epoch(report.checked_at)
+    if checked is not None:
+        marks.append(Mark(checked, "doctor's check", "check"))
+    first = first_symptom(charts) if report.findings else None
+    if first is not None:
+        marks.append(Mark(first[0], "first symptom", "incident"))
+    return marks
 
 
-def _clock(t: float) -> str:
-    return datetime.fromtimestamp(t, UTC).strftime("%H:%M:%S")
+def first_symptom(charts: Charts) -> tuple[float, str] | None:
+    """Return when and where the window shows its first symptom: a 5xx or DynamoDB error above 0, or a
+    health check not answered OK."""
+    found = []
+    for title, series in charts.items():
+        healthy = 100.0 if "health" in title else 0.0
+        if "health" not in title and not any(word in title for word in SYMPTOMS):
+            continue
+        for name, points in series.items():
+            bad = [t for t, v in points if v != healthy]
+            if bad:
+                found.append((bad[0], f"{name} ({title})"))
+    return min(found) if found else None
+
+
+def _cpu_readings(obs: Observations) -> Charts:
+    """Locally: the CPU doctor sampled at its check, all in one unit (% of the host's cores) so that the
+    processes add up to the host total; there is no CPU history locally (no chart is made of one)."""
+    checked, cores = _epoch(obs.checked_at), os.cpu_count() or 1
+    if obs.world != "local" or checked is None or not obs.components:
+        return {}
+    readings = {"host total": [(checked, obs.host_cpu_percent)]}
+    for pid, name, cpu in obs.top_processes:
+        readings[f"pid {pid} {name[:40]} (outside the stack)"] = [(checked, round(cpu / cores, 1))]
+    for state in obs.components.values():
+        if state.state == "running":
+            readings[state.name] = [(checked, round(state.cpu_percent / cores, 1))]
+    return {f"{CPU_READINGS}, {cores} cores (% of host)": readings}
+
+
+def _fits(obs: Observations, charts: Charts) -> Charts:
+    """The leak's chart with the fitted trend of each worker over the readings the rule used, labelled with
+    its slope and the time to the cap."""
+    series: dict[str, Series] = {}
+    for worker, points in obs.memory.items():
+        readings = [(t, leak) for t, leak, _ in points]
+        trend = recent_trend(readings)
+        used = readings[-trend.points:] if trend.points >= 2 else []
+        if not used:
+            continue
+        series[worker] = readings
+        mean_t, mean_v = sum(t for t, _ in used) / len(used), sum(v for _, v in used) / len(used)
+        per_s = trend.slope_mb_per_min / 60
+        to_cap = trend.minutes_to(LEAK_CAP_MB)
+        cap = f", the {LEAK_CAP_MB:.0f} MB cap in {to_cap:.0f} min" if to_cap else ""
+        series[f"{worker} fit: {trend.slope_mb_per_min:+.1f} MB/min{cap}"] = [
+            (t, round(mean_v + per_s * (t - mean_t), 2)) for t in (used[0][0], used[-1][0])]
+    return {"sre-app leak size per worker, with the fitted trend (MB)": series} if series else {}

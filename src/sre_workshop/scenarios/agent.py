@@ -31,6 +31,7 @@ from ..local.process import port_open
 from ..local.stack import Stack
 from ..mcp.run import NONE, RunRecord
 from ..mcp.server import BASE_PORT
+from . import signals
 from .model import Scenario
 from .result import Result
 from .runner import Options, Progress, baseline, limit_of, run_many, summary
@@ -86,6 +87,7 @@ def run_agent(stack: Stack, scenario: Scenario, options: Options, progress: Prog
             result.recovered_at = session.clear(options.sustain_s, options.recover_timeout_s)
             result.recovery_s = round(result.recovered_at - cleared_at, 2)
             result.mark("recovered", "after the tool's clear", ok=True)
+        signals.collect(stack, result)
     backend.ledger.event(result.incident_id, "scored", **summary(result))
     return result
 
@@ -152,6 +154,7 @@ def wait_for_submission(record: RunRecord, agent: subprocess.Popen, deadline: fl
 def score(result: Result, submission: dict[str, Any] | None, record: RunRecord) -> None:
     """Score the submission against the ground truth (the control: a reported fault is a false alarm)."""
     calls = record.calls()
+    signals.mark_calls(result, calls)
     result.agent = {"submitted": submission is not None, "submission": submission, "tool_calls": len(calls),
                     "tools": dict(Counter(c["tool"] for c in calls)),
                     "log_tail": (record.folder / "agent.log").read_text(errors="replace")[-2000:]}

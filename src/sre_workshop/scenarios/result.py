@@ -18,7 +18,7 @@ class Mark:
     """One point of a run's timeline: seconds since injection, what happened, and a detail line."""
 
     at_s: float
-    kind: str  # injected | diagnosis | detected | submitted | action | cleared | recovered | error
+    kind: str  # injected | diagnosis | detected | submitted | tool call | action | cleared | recovered | error
     detail: str
     ok: bool | None = None  # for diagnoses: True healthy or right, False wrong, None neutral
 
@@ -44,6 +44,8 @@ class Result:
     agent: dict[str, Any] = field(default_factory=dict)  # agent runs: submitted, mitigated, tool_calls, ...
     timeline: list[Mark] = field(default_factory=list)
     error: str | None = None
+    # The page's charts of the run (chart -> series -> [(epoch s, value)]); not part of `--json`.
+    signals: dict[str, dict[str, list[tuple[float, float]]]] = field(default_factory=dict, repr=False)
 
     @property
     def control(self) -> bool:
@@ -72,6 +74,7 @@ class Result:
     def to_dict(self) -> dict[str, Any]:
         """Return the result as `scenario run --json` prints it."""
         data = asdict(self)
+        data.pop("signals")
         data.update(detected=self.detected, passed=self.passed, control=self.control,
                     injected_at=iso(self.injected_at), detected_at=iso(self.detected_at),
                     recovered_at=iso(self.recovered_at))

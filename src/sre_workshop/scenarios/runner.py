@@ -18,6 +18,7 @@ from ..errors import NotSteady, StackBusy, WorkshopError
 from ..faults import runner as faults
 from ..faults.backends import LocalBackend
 from ..local.stack import Stack
+from . import signals
 from .model import Scenario
 from .result import Result, iso
 from .session import Session
@@ -79,6 +80,7 @@ def run(stack: Stack, scenario: Scenario, options: Options = Options(), progress
             result.mark("recovered", f"steady for {options.sustain_s:g}s", ok=True)
             backend.ledger.event(result.incident_id, "recovered", scorer="doctor",
                                  recovered_at=iso(result.recovered_at), recovery_s=result.recovery_s)
+        signals.collect(stack, result)
     backend.ledger.event(result.incident_id, "scored", **summary(result))
     return result
 
