@@ -145,7 +145,7 @@ USERS_EVENT = json.dumps(
         ),
         (
             '{ ($.user.email = "John.Stiles@example.com" || $.coordinates[0][1] = nonmatch)'
-            ' && $.actions[2] = nomatch }',
+            " && $.actions[2] = nomatch }",
             False,
         ),
         ("{ $.coordinates[1][2] = 6 }", True),
