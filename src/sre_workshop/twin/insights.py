@@ -45,17 +45,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sre_workshop.twin.insights_parse import (
-    MAX_LIMIT,
-    Aggregate,
-    Command,
-    QueryError,
-    Row,
-    Timestamp,
-    as_number,
-    as_text,
-    parse_query,
-)
+from sre_workshop.twin.insights_parse import MAX_LIMIT, Aggregate, Command, parse_query
+from sre_workshop.twin.insights_values import QueryError, Row, Timestamp, as_number, as_text
 
 __all__ = ["LogEvent", "QueryError", "QueryResult", "run_query"]
 

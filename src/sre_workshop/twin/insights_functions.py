@@ -6,7 +6,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from sre_workshop.twin.insights_parse import Expr, QueryError, Row, Timestamp, as_number, as_text
+from sre_workshop.twin.insights_values import Expr, QueryError, Row, Timestamp, as_number, as_text
 
 
 def _text(fn: Callable[..., Any]) -> Callable[..., Any]:
