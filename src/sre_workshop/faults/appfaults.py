@@ -1,5 +1,5 @@
 """What the faults inside the apps (latency, error-rate, health-check-fail) share on the local stack: the
-apps' /admin/faults API on their own port, driven by faults/scripts/app-faults.sh with the stack's token,
+apps' /admin/faults API on their own port, driven by steps/app-faults.sh with the stack's token,
 the very script SSM runs on an instance."""
 
 from __future__ import annotations
