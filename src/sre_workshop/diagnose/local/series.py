@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import socket
 import time
-from datetime import datetime
 from pathlib import Path
 
 from ...local.stack import Stack
 from ...settings import TABLE_NAMES
 from .. import intervals
-from .readers import AWS_CODE, tail_lines
+from ..loglines import AWS_CODE, json_entry, tail_lines
 
 BUCKET_S = 10
 
@@ -38,13 +36,9 @@ def _bucket(stamp: float) -> float:
 
 def _entries(path: Path, since: float):
     for line in tail_lines(path):
-        try:
-            entry = json.loads(line)
-            stamp = datetime.fromisoformat(entry["time"]).timestamp()
-        except (ValueError, KeyError, TypeError):
-            continue
-        if stamp >= since:
-            yield stamp, entry
+        parsed = json_entry(line)
+        if parsed and parsed[0] >= since:
+            yield parsed
 
 
 def _access(path: Path, since: float, latency_field: str) -> dict[str, list[tuple[float, float]]]:
