@@ -93,6 +93,20 @@ class NotSteady(WorkshopError):
     code = "not_steady"
 
 
+class ClearFailed(WorkshopError):
+    """One or more clears raised; every other fault was still cleared. The message names each failure, and
+    `failures` holds them (fault name -> one line); each is recorded in the ledger as `clear-failed`."""
+
+    exit_status = ExitStatus.UNHEALTHY
+    code = "clear_failed"
+
+    def __init__(self, failures: dict[str, str], cleared: list[dict] | None = None) -> None:
+        self.failures = failures
+        self.cleared = cleared or []
+        named = "; ".join(f"{fault}: {reason}" for fault, reason in failures.items())
+        super().__init__(f"could not clear {len(failures)} fault(s), the rest were cleared: {named}")
+
+
 class StateError(WorkshopError):
     """The state directory (or a file in it) cannot be read or written."""
 

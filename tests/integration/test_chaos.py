@@ -21,7 +21,7 @@ from conftest import ROOT, Server, app_spec, dynamodb, eventually, http, scan_al
 TOKEN = "integration-fault-token"
 AUTH = {"X-Fault-Token": TOKEN}
 DEFAULTS = {"latency_ms": 0, "latency_fraction": 1.0, "error_rate": 0.0, "health": "ok"}
-SCRIPT = ROOT / "src" / "sre_workshop" / "faults" / "scripts" / "app-faults.sh"
+SCRIPT = ROOT / "src" / "sre_workshop" / "steps" / "app-faults.sh"
 TELLTALES = ("chaos", "fault", "inject", "simulat", "deliberate")
 # A path of each app that does real work (the CRM's reads DynamoDB).
 WORK_PATH = {"sre_app": "/", "crm_app": "/api/customers?limit=2"}

@@ -343,7 +343,7 @@ def test_memory_leak_drives_admin_leak_on_the_app_instance_with_the_token_file(c
     _, outputs = deployed
     params = {"mode": "time", "mb_per_minute": 60.0, "kb_per_request": 64.0, "cap_mb": 200.0}
     aws.inject(ctl, params)
-    aws.clear(ctl, params, aws.STEADY)
+    aws.clear(ctl, params, get("memory-leak").steady)
     (on1, inject), (on2, clear) = ctl.sent.take()
     assert on1 == on2 == outputs["AppServerInstanceId"]
     token = "/etc/sre-workshop/fault-token"

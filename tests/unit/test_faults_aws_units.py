@@ -466,13 +466,13 @@ def test_every_fault_has_the_five_aws_functions():
         module = importlib.import_module(f"sre_workshop.faults.{folder.name}.aws")
         missing = [f for f in FUNCTIONS if not callable(getattr(module, f, None))]
         assert not missing, f"{folder.name}/aws.py lacks {missing}"
-        assert isinstance(module.PARAMS, tuple), folder.name
     leak = importlib.import_module("sre_workshop.faults.memory_leak.aws")
-    assert leak.STEADY == {"mode": "off"} and callable(leak.current_params)
+    assert catalogue()["memory-leak"].steady == {"mode": "off"} and callable(leak.current_params)
 
 
-def test_the_aws_functions_read_only_parameters_the_catalogue_declares():
-    for fault in catalogue().values():
-        module = importlib.import_module(f"sre_workshop.faults.{fault.folder.name}.aws")
-        declared = {p.name for p in fault.params}
-        assert set(module.PARAMS) <= declared, f"{fault.name}: aws.py reads {set(module.PARAMS) - declared}"
+def test_a_parameter_of_one_world_is_refused_in_the_other():
+    throttling = catalogue()["dynamodb-throttling"]
+    assert [p.name for p in throttling.params_in("aws")] == ["mode"]
+    assert throttling.parse(["mode=provisioned"], "aws")["mode"] == "provisioned"
+    with pytest.raises(UsageError, match="only on aws"):
+        throttling.parse(["mode=provisioned"], "local")

@@ -2,7 +2,7 @@
 
 Everything goes through one boto3 session and the stack's own resources, found by logical id:
 - shell steps run as root on an instance through SSM Run Command (ssm.py), with the very scripts of
-  faults/scripts/ that the local stack runs (only the paths differ), never over the network;
+  sre_workshop/steps/ that the local stack runs (only the paths differ), never over the network;
 - IAM, DynamoDB, EC2 and ELBv2 calls act on the stack's role, tables, security groups and target groups;
 - HTTP probes go to the public ALB's DNS name, as a user's requests would.
 """

@@ -1,4 +1,4 @@
-"""Shell steps on an instance through SSM Run Command: the very scripts of faults/scripts/, as root.
+"""Shell steps on an instance through SSM Run Command: the very scripts of sre_workshop/steps/, as root.
 
 A run is one AWS-RunShellScript command whose text writes each script it needs into a private temporary
 directory (a quoted here-document: nothing in it is expanded) and then runs the steps in order under
@@ -25,8 +25,9 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ..errors import AwsError, ComponentFailed, UsageError
+from ..steps import STEPS_DIR
 
-SCRIPTS_DIR = Path(__file__).resolve().parents[1] / "faults" / "scripts"
+SCRIPTS_DIR = STEPS_DIR
 DOCUMENT = "AWS-RunShellScript"
 # SSM keeps at most this many characters of a command's output in GetCommandInvocation.
 OUTPUT_LIMIT = 24000
@@ -36,7 +37,7 @@ HEREDOC_END = "SRE_WORKSHOP_SCRIPT_END"
 
 @dataclass(frozen=True)
 class Step:
-    """One step of a run: a script of faults/scripts/ with its arguments, or a fixed command."""
+    """One step of a run: a script of sre_workshop/steps/ with its arguments, or a fixed command."""
 
     script: str = ""
     args: tuple[str, ...] = ()
@@ -49,7 +50,7 @@ class Step:
 
 
 def script(name: str, *args: object) -> Step:
-    """Return a step that runs faults/scripts/NAME with `args` (each one shell-quoted)."""
+    """Return a step that runs sre_workshop/steps/NAME with `args` (each one shell-quoted)."""
     return Step(script=name, args=tuple(str(a) for a in args))
 
 

@@ -1,13 +1,15 @@
 """The fault commands: fault list|inject|status|clear, and incidents.
 
 `--json` shapes (stdout; progress lines go to stderr):
-    fault list     {"faults": [{"name", "description", "symptom", "needs_load", "params": [{"name", "default",
-                    "range", "unit", "intensity", "help"}], "ground_truth": {"component", "layer", "category",
-                    "cause"}}]}
+    fault list     {"faults": [{"name", "description", "symptom", "needs_load", "pre_baked", "params": [{"name",
+                    "default", "range", "unit", "intensity", "help", "worlds"}], "ground_truth": {"component",
+                    "layer", "category", "cause"}}]}
     fault inject   {"fault", "incident_id", "params", "ground_truth", "evidence", "injected_by", "injected_at"}
     fault status   {"faults": [{"fault", "state": "active|unknown|cleared|remediated|expired", "pre_baked",
                     "incident_id", "params", "injected_by", "injected_at"}]}
     fault clear    {"cleared": [{"fault", "incident_id", "ended": "cleared|remediated|expired"}], "steady": true}
+                   (`clear --all` runs every clear; when some raise, it exits 5 naming each, recorded as
+                   `clear-failed` in its incident)
     incidents      {"incidents": [{"incident_id", "fault", "status", "opened_at", "detail", "events": [...]}]}
 
 Each acts on the local stack, or with `--aws [--stack-name NAME] [--region R]` on an AWS stack made by

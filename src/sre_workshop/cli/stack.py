@@ -62,9 +62,10 @@ def up(ctx: Context, detach: bool, dynamodb_endpoint: str | None, engine: str | 
     except KeyboardInterrupt:
         print("\ninterrupted; what was started is stopped", file=sys.stderr, flush=True)
         return ExitStatus.INTERRUPTED
-    # The workshop's app starts leaking: the pre-baked fault, recorded as such (steady state clears it).
-    if runner.record_pre_baked(LocalBackend(stack), "memory-leak"):
-        say("memory-leak is active (pre-baked, as in the workshop): `sre-workshop fault clear memory-leak` stops it")
+    # The workshop's app starts leaking: a pre-baked fault (fault.toml's [pre_baked]), recorded as such.
+    for record in runner.record_pre_baked(LocalBackend(stack)):
+        say(f"{record['fault']} is active (pre-baked, as in the workshop): "
+            f"`sre-workshop fault clear {record['fault']}` stops it")
     result = {"endpoints": settings.endpoints, "state_dir": str(settings.state_dir),
               "started_in_s": round(time.monotonic() - started, 1)}
     emit(result, as_json, lambda r: print_endpoints(r["endpoints"]))

@@ -1,13 +1,19 @@
-"""The catalogue: every folder under faults/ with a fault.toml is a fault; its backends are found by name."""
+"""The catalogue: every folder under faults/ with a fault.toml is a fault; its backends are found by name.
+
+Loading the catalogue holds every folder to the fault contract (contract.py): its fault.toml reads, and
+each world's module exists and defines the contract's functions with the right arguments. A broken
+folder fails the load with one line naming it, before any fault runs.
+"""
 
 from __future__ import annotations
 
 import functools
 import importlib
 from pathlib import Path
-from types import ModuleType
+from typing import Any, cast
 
 from ..errors import UsageError
+from .contract import WORLDS, ContractError, FaultModule, PreBakedModule, check_module
 from .model import Fault
 
 FAULTS_DIR = Path(__file__).resolve().parent
@@ -16,8 +22,33 @@ FAULTS_DIR = Path(__file__).resolve().parent
 @functools.cache
 def catalogue() -> dict[str, Fault]:
     """Return every fault by name, in name order."""
-    faults = [Fault.load(folder) for folder in sorted(FAULTS_DIR.iterdir()) if (folder / "fault.toml").exists()]
+    return load(FAULTS_DIR, __package__)
+
+
+def load(faults_dir: Path, package: str) -> dict[str, Fault]:
+    """Return the faults of the folders in `faults_dir` (the package `package`), each checked against the
+    contract; raise ContractError naming the first folder that breaks it."""
+    faults = []
+    for folder in sorted(p for p in faults_dir.iterdir() if p.is_dir()):
+        if (folder / "fault.toml").exists():
+            faults.append(_checked(folder, package))
+        elif any((folder / f"{world}.py").exists() for world in WORLDS):
+            raise ContractError(f"fault folder {folder.name} has backend modules but no fault.toml")
     return {fault.name: fault for fault in sorted(faults, key=lambda f: f.name)}
+
+
+def _checked(folder: Path, package: str) -> Fault:
+    """Read a folder's fault.toml and hold its modules to the contract."""
+    try:
+        fault = Fault.load(folder)
+    except (KeyError, ValueError, TypeError) as exc:  # tomllib's TOMLDecodeError is a ValueError
+        raise ContractError(f"fault folder {folder.name}: fault.toml: {type(exc).__name__}: {exc}") from exc
+    for world in WORLDS:
+        if not (folder / f"{world}.py").exists():
+            raise ContractError(f"fault {fault.name}: {folder.name}/ has no {world}.py")
+        module = importlib.import_module(f"{package}.{folder.name}.{world}")
+        check_module(fault.name, world, module, pre_baked=fault.pre_baked)
+    return fault
 
 
 def get(name: str) -> Fault:
@@ -28,6 +59,18 @@ def get(name: str) -> Fault:
     return faults[name]
 
 
-def backend_module(fault: Fault, backend: str) -> ModuleType:
-    """Return a fault's functions for one backend ("local" or "aws")."""
-    return importlib.import_module(f"{__package__}.{fault.folder.name}.{backend}")
+def pre_baked() -> list[Fault]:
+    """Return the faults the system starts with (fault.toml's [pre_baked])."""
+    return [fault for fault in catalogue().values() if fault.pre_baked]
+
+
+def backend_module(fault: Fault, backend: str) -> FaultModule[Any]:
+    """Return a fault's functions for one backend ("local" or "aws"), as the load checked them."""
+    return cast("FaultModule[Any]", importlib.import_module(f"{__package__}.{fault.folder.name}.{backend}"))
+
+
+def pre_baked_module(fault: Fault, backend: str) -> PreBakedModule[Any]:
+    """Return a pre-baked fault's functions for one backend (the load checked current_params too)."""
+    if not fault.pre_baked:
+        raise ContractError(f"fault {fault.name} is not pre-baked")
+    return cast("PreBakedModule[Any]", backend_module(fault, backend))

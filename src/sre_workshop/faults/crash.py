@@ -1,4 +1,4 @@
-"""What the two crash faults (nginx-crash, app-crash) share on the local stack."""
+"""What the two crash faults (nginx-crash, app-crash) share: the local steps, and the AWS evidence."""
 
 from __future__ import annotations
 
@@ -7,22 +7,23 @@ import urllib.request
 from typing import Any
 
 from ..errors import ComponentFailed
+from .contract import AwsCtl, LocalCtl
 from .model import NotYet
 
 
-def crash_snapshot(ctl, name: str) -> dict[str, Any]:
+def crash_snapshot(ctl: LocalCtl, name: str) -> dict[str, Any]:
     """Refuse to crash what is not running; nothing else to save."""
     if not ctl.running(name):
         raise ComponentFailed(f"{name} is not running")
     return {"was_running": True}
 
 
-def crash_inject(ctl, name: str) -> None:
+def crash_inject(ctl: LocalCtl, name: str) -> None:
     """SIGKILL the component's main process and every process of its group."""
     ctl.kill(name)
 
 
-def crash_verify(ctl, name: str, public_url: str) -> str:
+def crash_verify(ctl: LocalCtl, name: str, public_url: str) -> str:
     """Evidence: the component is gone and its public entry point answers an error."""
     if ctl.running(name):
         raise NotYet(f"{name} still runs")
@@ -32,12 +33,12 @@ def crash_verify(ctl, name: str, public_url: str) -> str:
     return f"{name} is not running; GET {public_url} answers {status or 'nothing'}"
 
 
-def crash_active(ctl, name: str) -> bool:
+def crash_active(ctl: LocalCtl, name: str) -> bool:
     """True while the component is not running."""
     return not ctl.running(name)
 
 
-def crash_clear(ctl, name: str) -> None:
+def crash_clear(ctl: LocalCtl, name: str) -> None:
     """Start the component if it is not running."""
     if not ctl.running(name):
         ctl.start(name)
@@ -52,3 +53,15 @@ def public_status(url: str) -> int:
         return exc.code
     except OSError:
         return 0
+
+
+def crashed(ctl: AwsCtl, component: str, entry: str, path: str) -> str:
+    """Return evidence that `component` is down and GET entry+path fails; raise NotYet until both hold."""
+    state = ctl.unit_state(component)
+    if state == "active":
+        raise NotYet(f"{component} is still active")
+    status, _ = ctl.probe(entry, path)
+    if status == 200:
+        raise NotYet(f"{ctl.url(entry, path)} still answers 200")
+    return (f"{component}.service is {state} on {ctl.instance(component)}; "
+            f"GET {ctl.url(entry, path)} answers {status or 'nothing'}")

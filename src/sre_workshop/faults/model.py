@@ -1,18 +1,20 @@
 """What a fault is: data (its fault.toml) plus the functions of each backend (local.py, aws.py).
 
 A fault's folder holds:
-    fault.toml   name, description, symptom, parameters, ground truth (see memory_leak/fault.toml)
+    fault.toml   name, description, symptom, parameters, ground truth, and per world what differs (the
+                 verify bound), whether the system starts with it ([pre_baked]), and the probes of its
+                 symptom at the public entry points ([[probes]]); see memory_leak/ and app_crash/fault.toml
     local.py     the functions below, for the local stack
     aws.py       the same for an AWS stack made by `sre-workshop deploy`
 
-Each backend module defines, taking the backend's control object and the parsed parameters:
+Each backend module satisfies contract.FaultModule, taking the world's control object and the parameters:
     snapshot(ctl, params) -> dict        what inject is about to change, read before anything changes
     inject(ctl, params) -> None          make the change
     verify(ctl, params) -> str           evidence that it is in effect; raise NotYet while it is not
     active(ctl, params) -> bool          is it in effect now (the truth `fault status` reports)
     clear(ctl, params, saved) -> None    put back exactly what snapshot saved; idempotent
-A fault the system starts with (the pre-baked leak) also defines STEADY (what clear restores) and
-current_params(ctl) (the parameters in effect).
+A pre-baked fault (the leak the workshop's app starts with) also defines current_params(ctl) (the
+parameters in effect); its fault.toml's [pre_baked] steady is what clear restores.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Any
 
 from ..errors import UsageError
 from ..vocabulary import CATEGORIES, COMPONENTS
+from .contract import WORLDS
 
 
 class NotYet(Exception):
@@ -42,6 +45,7 @@ class Param:
     choices: tuple[str, ...] = ()
     unit: str = ""
     intensity: bool = False
+    worlds: tuple[str, ...] = WORLDS  # where the parameter has an effect (dynamodb-throttling's mode: aws)
 
     def parse(self, text: str) -> Any:
         """Return the value of `text` for this parameter, or raise UsageError naming the valid range."""
@@ -67,7 +71,66 @@ class Param:
     def to_dict(self) -> dict[str, Any]:
         """Return the parameter as `fault list --json` shows it."""
         return {"name": self.name, "default": self.default, "range": self.range(), "unit": self.unit,
-                "intensity": self.intensity, "help": self.help}
+                "intensity": self.intensity, "help": self.help, "worlds": list(self.worlds)}
+
+    @classmethod
+    def load(cls, data: dict[str, Any]) -> Param:
+        """Return a parameter from its [[params]] table."""
+        worlds = tuple(data.get("worlds", WORLDS))
+        if not worlds or set(worlds) - set(WORLDS):
+            raise ValueError(f"parameter {data['name']}: worlds must be some of {', '.join(WORLDS)}, not {worlds}")
+        return cls(data["name"], data["default"], data.get("help", ""), data.get("min"), data.get("max"),
+                   tuple(data.get("choices", ())), data.get("unit", ""), data.get("intensity", False), worlds)
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One symptom at a public entry point ("app": the public ALB, "crm": its :8080), in both worlds.
+
+    GET entry+path answers one of `status` (every one of `seen`, over `tries` answers), with `body` in it,
+    taking at least `min_s` / at most `max_s` seconds; `within_s` allows time for it to show (health checks
+    must fail first). `when` limits the probe to parameters (app-crash's target)."""
+
+    entry: str
+    path: str
+    status: tuple[int, ...] = ()
+    seen: tuple[int, ...] = ()
+    tries: int = 1
+    body: str = ""
+    min_s: float = 0.0
+    max_s: float | None = None
+    within_s: float = 0.0
+    when: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, data: dict[str, Any]) -> Probe:
+        """Return a probe from its [[probes]] table."""
+        if data["entry"] not in ("app", "crm") or not (data.get("status") or data.get("seen")):
+            raise ValueError(f"a probe needs entry app or crm and a status (or seen): {data}")
+        return cls(data["entry"], data["path"], tuple(data.get("status", ())), tuple(data.get("seen", ())),
+                   data.get("tries", len(data.get("seen", ())) * 10 or 1), data.get("body", ""),
+                   data.get("min_s", 0.0), data.get("max_s"), data.get("within_s", 0.0), dict(data.get("when", {})))
+
+    def applies(self, params: dict[str, Any]) -> bool:
+        """True if the probe holds for these parameters."""
+        return all(params.get(k) == v for k, v in self.when.items())
+
+    def holds(self, answers: list[tuple[int, bytes, float]]) -> bool:
+        """True if these answers (status, body, seconds) show the symptom."""
+        if not answers:
+            return False
+        statuses = {status for status, _, _ in answers}
+        if self.seen:
+            return set(self.seen) <= statuses
+        return all(self._one(*answer) for answer in answers)
+
+    def _one(self, status: int, body: bytes, seconds: float) -> bool:
+        return status in self.status and self.body.encode() in body and seconds >= self.min_s and (
+            self.max_s is None or seconds <= self.max_s)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the probe as JSON-ready data."""
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
 
 
 @dataclass(frozen=True)
@@ -97,28 +160,51 @@ class Fault:
     verify_seconds: float = 30.0
     folder: Path = field(default=Path(), compare=False)
     expires_after: str = ""  # the parameter (seconds) after which the fault ends by itself, if it does
+    worlds: dict[str, dict[str, Any]] = field(default_factory=dict)  # [worlds.NAME]: what differs per world
+    steady: dict[str, Any] | None = None  # [pre_baked] steady: the system starts with the fault; clear restores this
+    probes: tuple[Probe, ...] = ()
 
     @classmethod
     def load(cls, folder: Path) -> Fault:
         """Read a fault's fault.toml."""
         data = tomllib.loads((folder / "fault.toml").read_text())
-        params = tuple(Param(p["name"], p["default"], p.get("help", ""), p.get("min"), p.get("max"),
-                             tuple(p.get("choices", ())), p.get("unit", ""), p.get("intensity", False))
-                       for p in data.get("params", []))
+        params = tuple(Param.load(p) for p in data.get("params", []))
+        steady = data["pre_baked"]["steady"] if "pre_baked" in data else None
         fault = cls(data["name"], data["description"].strip(), data["symptom"].strip(), dict(data["ground_truth"]),
                     params, data.get("needs_load", False), data.get("verify_seconds", 30.0), folder,
-                    data.get("expires_after", ""))
+                    data.get("expires_after", ""), dict(data.get("worlds", {})), steady,
+                    tuple(Probe.load(p) for p in data.get("probes", [])))
         fault.ground_truth(fault.defaults())  # the vocabulary is checked when the catalogue loads
         if fault.expires_after and fault.expires_after not in fault.defaults():
             raise ValueError(f"{fault.name}: expires_after names no parameter: {fault.expires_after!r}")
+        if set(fault.worlds) - set(WORLDS):
+            raise ValueError(f"{fault.name}: [worlds] names {set(fault.worlds) - set(WORLDS)}; worlds: {WORLDS}")
         return fault
+
+    @property
+    def pre_baked(self) -> bool:
+        """True if the system starts with this fault in effect (the workshop's leaking app)."""
+        return self.steady is not None
+
+    def verify_seconds_in(self, world: str) -> float:
+        """Return how long inject waits for the effect in `world` (AWS is slower for some: IAM propagation)."""
+        return float(self.worlds.get(world, {}).get("verify_seconds", self.verify_seconds))
+
+    def params_in(self, world: str) -> tuple[Param, ...]:
+        """Return the parameters that have an effect in `world`."""
+        return tuple(p for p in self.params if world in p.worlds)
+
+    def probes_for(self, params: dict[str, Any]) -> tuple[Probe, ...]:
+        """Return the probes of the symptom for these parameters."""
+        return tuple(p for p in self.probes if p.applies(params))
 
     def defaults(self) -> dict[str, Any]:
         """Return every parameter at its default."""
         return {p.name: p.default for p in self.params}
 
-    def parse(self, assignments: list[str]) -> dict[str, Any]:
-        """Return the parameters from `key=value` strings over the defaults; raise UsageError on bad ones."""
+    def parse(self, assignments: list[str], world: str | None = None) -> dict[str, Any]:
+        """Return the parameters from `key=value` strings over the defaults; raise UsageError on bad ones
+        (with `world`, also on one that has no effect there)."""
         known = {p.name: p for p in self.params}
         values = self.defaults()
         for assignment in assignments:
@@ -128,6 +214,9 @@ class Fault:
             if key not in known:
                 valid = ", ".join(known) or "none"
                 raise UsageError(f"{self.name} has no parameter {key!r}; parameters: {valid}")
+            if world and world not in known[key].worlds:
+                raise UsageError(f"{self.name}: {key} has an effect only on {', '.join(known[key].worlds)}, "
+                                 f"not {world}")
             values[key] = known[key].parse(text)
         return values
 
@@ -144,4 +233,4 @@ class Fault:
         """Return the fault as `fault list --json` shows it."""
         return {"name": self.name, "description": self.description, "symptom": self.symptom,
                 "needs_load": self.needs_load, "params": [p.to_dict() for p in self.params],
-                "ground_truth": self.ground_truth(self.defaults()).to_dict()}
+                "ground_truth": self.ground_truth(self.defaults()).to_dict(), "pre_baked": self.pre_baked}

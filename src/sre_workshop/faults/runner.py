@@ -4,7 +4,8 @@ inject:  validate -> refuse if it is in effect -> save what it will change (in t
          and in the ledger) -> change -> poll verify until the effect shows (or clear again and fail)
 clear:   put back what was saved (always, even if the effect is already gone) -> `cleared`, or
          `remediated` when someone had already fixed it (`expired` when it ran its course) -> verify steady
-         state
+         state. `clear --all` runs every clear even when one raises (recorded as `clear-failed`), then
+         reports every failure
 status:  each recorded fault, checked against what is in effect now; a fault fixed by hand is recorded as
          remediated and its saved changes are removed, so a restart does not bring it back
 """
@@ -12,15 +13,19 @@ status:  each recorded fault, checked against what is in effect now; a fault fix
 from __future__ import annotations
 
 import getpass
+import logging
 import socket
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from ..errors import FaultActive, FaultNotEffective, NotSteady
+from ..errors import ClearFailed, FaultActive, FaultNotEffective, NotSteady
 from ..incidents import Ledger
-from .catalogue import backend_module, catalogue, get
+from .catalogue import backend_module, catalogue, get, pre_baked, pre_baked_module
+from .contract import AwsCtl, FaultModule, LocalCtl
 from .model import Fault, NotYet
+
+logger = logging.getLogger(__name__)
 
 PRE_BAKED = "pre-baked"
 
@@ -29,7 +34,7 @@ class Backend(Protocol):
     """Where faults act: the local stack or an AWS stack."""
 
     name: str  # module name of the faults' functions: "local" or "aws"
-    ctl: Any
+    ctl: LocalCtl | AwsCtl
     ledger: Ledger
 
     def recorded(self) -> dict[str, dict[str, Any]]: ...
@@ -50,7 +55,7 @@ def inject(backend: Backend, name: str, assignments: list[str], injected_by: str
            progress: Callable[[str], None] = lambda m: None) -> dict[str, Any]:
     """Inject a fault; return its record (incident id, parameters, ground truth, evidence)."""
     fault = get(name)
-    params = fault.parse(assignments)
+    params = fault.parse(assignments, backend.name)
     impl = backend_module(fault, backend.name)
     backend.check_up()
     with backend.locked():
@@ -65,8 +70,9 @@ def inject(backend: Backend, name: str, assignments: list[str], injected_by: str
         backend.remember(fault.name, record)  # durable before destructive: clear works from here on
         try:
             impl.inject(backend.ctl, params)
-            progress(f"{fault.name}: injected; waiting for its effect (up to {fault.verify_seconds:g}s)")
-            record["evidence"] = _wait_verified(fault, impl, backend.ctl, params)
+            seconds = fault.verify_seconds_in(backend.name)
+            progress(f"{fault.name}: injected; waiting for its effect (up to {seconds:g}s)")
+            record["evidence"] = _wait_verified(fault, impl, backend.ctl, params, seconds)
         except BaseException as exc:
             _undo(backend, fault, impl, record, f"{type(exc).__name__}: {exc}")
             raise
@@ -74,12 +80,12 @@ def inject(backend: Backend, name: str, assignments: list[str], injected_by: str
     return {**record, "fault": fault.name, "ground_truth": truth.to_dict()}
 
 
-def _refuse_if_active(backend: Backend, fault: Fault, impl) -> None:
+def _refuse_if_active(backend: Backend, fault: Fault, impl: FaultModule[Any]) -> None:
     """Refuse a fault that is in effect; a recorded one that no longer is was remediated."""
     record = backend.recorded().get(fault.name)
     params = record["params"] if record else fault.defaults()
     in_effect = impl.active(backend.ctl, params)  # None: cannot be told now (its component is down)
-    if in_effect and not record and hasattr(impl, "STEADY"):
+    if in_effect and not record and fault.pre_baked:
         return  # the system's own starting state (the pre-baked leak, back after a restart): inject over it
     if in_effect or (in_effect is None and record):
         since = f" (incident {record['incident_id']})" if record else " (not injected by this tool)"
@@ -88,8 +94,8 @@ def _refuse_if_active(backend: Backend, fault: Fault, impl) -> None:
         _clear_one(backend, fault, record)
 
 
-def _wait_verified(fault: Fault, impl, ctl, params: dict[str, Any]) -> str:
-    seconds = getattr(impl, "VERIFY_SECONDS", fault.verify_seconds)  # AWS is slower for some (IAM propagation)
+def _wait_verified(fault: Fault, impl: FaultModule[Any], ctl: LocalCtl | AwsCtl, params: dict[str, Any],
+                   seconds: float) -> str:
     deadline = time.monotonic() + seconds
     while True:
         try:
@@ -101,7 +107,7 @@ def _wait_verified(fault: Fault, impl, ctl, params: dict[str, Any]) -> str:
         time.sleep(0.2)
 
 
-def _undo(backend: Backend, fault: Fault, impl, record: dict[str, Any], reason: str) -> None:
+def _undo(backend: Backend, fault: Fault, impl: FaultModule[Any], record: dict[str, Any], reason: str) -> None:
     """Put back what a failed inject changed, and say so in the ledger."""
     impl.clear(backend.ctl, record["params"], record["saved"])
     backend.forget(fault.name)
@@ -109,15 +115,26 @@ def _undo(backend: Backend, fault: Fault, impl, record: dict[str, Any], reason: 
 
 
 def clear(backend: Backend, name: str | None, sustain: float = 3.0, timeout: float = 60.0) -> list[dict[str, Any]]:
-    """Clear one fault (or all, with name None) and verify steady state; return what was cleared."""
+    """Clear one fault (or all, with name None) and verify steady state; return what was cleared.
+
+    Every clear runs, as chaostoolkit runs every rollback: one that raises is recorded in the ledger
+    (`clear-failed`, the incident stays open so a later clear tries again) and the others still run; then
+    ClearFailed names each failure. A single named fault's failure is raised as it is, once recorded."""
     faults = [get(name)] if name else list(catalogue().values())
-    done = []
+    done, failures = [], {}
     with backend.locked():
         recorded = backend.recorded()
         for fault in faults:
-            record = recorded.get(fault.name) or _unrecorded_pre_baked(backend, fault)
-            if record:
-                done.append(_clear_one(backend, fault, record))
+            try:
+                record = recorded.get(fault.name) or _unrecorded_pre_baked(backend, fault)
+                if record:
+                    done.append(_clear_one(backend, fault, record))
+            except Exception as exc:
+                failures[fault.name] = _clear_failed(backend, fault, recorded.get(fault.name), exc)
+                if name:
+                    raise  # one fault: its own error (and exit status) says what went wrong
+    if failures:
+        raise ClearFailed(failures, done)
     # A component that is not running after the clear was stopped by someone else (a fault's clear starts
     # what the fault stopped), and nothing will start it: waiting for steady state would only wait out the
     # timeout.
@@ -129,13 +146,26 @@ def clear(backend: Backend, name: str | None, sustain: float = 3.0, timeout: flo
     return done
 
 
+def _clear_failed(backend: Backend, fault: Fault, record: dict[str, Any] | None, exc: Exception) -> str:
+    """Record a clear that raised in the fault's incident (if it has one); return the failure as one line."""
+    message = str(exc) or type(exc).__name__
+    logger.warning("clearing %s failed: %s", fault.name, message)
+    if record and record.get("incident_id"):
+        try:
+            backend.ledger.event(record["incident_id"], "clear-failed", reason=f"{type(exc).__name__}: {message}")
+        except Exception as ledger_exc:  # the clear's own failure is still reported
+            message += f" (not recorded in the ledger: {ledger_exc})"
+    return message
+
+
 def _unrecorded_pre_baked(backend: Backend, fault: Fault) -> dict[str, Any] | None:
     """A fault that comes back with a fresh start (the pre-baked leak after a restart) and is in effect."""
-    impl = backend_module(fault, backend.name)
-    steady = getattr(impl, "STEADY", None)
-    if steady is None or not impl.active(backend.ctl, fault.defaults()):
+    if not fault.pre_baked:
         return None
-    return {"incident_id": None, "params": impl.current_params(backend.ctl), "saved": steady,
+    impl = pre_baked_module(fault, backend.name)
+    if not impl.active(backend.ctl, fault.defaults()):
+        return None
+    return {"incident_id": None, "params": impl.current_params(backend.ctl), "saved": fault.steady,
             "injected_by": PRE_BAKED}
 
 
@@ -209,20 +239,25 @@ def _row(fault: Fault, record: dict[str, Any], state: str) -> dict[str, Any]:
             "injected_by": record.get("injected_by"), "injected_at": record.get("injected_at")}
 
 
-def record_pre_baked(backend: Backend, name: str) -> dict[str, Any] | None:
-    """After a fresh start, record a fault the system starts with (the workshop's leaking app) as pre-baked."""
-    fault = get(name)
-    impl = backend_module(fault, backend.name)
+def record_pre_baked(backend: Backend) -> list[dict[str, Any]]:
+    """After a fresh start, record each fault the system starts with (fault.toml's [pre_baked]: the workshop's
+    leaking app) that is in effect; return their records."""
+    return [record for fault in pre_baked() if (record := _record_pre_baked(backend, fault))]
+
+
+def _record_pre_baked(backend: Backend, fault: Fault) -> dict[str, Any] | None:
+    name = fault.name
+    impl = pre_baked_module(fault, backend.name)
     with backend.locked():
         if name in backend.recorded() or not impl.active(backend.ctl, fault.defaults()):
             return None
         params = impl.current_params(backend.ctl)
-        detail = {"params": params, "ground_truth": fault.ground_truth(params).to_dict(), "saved": impl.STEADY,
+        detail = {"params": params, "ground_truth": fault.ground_truth(params).to_dict(), "saved": fault.steady,
                   "injected_by": PRE_BAKED}
         incident_id = backend.ledger.open(fault.name, detail)
-        record = {"incident_id": incident_id, "params": params, "saved": impl.STEADY, "injected_by": PRE_BAKED,
+        record = {"incident_id": incident_id, "params": params, "saved": fault.steady, "injected_by": PRE_BAKED,
                   "injected_at": time.time()}
         backend.remember(name, record)
         backend.ledger.event(incident_id, "injected", evidence="active at start (pre-baked)")
-    return record
+    return {**record, "fault": name}
 

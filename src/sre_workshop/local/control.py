@@ -24,12 +24,13 @@ from botocore.config import Config
 from ..errors import ComponentFailed, UsageError
 from ..settings import LOOPBACK
 from ..state import Overlay
+from ..steps import STEPS_DIR
 from . import configs
 from .components import LOCAL_CREDENTIALS, dynamodb_address, token_path
 from .process import ProcessRecord, ProcessSpec, is_alive, spawn, stop
 from .stack import Stack
 
-SCRIPTS_DIR = Path(__file__).resolve().parents[1] / "faults" / "scripts"
+SCRIPTS_DIR = STEPS_DIR
 
 ENDPOINT = "dynamodb-endpoint"
 ENDPOINT_CONFIG = "dynamodb-endpoint.cfg"
@@ -143,7 +144,7 @@ class LocalControl:
     # --- shell steps: the same scripts SSM runs on an instance -------------------------------------------
 
     def script(self, name: str, *args: str) -> str:
-        """Run one of faults/scripts/ with local arguments; return its output or raise with its message."""
+        """Run one of sre_workshop/steps/ with local arguments; return its output or raise with its message."""
         path = SCRIPTS_DIR / name
         if not path.exists():
             raise UsageError(f"no fault script {name}")

@@ -12,7 +12,8 @@ from dataclasses import asdict
 from typing import Any
 
 from ..diagnose.local import probes, readers
-from ..local.stack import TARGET_COMPONENTS, Stack
+from ..local.health import TARGET_COMPONENTS
+from ..local.stack import Stack
 from ..vocabulary import COMPONENTS, LAYERS
 
 NGINX_FACTS = re.compile(r"^\s*(listen|set \$private_alb|proxy_pass|proxy_\w*timeout|location)\b")

@@ -9,17 +9,15 @@ from __future__ import annotations
 import re
 import time
 from collections import Counter
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ..diagnose.local.readers import tail_lines
+from ..diagnose.loglines import json_object, stamp, tail_lines
 from ..errors import UsageError
 from ..local.stack import Stack
 
 LINE_CHARS = 400  # a longer line is cut: a traceback's frame list is not what an agent needs
-NGINX_TIME = re.compile(r"^(\d{4}/\d\d/\d\d \d\d:\d\d:\d\d) ")
-JSON_TIME = re.compile(r'"time":\s*"([^"]+)"')
+NGINX_LEVEL = re.compile(r"^\S+ \S+ \[(\w+)\]")
 NOISE = re.compile(r"\b[0-9a-f]{16,}\b|\d+")
 
 
@@ -31,20 +29,6 @@ def groups(stack: Stack) -> dict[str, Path]:
         for path in component.logs:
             found[path.name.removesuffix(".log").removesuffix(".json")] = path
     return found
-
-
-def stamp(line: str) -> float | None:
-    """Return a line's time (epoch s) if it carries one (JSON logs' "time", nginx's error log)."""
-    match = JSON_TIME.search(line[:200])
-    if match:
-        try:
-            return datetime.fromisoformat(match.group(1)).timestamp()
-        except ValueError:
-            return None
-    match = NGINX_TIME.match(line)
-    if match:
-        return datetime.strptime(match.group(1), "%Y/%m/%d %H:%M:%S").timestamp()  # nginx writes local time
-    return None
 
 
 def read(stack: Stack, group: str, pattern: str | None, window_s: float, limit: int) -> dict[str, Any]:
@@ -68,9 +52,10 @@ def read(stack: Stack, group: str, pattern: str | None, window_s: float, limit: 
 
 def summarise(group: str, lines: list[str], limit: int, window_s: float | None) -> dict[str, Any]:
     """Return counts by status and level, the five most repeated messages, and the last `limit` lines."""
-    statuses = Counter(m.group(1) for line in lines if (m := re.search(r'"status":\s*"?(\d{3})', line)))
-    levels = Counter(m.group(1) or m.group(2) for line in lines
-                     if (m := re.search(r'"level":\s*"(\w+)"|^\S+ \S+ \[(\w+)\]', line)))
+    entries = [json_object(line) or {} for line in lines]
+    statuses = Counter(str(e["status"]) for e in entries if "status" in e)
+    levels = Counter(e["level"] for e in entries if "level" in e)
+    levels.update(m.group(1) for line in lines if (m := NGINX_LEVEL.match(line)))
     repeated = Counter(NOISE.sub("N", _message(line))[:160] for line in lines)
     shown = [line if len(line) <= LINE_CHARS else line[:LINE_CHARS] + "...(cut)" for line in lines[-limit:]]
     return {"group": group, "matched": len(lines), "window_s": window_s,
@@ -81,7 +66,7 @@ def summarise(group: str, lines: list[str], limit: int, window_s: float | None) 
 
 
 def _message(line: str) -> str:
-    match = re.search(r'"message":\s*"([^"]*)"', line)
-    if match:
-        return match.group(1)
+    entry = json_object(line)
+    if entry is not None and isinstance(entry.get("message"), str):
+        return entry["message"]
     return re.sub(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d ", "", line)

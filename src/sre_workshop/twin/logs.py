@@ -115,11 +115,10 @@ class Queries:
                   for g in groups for s in list(g.streams.values()) for e in list(s.events)
                   if start_ms <= e.timestamp <= end_ms]
         try:
-            result = run_query(params["queryString"], events, [g.name for g in groups])
+            result = run_query(params["queryString"], events, [g.name for g in groups],
+                               limit=params.get("limit") if isinstance(params.get("limit"), int) else None)
         except QueryError as exc:
             return protocol.error(call, "MalformedQueryException", str(exc))
-        if params.get("limit") and isinstance(params["limit"], int):
-            result.results[:] = result.results[:params["limit"]]
         query_id = str(uuid.uuid4())
         with self.lock:
             self.done[query_id] = {"results": result.results, "statistics": result.statistics,

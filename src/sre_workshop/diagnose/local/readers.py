@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import difflib
-import json
 import logging
 import os
 import re
 import socket
 import time
 from collections.abc import Iterable
-from datetime import datetime
 from pathlib import Path
 
 from ...local import configs
@@ -18,6 +16,7 @@ from ...local.components import dynamodb_address
 from ...local.process import group_members, is_alive, proc_stat
 from ...local.stack import Stack
 from ...settings import TABLE_NAMES
+from ..loglines import AWS_CODE, json_entry, nginx_error_entry, tail_lines
 from ..model import ComponentState, LogSummary
 
 logger = logging.getLogger(__name__)
@@ -30,9 +29,6 @@ BURNER_CPU = 30.0
 # a program starting up (imports, a compile step) or a mostly idle one caught busy does not.
 BURNER_MIN_AGE_S = 10.0
 BURNER_LIFETIME_CPU = 25.0
-TAIL_BYTES = 512 * 1024  # enough lines for a window of a minute or two under load
-AWS_CODE = re.compile(r"\b([A-Z][A-Za-z]+(?:Exception|Error))\b")
-NGINX_ERROR = re.compile(r"^(\d{4}/\d\d/\d\d \d\d:\d\d:\d\d) \[(\w+)\] \d+#\d+: (?:\*\d+ )?(.*?)(?:, client:.*)?$")
 
 
 def components(stack: Stack, sample_s: float = 0.3) -> dict[str, ComponentState]:
@@ -133,16 +129,6 @@ def _comm(pid: int) -> str:
         return "?"
 
 
-def tail_lines(path: Path) -> list[str]:
-    """Return the last lines of a log (at most TAIL_BYTES of it)."""
-    try:
-        with open(path, "rb") as f:
-            f.seek(max(0, f.seek(0, os.SEEK_END) - TAIL_BYTES))
-            return f.read().decode(errors="replace").splitlines()[1:]
-    except OSError:
-        return []
-
-
 def json_log(source: str, path: Path, since: float) -> LogSummary:
     """Summarise a JSON log (the apps' and nginx's access log) over the window."""
     return json_lines(source, tail_lines(path), since)
@@ -152,11 +138,10 @@ def json_lines(source: str, lines: Iterable[str], since: float | None) -> LogSum
     """Summarise JSON log lines from `since` on (None: every line, already chosen by their time elsewhere)."""
     summary = LogSummary(source)
     for line in lines:
-        try:
-            entry = json.loads(line)
-            stamp = datetime.fromisoformat(entry["time"]).timestamp()
-        except (ValueError, KeyError, TypeError):
+        parsed = json_entry(line)
+        if parsed is None:
             continue
+        stamp, entry = parsed
         if since is not None and stamp < since:
             continue
         summary.lines += 1
@@ -182,15 +167,15 @@ def nginx_error_lines(lines: Iterable[str], since: float | None) -> LogSummary:
     on an instance the lines' times are in its time zone, not this machine's)."""
     summary = LogSummary("nginx-error")
     for line in lines:
-        match = NGINX_ERROR.match(line)
-        if not match:
+        parsed = nginx_error_entry(line)
+        if parsed is None:
             continue
-        stamp = datetime.strptime(match[1], "%Y/%m/%d %H:%M:%S").timestamp()
+        stamp, level, message = parsed
         if since is not None and stamp < since - 1:
             continue
         summary.lines += 1
-        if match[2] in ("error", "crit", "alert", "emerg"):
-            _count(summary.errors, _normalise(match[3]))
+        if level in ("error", "crit", "alert", "emerg"):
+            _count(summary.errors, _normalise(message))
     return summary
 
 

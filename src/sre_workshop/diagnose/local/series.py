@@ -8,18 +8,16 @@ table. A hop with no line in a bucket has no reading there: nothing is filled in
 
 from __future__ import annotations
 
-import json
 import re
 import socket
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from ...local.stack import Stack
 from ...settings import TABLE_NAMES
 from .. import intervals
-from .readers import AWS_CODE, tail_lines
+from ..loglines import AWS_CODE, json_entry, tail_lines
 
 BUCKET_S = 10
 Points = list[tuple[float, float]]
@@ -57,13 +55,9 @@ def _bucket(stamp: float) -> float:
 def _entries(path: Path, since: float) -> Entries:
     found = []
     for line in tail_lines(path):
-        try:
-            entry = json.loads(line)
-            stamp = datetime.fromisoformat(entry["time"]).timestamp()
-        except (ValueError, KeyError, TypeError):
-            continue
-        if stamp >= since and isinstance(entry, dict):
-            found.append((stamp, entry))
+        parsed = json_entry(line)
+        if parsed and parsed[0] >= since:
+            found.append(parsed)
     return found
 
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from ...errors import ComponentFailed
-from ..model import NotYet
+from ..contract import AwsCtl
+from ..crash import crashed
 
-PARAMS = ("target",)
 # Where each app's failure shows at the public ALB.
 PUBLIC = {"sre-app": ("app", "/"), "crm-app": ("crm", "/api/customers?limit=1")}
 
 
-def snapshot(ctl, params: dict[str, Any]) -> dict[str, Any]:
+def snapshot(ctl: AwsCtl, params: dict[str, Any]) -> dict[str, Any]:
     """Refuse to crash an app that is not running; nothing else to save."""
     target = params["target"]
     if not ctl.running(target):
@@ -20,34 +20,23 @@ def snapshot(ctl, params: dict[str, Any]) -> dict[str, Any]:
     return {"was_running": True}
 
 
-def inject(ctl, params: dict[str, Any]) -> None:
+def inject(ctl: AwsCtl, params: dict[str, Any]) -> None:
     """Kill the app's master and workers (every process of its unit); nothing restarts them."""
     ctl.kill(params["target"])
 
 
-def verify(ctl, params: dict[str, Any]) -> str:
+def verify(ctl: AwsCtl, params: dict[str, Any]) -> str:
     """Evidence: the unit is down on its instance and the app's public entry point fails."""
     target = params["target"]
     return crashed(ctl, target, *PUBLIC[target])
 
 
-def active(ctl, params: dict[str, Any]) -> bool:
+def active(ctl: AwsCtl, params: dict[str, Any]) -> bool:
     """True while the app's unit is not active."""
     return not ctl.running(params["target"])
 
 
-def clear(ctl, params: dict[str, Any], saved: dict[str, Any]) -> None:
+def clear(ctl: AwsCtl, params: dict[str, Any], saved: dict[str, Any]) -> None:
     """Start the app again (`systemctl start`) if it is not running."""
     ctl.start(params["target"])
 
-
-def crashed(ctl, component: str, entry: str, path: str) -> str:
-    """Return evidence that `component` is down and GET entry+path fails; raise NotYet until both hold."""
-    state = ctl.unit_state(component)
-    if state == "active":
-        raise NotYet(f"{component} is still active")
-    status, _ = ctl.probe(entry, path)
-    if status == 200:
-        raise NotYet(f"{ctl.url(entry, path)} still answers 200")
-    return (f"{component}.service is {state} on {ctl.instance(component)}; "
-            f"GET {ctl.url(entry, path)} answers {status or 'nothing'}")

@@ -10,12 +10,10 @@ from typing import Any
 from ...aws.control import ENV_FILES
 from ...aws.ssm import script, shell
 from ...errors import AwsError, ComponentFailed
+from ..contract import AwsCtl
 from ..model import NotYet
 from .local import PROBES, SUFFIX
 
-PARAMS = ("variable",)
-# A restart of crm-app on a t3.micro, then the first request that reads the table.
-VERIFY_SECONDS = 60.0
 APP = "crm-app"
 ENV_FILE = ENV_FILES[APP]
 # The stack output naming each table the variable should hold.
@@ -23,7 +21,7 @@ OUTPUTS = {"CUSTOMERS_TABLE": "CustomersTableName", "DEALS_TABLE": "DealsTableNa
            "ACTIVITIES_TABLE": "ActivitiesTableName"}
 
 
-def env_value(ctl, variable: str) -> str | None:
+def env_value(ctl: AwsCtl, variable: str) -> str | None:
     """Return the variable's value in crm-app's env file on its instance (None if it has no such line)."""
     for line in ctl.read_file(APP, ENV_FILE).decode(errors="replace").splitlines():
         name, sep, value = line.partition("=")
@@ -32,7 +30,7 @@ def env_value(ctl, variable: str) -> str | None:
     return None
 
 
-def snapshot(ctl, params: dict[str, Any]) -> dict[str, Any]:
+def snapshot(ctl: AwsCtl, params: dict[str, Any]) -> dict[str, Any]:
     """Save the setting the deploy breaks (that one line only)."""
     value = env_value(ctl, params["variable"])
     if value is None:
@@ -40,7 +38,7 @@ def snapshot(ctl, params: dict[str, Any]) -> dict[str, Any]:
     return {"variable": params["variable"], "value": value}
 
 
-def inject(ctl, params: dict[str, Any]) -> None:
+def inject(ctl: AwsCtl, params: dict[str, Any]) -> None:
     """Deploy the bad setting (a table that was never created) and restart crm-app."""
     variable = params["variable"]
     wrong = ctl.outputs()[OUTPUTS[variable]] + SUFFIX
@@ -48,7 +46,7 @@ def inject(ctl, params: dict[str, Any]) -> None:
             label=f"env-set.sh {variable}, systemctl restart {APP}")
 
 
-def verify(ctl, params: dict[str, Any]) -> str:
+def verify(ctl: AwsCtl, params: dict[str, Any]) -> str:
     """Evidence: the CRM answers 503 where it reads that table."""
     path = PROBES[params["variable"]]
     status, _ = ctl.probe("crm", path)
@@ -57,7 +55,7 @@ def verify(ctl, params: dict[str, Any]) -> str:
     return f"GET {ctl.url('crm', path)} answers 503"
 
 
-def active(ctl, params: dict[str, Any]) -> bool | None:
+def active(ctl: AwsCtl, params: dict[str, Any]) -> bool | None:
     """True while the env file holds the bad setting (a restart keeps it); None when it cannot be read."""
     variable = params["variable"]
     try:
@@ -66,7 +64,7 @@ def active(ctl, params: dict[str, Any]) -> bool | None:
         return None
 
 
-def clear(ctl, params: dict[str, Any], saved: dict[str, Any]) -> None:
+def clear(ctl: AwsCtl, params: dict[str, Any], saved: dict[str, Any]) -> None:
     """Deploy the saved setting again and restart crm-app."""
     ctl.run(APP, script("env-set.sh", ENV_FILE, saved["variable"], saved["value"]), shell(f"systemctl restart {APP}"),
             label=f"env-set.sh {saved['variable']}, systemctl restart {APP}")

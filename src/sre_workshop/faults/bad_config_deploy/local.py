@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from ...settings import TABLE_NAMES
+from ..contract import LocalCtl
 from ..crash import public_status
 from ..model import NotYet
 
@@ -17,19 +18,19 @@ PROBES = {"CUSTOMERS_TABLE": "/api/customers?limit=1", "DEALS_TABLE": "/api/deal
           "ACTIVITIES_TABLE": "/api/activities?limit=1"}
 
 
-def snapshot(ctl, params: dict[str, Any]) -> dict[str, Any]:
+def snapshot(ctl: LocalCtl, params: dict[str, Any]) -> dict[str, Any]:
     """Save the setting the deploy breaks."""
     return {params["variable"]: TABLE_NAMES[params["variable"]]}
 
 
-def inject(ctl, params: dict[str, Any]) -> None:
+def inject(ctl: LocalCtl, params: dict[str, Any]) -> None:
     """Deploy the bad setting and restart crm-app."""
     variable = params["variable"]
     ctl.add_overlay(OWNER, TARGET, {variable: TABLE_NAMES[variable] + SUFFIX})
     ctl.restart("crm-app")
 
 
-def verify(ctl, params: dict[str, Any]) -> str:
+def verify(ctl: LocalCtl, params: dict[str, Any]) -> str:
     """Evidence: the CRM answers 503 where it reads that table."""
     url = ctl.settings.endpoints["crm"] + PROBES[params["variable"]]
     status = public_status(url)
@@ -38,7 +39,7 @@ def verify(ctl, params: dict[str, Any]) -> str:
     return f"GET {url} answers 503"
 
 
-def active(ctl, params: dict[str, Any]) -> bool | None:
+def active(ctl: LocalCtl, params: dict[str, Any]) -> bool | None:
     """True while the running crm-app has the bad setting in its environment (None when it is down)."""
     record = ctl.stack.record("crm-app")
     if record is None or not ctl.running("crm-app"):
@@ -51,7 +52,7 @@ def active(ctl, params: dict[str, Any]) -> bool | None:
     return f"{variable}={TABLE_NAMES[variable]}{SUFFIX}".encode() in environ
 
 
-def clear(ctl, params: dict[str, Any], saved: dict[str, Any]) -> None:
+def clear(ctl: LocalCtl, params: dict[str, Any], saved: dict[str, Any]) -> None:
     """Deploy the right setting again and restart crm-app."""
     ctl.remove_overlays(OWNER)
     ctl.restart("crm-app")

@@ -6,31 +6,31 @@ from typing import Any
 
 from ...aws.ssm import script, shell
 from ...errors import AwsError, ComponentFailed
+from ..contract import AwsCtl
 from ..model import NotYet
 
-PARAMS = ("workers", "duration_s")
 HOST = "sre-app"
 # On the instance's tmpfs: a reboot ends the burners and forgets them together.
 PIDFILE = "/run/sre-workshop-cpu-burn.pid"
 
 
-def burners(ctl) -> list[str]:
+def burners(ctl: AwsCtl) -> list[str]:
     """Return the pids of the burners still running on the app's instance."""
     return ctl.run(HOST, script("pidfile-alive.sh", PIDFILE), label="pidfile-alive.sh").split()
 
 
-def snapshot(ctl, params: dict[str, Any]) -> dict[str, Any]:
+def snapshot(ctl: AwsCtl, params: dict[str, Any]) -> dict[str, Any]:
     """Nothing on the instance changes but the burners; save where they are recorded."""
     return {"pidfile": PIDFILE}
 
 
-def inject(ctl, params: dict[str, Any]) -> None:
+def inject(ctl: AwsCtl, params: dict[str, Any]) -> None:
     """Start `workers` busy processes for `duration_s` seconds; they record their pids in PIDFILE."""
     ctl.run(HOST, script("cpu-burn.sh", "start", params["workers"], params["duration_s"], PIDFILE),
             label="cpu-burn.sh start")
 
 
-def verify(ctl, params: dict[str, Any]) -> str:
+def verify(ctl: AwsCtl, params: dict[str, Any]) -> str:
     """Evidence: the burners run on the app's instance, and its load average."""
     lines = ctl.run(HOST, script("pidfile-alive.sh", PIDFILE), shell("cat /proc/loadavg"),
                     label="pidfile-alive.sh, loadavg").split()
@@ -41,7 +41,7 @@ def verify(ctl, params: dict[str, Any]) -> str:
     return f"{len(pids)} burners run on {ctl.instance(HOST)}; load average {' '.join(load)}"
 
 
-def active(ctl, params: dict[str, Any]) -> bool | None:
+def active(ctl: AwsCtl, params: dict[str, Any]) -> bool | None:
     """True while a burner runs (None when the instance cannot be asked)."""
     try:
         return bool(burners(ctl))
@@ -49,6 +49,6 @@ def active(ctl, params: dict[str, Any]) -> bool | None:
         return None
 
 
-def clear(ctl, params: dict[str, Any], saved: dict[str, Any]) -> None:
+def clear(ctl: AwsCtl, params: dict[str, Any], saved: dict[str, Any]) -> None:
     """Stop every burner recorded in the pid file."""
     ctl.run(HOST, script("cpu-burn.sh", "stop", saved.get("pidfile", PIDFILE)), label="cpu-burn.sh stop")

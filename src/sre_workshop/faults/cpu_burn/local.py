@@ -7,16 +7,17 @@ from pathlib import Path
 from typing import Any
 
 from ...local.process import proc_stat
+from ..contract import LocalCtl
 from ..model import NotYet
 
 SCRIPT = "cpu-burn.sh"
 
 
-def _pidfile(ctl) -> str:
+def _pidfile(ctl: LocalCtl) -> str:
     return str(ctl.settings.run_dir / "faults" / "cpu-burn.pids")
 
 
-def _burners(ctl) -> list[int]:
+def _burners(ctl: LocalCtl) -> list[int]:
     """Return the pids of the recorded burners that still run (the script's own check)."""
     return [int(pid) for pid in ctl.script(SCRIPT, "status", _pidfile(ctl)).split()]
 
@@ -32,17 +33,17 @@ def _cpu_seconds(pid: int) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
-def snapshot(ctl, params: dict[str, Any]) -> dict[str, Any]:
+def snapshot(ctl: LocalCtl, params: dict[str, Any]) -> dict[str, Any]:
     """Nothing is changed but processes started; save where they are recorded."""
     return {"pidfile": _pidfile(ctl)}
 
 
-def inject(ctl, params: dict[str, Any]) -> None:
+def inject(ctl: LocalCtl, params: dict[str, Any]) -> None:
     """Start the burners."""
     ctl.script(SCRIPT, "start", str(params["workers"]), str(params["duration_s"]), _pidfile(ctl))
 
 
-def verify(ctl, params: dict[str, Any]) -> str:
+def verify(ctl: LocalCtl, params: dict[str, Any]) -> str:
     """Evidence: every burner runs and has used CPU."""
     burners = _burners(ctl)
     used = [_cpu_seconds(pid) for pid in burners]
@@ -52,11 +53,11 @@ def verify(ctl, params: dict[str, Any]) -> str:
            f"have used {sum(used):.1f} s of CPU"
 
 
-def active(ctl, params: dict[str, Any]) -> bool:
+def active(ctl: LocalCtl, params: dict[str, Any]) -> bool:
     """True while any recorded burner still runs."""
     return bool(_burners(ctl))
 
 
-def clear(ctl, params: dict[str, Any], saved: dict[str, Any]) -> None:
+def clear(ctl: LocalCtl, params: dict[str, Any], saved: dict[str, Any]) -> None:
     """Stop exactly the recorded burners."""
     ctl.script(SCRIPT, "stop", saved.get("pidfile", _pidfile(ctl)))

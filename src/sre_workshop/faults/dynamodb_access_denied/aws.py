@@ -6,12 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from ...errors import ComponentFailed
+from ..contract import AwsCtl
 from ..model import NotYet
 
-PARAMS = ()
-# IAM changes take seconds, sometimes a minute, to reach every endpoint (the runner honours this when it
-# waits for verify on AWS).
-VERIFY_SECONDS = 120.0
 POLICY = "DynamoDBAccess"
 DENY = {"Version": "2012-10-17",
         "Statement": [{"Sid": "DenyDynamoDB", "Effect": "Deny", "Action": "dynamodb:*", "Resource": "*"}]}
@@ -19,7 +16,7 @@ DENY = {"Version": "2012-10-17",
 PROBE = ("crm", "/api/customers?limit=1")
 
 
-def snapshot(ctl, params: dict[str, Any]) -> dict[str, Any]:
+def snapshot(ctl: AwsCtl, params: dict[str, Any]) -> dict[str, Any]:
     """Save the role's DynamoDBAccess policy document as it is."""
     document = ctl.role_policy(POLICY)
     if document is None:
@@ -27,12 +24,12 @@ def snapshot(ctl, params: dict[str, Any]) -> dict[str, Any]:
     return {"policy": POLICY, "document": document}
 
 
-def inject(ctl, params: dict[str, Any]) -> None:
+def inject(ctl: AwsCtl, params: dict[str, Any]) -> None:
     """Replace the policy with an explicit Deny of every DynamoDB action."""
     ctl.put_role_policy(POLICY, DENY)
 
 
-def verify(ctl, params: dict[str, Any]) -> str:
+def verify(ctl: AwsCtl, params: dict[str, Any]) -> str:
     """Evidence: the Deny is in place and the CRM's reads fail (IAM takes seconds to propagate: polled)."""
     if ctl.role_policy(POLICY) != DENY:
         raise NotYet(f"{POLICY} of {ctl.role_name()} is not the Deny yet")
@@ -42,7 +39,7 @@ def verify(ctl, params: dict[str, Any]) -> str:
     return f"{POLICY} of role {ctl.role_name()} denies dynamodb:*; GET {ctl.url(*PROBE)} answers 503"
 
 
-def active(ctl, params: dict[str, Any]) -> bool:
+def active(ctl: AwsCtl, params: dict[str, Any]) -> bool:
     """True while the policy denies DynamoDB, or is gone (then nothing allows it)."""
     document = ctl.role_policy(POLICY)
     if document is None:
@@ -52,6 +49,6 @@ def active(ctl, params: dict[str, Any]) -> bool:
     return any(s.get("Effect") == "Deny" for s in statements)
 
 
-def clear(ctl, params: dict[str, Any], saved: dict[str, Any]) -> None:
+def clear(ctl: AwsCtl, params: dict[str, Any], saved: dict[str, Any]) -> None:
     """Put the saved policy document back, exactly."""
     ctl.put_role_policy(saved["policy"], saved["document"])

@@ -15,6 +15,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from ...errors import ComponentFailed
 from ...local.control import ENDPOINT, dynamodb_error_rules
 from ...settings import TABLE_NAMES
+from ..contract import LocalCtl
 from ..model import NotYet
 
 OWNER = "dynamodb-access-denied"
@@ -35,20 +36,20 @@ def rules(region: str) -> list[str]:
     return [*found, *dynamodb_error_rules("dynamodb_access_denied", body, "{ var(txn.denied_table) -m found }")]
 
 
-def snapshot(ctl, params: dict[str, Any]) -> dict[str, Any]:
+def snapshot(ctl: LocalCtl, params: dict[str, Any]) -> dict[str, Any]:
     """Refuse if the endpoint is down; save that it lets every request through (clear drops the rules)."""
     if not ctl.running(ENDPOINT):
         raise ComponentFailed(f"{ENDPOINT} is not running")
     return {ENDPOINT: "no access rules"}
 
 
-def inject(ctl, params: dict[str, Any]) -> None:
+def inject(ctl: LocalCtl, params: dict[str, Any]) -> None:
     """Add the deny rules to the endpoint, before any other fault's (AWS checks permissions before
     capacity), and restart it."""
     ctl.set_endpoint_rules(OWNER, rules(ctl.settings.region), first=True)
 
 
-def verify(ctl, params: dict[str, Any]) -> str:
+def verify(ctl: LocalCtl, params: dict[str, Any]) -> str:
     """Evidence: a read of the metrics table through the endpoint is denied with AWS's message."""
     table = TABLE_NAMES["METRICS_TABLE"]
     try:
@@ -64,11 +65,11 @@ def verify(ctl, params: dict[str, Any]) -> str:
     raise NotYet(f"GetItem on {table} was allowed")
 
 
-def active(ctl, params: dict[str, Any]) -> bool:
+def active(ctl: LocalCtl, params: dict[str, Any]) -> bool:
     """True while the endpoint's config carries the deny rules."""
     return ctl.endpoint_rules_active(OWNER)
 
 
-def clear(ctl, params: dict[str, Any], saved: dict[str, Any]) -> None:
+def clear(ctl: LocalCtl, params: dict[str, Any], saved: dict[str, Any]) -> None:
     """Drop the rules; restart the endpoint if it runs."""
     ctl.clear_endpoint_rules(OWNER)

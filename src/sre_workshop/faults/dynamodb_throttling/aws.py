@@ -13,9 +13,9 @@ from __future__ import annotations
 from typing import Any
 
 from ...errors import AwsError, ComponentFailed
+from ..contract import AwsCtl
 from ..model import NotYet
 
-PARAMS = ("mode",)
 TABLES = ("CRMCustomersTable", "CRMDealsTable", "CRMActivitiesTable")
 UNITS = 1
 NO_LIMIT = -1  # what OnDemandThroughput takes to remove a maximum
@@ -45,11 +45,11 @@ def state(table: dict[str, Any]) -> dict[str, Any]:
             "indexes": {i["IndexName"]: throughput(i, mode) for i in table.get("GlobalSecondaryIndexes", [])}}
 
 
-def _tables(ctl) -> list[str]:
+def _tables(ctl: AwsCtl) -> list[str]:
     return [ctl.table_name(logical) for logical in TABLES]
 
 
-def snapshot(ctl, params: dict[str, Any]) -> dict[str, Any]:
+def snapshot(ctl: AwsCtl, params: dict[str, Any]) -> dict[str, Any]:
     """Save each CRM table's billing mode and throughput settings (its indexes' too)."""
     saved = {name: state(ctl.describe_table(name)) for name in _tables(ctl)}
     provisioned = [name for name, s in saved.items() if s["billing_mode"] != ON_DEMAND]
@@ -59,7 +59,7 @@ def snapshot(ctl, params: dict[str, Any]) -> dict[str, Any]:
     return saved
 
 
-def inject(ctl, params: dict[str, Any]) -> None:
+def inject(ctl: AwsCtl, params: dict[str, Any]) -> None:
     """Cap every CRM table and index at UNITS request units per second."""
     for name in _tables(ctl):
         indexes = [i["IndexName"] for i in ctl.describe_table(name).get("GlobalSecondaryIndexes", [])]
@@ -86,7 +86,7 @@ def capped(table: dict[str, Any], mode: str) -> bool:
                                                       [current["throughput"], *current["indexes"].values()])
 
 
-def verify(ctl, params: dict[str, Any]) -> str:
+def verify(ctl: AwsCtl, params: dict[str, Any]) -> str:
     """Evidence: every CRM table and index runs capped (the throttling itself shows under load)."""
     for name in _tables(ctl):
         if not capped(ctl.describe_table(name), params["mode"]):
@@ -95,7 +95,7 @@ def verify(ctl, params: dict[str, Any]) -> str:
     return f"{', '.join(_tables(ctl))} and their indexes: {what} of {UNITS} read / {UNITS} write unit per second"
 
 
-def active(ctl, params: dict[str, Any]) -> bool:
+def active(ctl: AwsCtl, params: dict[str, Any]) -> bool:
     """True while any CRM table runs capped (mode=provisioned: while any runs PROVISIONED, as the stack's
     tables are on-demand)."""
     tables = [ctl.describe_table(name) for name in _tables(ctl)]
@@ -109,7 +109,7 @@ def _any_capped(current: dict[str, Any]) -> bool:
     return current["billing_mode"] == ON_DEMAND and any(UNITS in (t[k] for k in LIMIT) for t in limits)
 
 
-def clear(ctl, params: dict[str, Any], saved: dict[str, Any]) -> None:
+def clear(ctl: AwsCtl, params: dict[str, Any], saved: dict[str, Any]) -> None:
     """Put each table's saved billing mode and throughput back; say so when DynamoDB refuses the switch back."""
     stuck = {}
     for name, was in saved.items():
@@ -127,7 +127,7 @@ def clear(ctl, params: dict[str, Any], saved: dict[str, Any]) -> None:
                        "dynamodb-throttling --aws` again later")
 
 
-def restore_table(ctl, name: str, was: dict[str, Any]) -> None:
+def restore_table(ctl: AwsCtl, name: str, was: dict[str, Any]) -> None:
     """Put one table's saved billing mode and throughput back, changing only what differs."""
     now = state(ctl.describe_table(name))
     if was["billing_mode"] == PROVISIONED:
@@ -146,7 +146,7 @@ def restore_table(ctl, name: str, was: dict[str, Any]) -> None:
             ctl.update_table(name, **_index_updates([index], "OnDemandThroughput", limit))
 
 
-def rescue(ctl, name: str) -> None:
+def rescue(ctl: AwsCtl, name: str) -> None:
     """Give a table stuck in PROVISIONED enough capacity for the CRM."""
     indexes = [i["IndexName"] for i in ctl.describe_table(name).get("GlobalSecondaryIndexes", [])]
     ctl.update_table(name, ProvisionedThroughput=capacity(RESCUE_UNITS),

@@ -14,6 +14,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from ...errors import ComponentFailed
 from ...local.control import ENDPOINT, dynamodb_error_rules
 from ...settings import TABLE_NAMES
+from ..contract import LocalCtl
 from ..model import NotYet
 
 OWNER = "dynamodb-throttling"
@@ -34,19 +35,19 @@ def rules(fraction: float) -> list[str]:
                                 f"{{ req.body -m sub {names} }} {{ rand(1000) lt {per_mille} }}")
 
 
-def snapshot(ctl, params: dict[str, Any]) -> dict[str, Any]:
+def snapshot(ctl: LocalCtl, params: dict[str, Any]) -> dict[str, Any]:
     """Refuse if the endpoint is down; save that it answers without throttling (clear drops the rules)."""
     if not ctl.running(ENDPOINT):
         raise ComponentFailed(f"{ENDPOINT} is not running")
     return {ENDPOINT: "no throttling rules"}
 
 
-def inject(ctl, params: dict[str, Any]) -> None:
+def inject(ctl: LocalCtl, params: dict[str, Any]) -> None:
     """Add the throttling rules to the endpoint and restart it."""
     ctl.set_endpoint_rules(OWNER, rules(params["fraction"]))
 
 
-def verify(ctl, params: dict[str, Any]) -> str:
+def verify(ctl: LocalCtl, params: dict[str, Any]) -> str:
     """Evidence: a read of a CRM table through the endpoint is refused with the throttling error."""
     client = ctl.endpoint_client()
     for attempt in range(1, PROBES + 1):
@@ -64,11 +65,11 @@ def verify(ctl, params: dict[str, Any]) -> str:
     raise NotYet(f"{PROBES} reads of {CRM_TABLES[0]} were not throttled")
 
 
-def active(ctl, params: dict[str, Any]) -> bool:
+def active(ctl: LocalCtl, params: dict[str, Any]) -> bool:
     """True while the endpoint's config carries the throttling rules."""
     return ctl.endpoint_rules_active(OWNER)
 
 
-def clear(ctl, params: dict[str, Any], saved: dict[str, Any]) -> None:
+def clear(ctl: LocalCtl, params: dict[str, Any], saved: dict[str, Any]) -> None:
     """Drop the rules; restart the endpoint if it runs."""
     ctl.clear_endpoint_rules(OWNER)

@@ -7,22 +7,23 @@ import urllib.request
 from typing import Any
 
 from .. import appfaults
+from ..contract import LocalCtl
 from ..model import NotYet
 
 PUBLIC = {"sre-app": ("app", "/"), "crm-app": ("crm", "/api/customers?limit=1")}
 
 
-def snapshot(ctl, params: dict[str, Any]) -> dict[str, Any]:
+def snapshot(ctl: LocalCtl, params: dict[str, Any]) -> dict[str, Any]:
     """Save the app's fault settings."""
     return appfaults.snapshot(ctl, params["target"])
 
 
-def inject(ctl, params: dict[str, Any]) -> None:
+def inject(ctl: LocalCtl, params: dict[str, Any]) -> None:
     """Fail that share of the app's requests."""
     appfaults.put(ctl, params["target"], {"error_rate": params["rate"]})
 
 
-def verify(ctl, params: dict[str, Any]) -> str:
+def verify(ctl: LocalCtl, params: dict[str, Any]) -> str:
     """Evidence: some of a few requests through the public entry point answer 500."""
     endpoint, path = PUBLIC[params["target"]]
     url = ctl.settings.endpoints[endpoint] + path
@@ -42,11 +43,11 @@ def _status(url: str) -> int:
         return 0
 
 
-def active(ctl, params: dict[str, Any]) -> bool | None:
+def active(ctl: LocalCtl, params: dict[str, Any]) -> bool | None:
     """True while the app fails requests on purpose."""
     return appfaults.active(ctl, params["target"], lambda s: s["error_rate"] > 0)
 
 
-def clear(ctl, params: dict[str, Any], saved: dict[str, Any]) -> None:
+def clear(ctl: LocalCtl, params: dict[str, Any], saved: dict[str, Any]) -> None:
     """Put the saved settings back."""
     appfaults.restore(ctl, params["target"], saved)

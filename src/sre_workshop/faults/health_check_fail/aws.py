@@ -7,9 +7,9 @@ from typing import Any
 
 from ...aws.ssm import shell
 from ...errors import AwsError, ComponentFailed
+from ..contract import AwsCtl
 from ..model import NotYet
 
-PARAMS = ()
 FIELDS = ("health",)
 TARGET_GROUPS = {"sre-app": "PrivateALBTargetGroup", "crm-app": "CRMAppTargetGroup"}
 # What the load balancer's health check gets, asked on the instance itself.
@@ -20,18 +20,18 @@ def _target(params: dict[str, Any]) -> str:
     return params.get("target", "sre-app")  # the issue's fault is sre-app's; a target parameter may widen it
 
 
-def snapshot(ctl, params: dict[str, Any]) -> dict[str, Any]:
+def snapshot(ctl: AwsCtl, params: dict[str, Any]) -> dict[str, Any]:
     """Save the app's health setting as it is."""
     settings = ctl.app_fault_settings(_target(params))
     return {k: settings[k] for k in FIELDS}
 
 
-def inject(ctl, params: dict[str, Any]) -> None:
+def inject(ctl: AwsCtl, params: dict[str, Any]) -> None:
     """Make the app's /health answer 503 while the app keeps serving."""
     ctl.put_app_faults(_target(params), {"health": "fail"})
 
 
-def verify(ctl, params: dict[str, Any]) -> str:
+def verify(ctl: AwsCtl, params: dict[str, Any]) -> str:
     """Evidence: /health answers 503 on the instance; the target group's view of the target, as it is now."""
     target = _target(params)
     status = ctl.run(target, HEALTH_STATUS, label="curl /health").strip()
@@ -43,7 +43,7 @@ def verify(ctl, params: dict[str, Any]) -> str:
             "(unhealthy after 3 failed checks, 30 s apart)")
 
 
-def active(ctl, params: dict[str, Any]) -> bool | None:
+def active(ctl: AwsCtl, params: dict[str, Any]) -> bool | None:
     """True while the app's /health is set to fail (None when it cannot be asked: it is down)."""
     try:
         return ctl.app_fault_settings(_target(params))["health"] == "fail"
@@ -51,6 +51,6 @@ def active(ctl, params: dict[str, Any]) -> bool | None:
         return None
 
 
-def clear(ctl, params: dict[str, Any], saved: dict[str, Any]) -> None:
+def clear(ctl: AwsCtl, params: dict[str, Any], saved: dict[str, Any]) -> None:
     """Put the saved health setting back (the app's other run-time faults stay as they are)."""
     ctl.restore_app_faults(_target(params), saved)

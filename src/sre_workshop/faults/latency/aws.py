@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from ...errors import AwsError, ComponentFailed
+from ..contract import AwsCtl
 from ..model import NotYet
 
-PARAMS = ("target", "latency_ms", "fraction")
 FIELDS = ("latency_ms", "latency_fraction")
 
 
@@ -15,18 +15,18 @@ def _settings(params: dict[str, Any]) -> dict[str, Any]:
     return {"latency_ms": params["latency_ms"], "latency_fraction": params["fraction"]}
 
 
-def snapshot(ctl, params: dict[str, Any]) -> dict[str, Any]:
+def snapshot(ctl: AwsCtl, params: dict[str, Any]) -> dict[str, Any]:
     """Save the app's latency settings as they are."""
     settings = ctl.app_fault_settings(params["target"])
     return {k: settings[k] for k in FIELDS}
 
 
-def inject(ctl, params: dict[str, Any]) -> None:
+def inject(ctl: AwsCtl, params: dict[str, Any]) -> None:
     """Delay that fraction of the app's requests by latency_ms (every worker within 0.5 s)."""
     ctl.put_app_faults(params["target"], _settings(params))
 
 
-def verify(ctl, params: dict[str, Any]) -> str:
+def verify(ctl: AwsCtl, params: dict[str, Any]) -> str:
     """Evidence: the app's workers run with the delay."""
     settings = ctl.app_fault_settings(params["target"])
     if {k: settings[k] for k in FIELDS} != _settings(params):
@@ -35,7 +35,7 @@ def verify(ctl, params: dict[str, Any]) -> str:
             f"of its requests by {settings['latency_ms']} ms")
 
 
-def active(ctl, params: dict[str, Any]) -> bool | None:
+def active(ctl: AwsCtl, params: dict[str, Any]) -> bool | None:
     """True while the app delays requests (None when it cannot be asked: it is down)."""
     try:
         settings = ctl.app_fault_settings(params["target"])
@@ -44,6 +44,6 @@ def active(ctl, params: dict[str, Any]) -> bool | None:
     return settings["latency_ms"] > 0 and settings["latency_fraction"] > 0
 
 
-def clear(ctl, params: dict[str, Any], saved: dict[str, Any]) -> None:
+def clear(ctl: AwsCtl, params: dict[str, Any], saved: dict[str, Any]) -> None:
     """Put the saved latency settings back (the app's other run-time faults stay as they are)."""
     ctl.restore_app_faults(params["target"], saved)

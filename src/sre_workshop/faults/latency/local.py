@@ -7,22 +7,23 @@ import urllib.request
 from typing import Any
 
 from .. import appfaults
+from ..contract import LocalCtl
 from ..model import NotYet
 
 PUBLIC = {"sre-app": ("app", "/"), "crm-app": ("crm", "/api/customers?limit=1")}
 
 
-def snapshot(ctl, params: dict[str, Any]) -> dict[str, Any]:
+def snapshot(ctl: LocalCtl, params: dict[str, Any]) -> dict[str, Any]:
     """Save the app's fault settings."""
     return appfaults.snapshot(ctl, params["target"])
 
 
-def inject(ctl, params: dict[str, Any]) -> None:
+def inject(ctl: LocalCtl, params: dict[str, Any]) -> None:
     """Delay the app's requests."""
     appfaults.put(ctl, params["target"], {"latency_ms": params["latency_ms"], "latency_fraction": params["fraction"]})
 
 
-def verify(ctl, params: dict[str, Any]) -> str:
+def verify(ctl: LocalCtl, params: dict[str, Any]) -> str:
     """Evidence: a request through the public entry point takes at least the delay (when all are delayed)."""
     endpoint, path = PUBLIC[params["target"]]
     url = ctl.settings.endpoints[endpoint] + path
@@ -36,11 +37,11 @@ def verify(ctl, params: dict[str, Any]) -> str:
     return f"GET {url} took {took:.0f} ms ({params['target']} delays {share} by {params['latency_ms']} ms)"
 
 
-def active(ctl, params: dict[str, Any]) -> bool | None:
+def active(ctl: LocalCtl, params: dict[str, Any]) -> bool | None:
     """True while the app delays requests."""
     return appfaults.active(ctl, params["target"], lambda s: s["latency_ms"] > 0 and s["latency_fraction"] > 0)
 
 
-def clear(ctl, params: dict[str, Any], saved: dict[str, Any]) -> None:
+def clear(ctl: LocalCtl, params: dict[str, Any], saved: dict[str, Any]) -> None:
     """Put the saved settings back."""
     appfaults.restore(ctl, params["target"], saved)

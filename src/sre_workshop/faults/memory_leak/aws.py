@@ -6,32 +6,30 @@ from typing import Any
 
 from ...aws.control import app_leak_step, only_if_running
 from ...errors import AwsError, ComponentFailed
+from ..contract import AwsCtl
 from ..model import NotYet
 
 APP = "sre-app"
 FIELDS = ("mode", "kb_per_request", "mb_per_minute", "cap_mb")
-PARAMS = FIELDS
-# Steady state: the leak off. What `clear` restores for the pre-baked leak (the deployed app leaks).
-STEADY = {"mode": "off"}
 
 
-def snapshot(ctl, params: dict[str, Any]) -> dict[str, Any]:
+def snapshot(ctl: AwsCtl, params: dict[str, Any]) -> dict[str, Any]:
     """Return the leak settings in effect."""
     settings = ctl.app_leak("get")["settings"]
     return {k: settings[k] for k in FIELDS}
 
 
-def current_params(ctl) -> dict[str, Any]:
+def current_params(ctl: AwsCtl) -> dict[str, Any]:
     """Return the leak's settings in effect as the fault's parameters (the pre-baked leak's)."""
     return snapshot(ctl, {})
 
 
-def inject(ctl, params: dict[str, Any]) -> None:
+def inject(ctl: AwsCtl, params: dict[str, Any]) -> None:
     """Set the leak's mode and rate in every worker."""
     ctl.put_leak({k: params[k] for k in FIELDS})
 
 
-def verify(ctl, params: dict[str, Any]) -> str:
+def verify(ctl: AwsCtl, params: dict[str, Any]) -> str:
     """Evidence: a worker runs with the new settings and has retained memory (time mode)."""
     answer = ctl.app_leak("get")
     settings, worker = answer["settings"], answer["worker"]
@@ -41,7 +39,7 @@ def verify(ctl, params: dict[str, Any]) -> str:
             f"{worker['memory_leak_size_mb']} MB retained")
 
 
-def active(ctl, params: dict[str, Any]) -> bool | None:
+def active(ctl: AwsCtl, params: dict[str, Any]) -> bool | None:
     """True while the leak is on (None when sre-app cannot be asked: it is down, or its instance is)."""
     try:
         return ctl.app_leak("get")["settings"]["mode"] != "off"
@@ -49,7 +47,7 @@ def active(ctl, params: dict[str, Any]) -> bool | None:
         return None
 
 
-def clear(ctl, params: dict[str, Any], saved: dict[str, Any]) -> None:
+def clear(ctl: AwsCtl, params: dict[str, Any], saved: dict[str, Any]) -> None:
     """Restore the saved settings and free what the workers retained, in one run (a down app starts afresh)."""
     ctl.run(APP, only_if_running(APP), app_leak_step("put", saved), app_leak_step("release"),
             label="app-leak.sh put, release")

@@ -5,31 +5,30 @@ from __future__ import annotations
 from typing import Any
 
 from ...errors import ComponentFailed
+from ..contract import LocalCtl
 from ..model import NotYet
 
 APP = "sre-app"
 FIELDS = ("mode", "kb_per_request", "mb_per_minute", "cap_mb")
-# Steady state: the leak off. What `clear` restores for the pre-baked leak (the app starts leaking).
-STEADY = {"mode": "off"}
 
 
-def snapshot(ctl, params: dict[str, Any]) -> dict[str, Any]:
+def snapshot(ctl: LocalCtl, params: dict[str, Any]) -> dict[str, Any]:
     """Return the leak settings in effect."""
     settings = ctl.app_admin(APP, "GET", "/leak")["settings"]
     return {k: settings[k] for k in FIELDS}
 
 
-def current_params(ctl) -> dict[str, Any]:
+def current_params(ctl: LocalCtl) -> dict[str, Any]:
     """Return the leak's settings in effect as the fault's parameters (the pre-baked leak's)."""
     return snapshot(ctl, {})
 
 
-def inject(ctl, params: dict[str, Any]) -> None:
+def inject(ctl: LocalCtl, params: dict[str, Any]) -> None:
     """Set the leak's mode and rate in every worker."""
     ctl.app_admin(APP, "PUT", "/leak", {k: params[k] for k in FIELDS})
 
 
-def verify(ctl, params: dict[str, Any]) -> str:
+def verify(ctl: LocalCtl, params: dict[str, Any]) -> str:
     """Evidence: a worker runs with the new settings and has retained memory (time mode)."""
     answer = ctl.app_admin(APP, "GET", "/leak")
     settings, worker = answer["settings"], answer["worker"]
@@ -38,7 +37,7 @@ def verify(ctl, params: dict[str, Any]) -> str:
     return f"worker {worker['pid']}: leak mode {settings['mode']}, {worker['memory_leak_size_mb']} MB retained"
 
 
-def active(ctl, params: dict[str, Any]) -> bool | None:
+def active(ctl: LocalCtl, params: dict[str, Any]) -> bool | None:
     """True while the leak is on (None when sre-app is down: it cannot be asked)."""
     if not ctl.running(APP):
         return None
@@ -48,7 +47,7 @@ def active(ctl, params: dict[str, Any]) -> bool | None:
         return None
 
 
-def clear(ctl, params: dict[str, Any], saved: dict[str, Any]) -> None:
+def clear(ctl: LocalCtl, params: dict[str, Any], saved: dict[str, Any]) -> None:
     """Restore the saved settings and free what the workers retained (a down app starts afresh anyway)."""
     if not ctl.running(APP):
         return

@@ -6,10 +6,10 @@ from typing import Any
 
 from ...aws.control import NGINX_CONF, NGINX_RELOAD
 from ...errors import AwsError, ComponentFailed
+from ..contract import AwsCtl
 from ..model import NotYet
 from .local import WRONG
 
-PARAMS = ()
 APP = "nginx"
 
 
@@ -17,21 +17,21 @@ def _line(address: str) -> str:
     return f'set $private_alb "{address}";'
 
 
-def _right(ctl) -> str:
+def _right(ctl: AwsCtl) -> str:
     return _line(ctl.outputs()["PrivateALBDNSName"])
 
 
-def snapshot(ctl, params: dict[str, Any]) -> dict[str, Any]:
+def snapshot(ctl: AwsCtl, params: dict[str, Any]) -> dict[str, Any]:
     """Save nginx.conf as it is, byte for byte (it must point at the private ALB)."""
     return ctl.save_file(APP, NGINX_CONF, must_have=(_right(ctl),))
 
 
-def inject(ctl, params: dict[str, Any]) -> None:
+def inject(ctl: AwsCtl, params: dict[str, Any]) -> None:
     """Point the upstream at a port where nothing listens on the nginx instance itself, check, reload."""
     ctl.replace_in_file(APP, NGINX_CONF, {_right(ctl): _line(WRONG)}, *NGINX_RELOAD)
 
 
-def verify(ctl, params: dict[str, Any]) -> str:
+def verify(ctl: AwsCtl, params: dict[str, Any]) -> str:
     """Evidence: the public entry point answers 502."""
     status, _ = ctl.probe("app", "/")
     if status != 502:
@@ -39,7 +39,7 @@ def verify(ctl, params: dict[str, Any]) -> str:
     return f"GET {ctl.url('app', '/')} answers 502"
 
 
-def active(ctl, params: dict[str, Any]) -> bool | None:
+def active(ctl: AwsCtl, params: dict[str, Any]) -> bool | None:
     """True while nginx.conf names the wrong upstream (None when the file cannot be read)."""
     try:
         return _line(WRONG) in ctl.read_file(APP, NGINX_CONF).decode(errors="replace")
@@ -47,6 +47,6 @@ def active(ctl, params: dict[str, Any]) -> bool | None:
         return None
 
 
-def clear(ctl, params: dict[str, Any], saved: dict[str, Any]) -> None:
+def clear(ctl: AwsCtl, params: dict[str, Any], saved: dict[str, Any]) -> None:
     """Put the saved nginx.conf back exactly, check it and reload a running nginx."""
     ctl.restore_file(APP, saved, *NGINX_RELOAD)

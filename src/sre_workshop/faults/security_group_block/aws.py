@@ -10,11 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 from ...errors import ComponentFailed
+from ..contract import AwsCtl
 from ..model import NotYet
 
-PARAMS = ("hop",)
-# Tracked connections outlive the rule; health checks fail over 3 x 30 s.
-VERIFY_SECONDS = 150.0
 # hop (source->destination: the destination's inbound traffic is blocked) -> (its group, the group allowed
 # in, port), as in
 # the spec's chain, and where its loss shows at the public entry points.
@@ -28,7 +26,7 @@ PUBLIC = {"public-alb->nginx": ("app", "/"), "nginx->private-alb": ("app", "/"),
 PROBE_SECONDS = 20.0
 
 
-def rule(ctl, hop: str) -> tuple[str, dict[str, Any] | None]:
+def rule(ctl: AwsCtl, hop: str) -> tuple[str, dict[str, Any] | None]:
     """Return the hop's group id and its chain rule as an IpPermission with the one source pair (None: gone)."""
     group_name, source_name, port = HOPS[hop]
     group, source = ctl.physical(group_name), ctl.physical(source_name)
@@ -42,7 +40,7 @@ def rule(ctl, hop: str) -> tuple[str, dict[str, Any] | None]:
     return group, None
 
 
-def snapshot(ctl, params: dict[str, Any]) -> dict[str, Any]:
+def snapshot(ctl: AwsCtl, params: dict[str, Any]) -> dict[str, Any]:
     """Save the exact rule that lets the hop's traffic in."""
     group, permission = rule(ctl, params["hop"])
     if permission is None:
@@ -51,7 +49,7 @@ def snapshot(ctl, params: dict[str, Any]) -> dict[str, Any]:
     return {"group_id": group, "permission": permission}
 
 
-def inject(ctl, params: dict[str, Any]) -> None:
+def inject(ctl: AwsCtl, params: dict[str, Any]) -> None:
     """Revoke the rule: new connections into the hop are dropped (they time out, they are not refused)."""
     group, permission = rule(ctl, params["hop"])
     if permission is not None:
@@ -59,7 +57,7 @@ def inject(ctl, params: dict[str, Any]) -> None:
         ctl.revoke_ingress(group, {**permission, "UserIdGroupPairs": [pair]})
 
 
-def verify(ctl, params: dict[str, Any]) -> str:
+def verify(ctl: AwsCtl, params: dict[str, Any]) -> str:
     """Evidence: the rule is gone and the hop's public entry point fails (503, 504 or a timeout)."""
     group, permission = rule(ctl, params["hop"])
     if permission is not None:
@@ -72,11 +70,11 @@ def verify(ctl, params: dict[str, Any]) -> str:
             f"GET {ctl.url(entry, path)} answers {status or 'nothing'} after {seconds:.1f}s")
 
 
-def active(ctl, params: dict[str, Any]) -> bool:
+def active(ctl: AwsCtl, params: dict[str, Any]) -> bool:
     """True while the hop's chain rule is missing."""
     return rule(ctl, params["hop"])[1] is None
 
 
-def clear(ctl, params: dict[str, Any], saved: dict[str, Any]) -> None:
+def clear(ctl: AwsCtl, params: dict[str, Any], saved: dict[str, Any]) -> None:
     """Authorize exactly the saved rule again (nothing to do if it is there)."""
     ctl.authorize_ingress(saved["group_id"], saved["permission"])

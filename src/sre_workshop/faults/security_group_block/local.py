@@ -17,6 +17,7 @@ from typing import Any
 
 from ...errors import ComponentFailed
 from ...settings import LOOPBACK
+from ..contract import LocalCtl
 from ..model import NotYet
 
 OWNER = HELPER = "security-group-block"
@@ -48,11 +49,11 @@ HOPS = {
 }
 
 
-def _line(ctl, hop: Hop) -> str:
+def _line(ctl: LocalCtl, hop: Hop) -> str:
     return hop.line.format(address=f"{LOOPBACK}:{ctl.settings.port(hop.destination)}")
 
 
-def snapshot(ctl, params: dict[str, Any]) -> dict[str, Any]:
+def snapshot(ctl: LocalCtl, params: dict[str, Any]) -> dict[str, Any]:
     """Save the hop's line as the source reads it, and where the blackhole will be recorded."""
     hop = HOPS[params["hop"]]
     if _line(ctl, hop) not in ctl.rendered(hop.config):
@@ -60,7 +61,7 @@ def snapshot(ctl, params: dict[str, Any]) -> dict[str, Any]:
     return {"config": hop.config, "line": _line(ctl, hop), "blackhole": str(ctl.helper_path(HELPER))}
 
 
-def inject(ctl, params: dict[str, Any]) -> None:
+def inject(ctl: LocalCtl, params: dict[str, Any]) -> None:
     """Start the blackhole, point the hop's source at it, and have the source read its config."""
     hop = HOPS[params["hop"]]
     port = _start_blackhole(ctl)
@@ -69,7 +70,7 @@ def inject(ctl, params: dict[str, Any]) -> None:
     ctl.reload(hop.source)
 
 
-def _start_blackhole(ctl, timeout: float = 15.0) -> int:
+def _start_blackhole(ctl: LocalCtl, timeout: float = 15.0) -> int:
     """Start the blackhole (a fresh one) and return its port once it listens."""
     ctl.stop_helper(HELPER)
     port_file = ctl.helper_path(HELPER).with_suffix(".port")
@@ -83,7 +84,7 @@ def _start_blackhole(ctl, timeout: float = 15.0) -> int:
     return int(port_file.read_text())
 
 
-def verify(ctl, params: dict[str, Any]) -> str:
+def verify(ctl: LocalCtl, params: dict[str, Any]) -> str:
     """Evidence: the source's connections time out (its health checks say so) and the entry point fails."""
     hop = HOPS[params["hop"]]
     if ctl.helper(HELPER) is None:
@@ -113,7 +114,7 @@ def _status(url: str) -> int:
         return 0
 
 
-def active(ctl, params: dict[str, Any]) -> bool:
+def active(ctl: LocalCtl, params: dict[str, Any]) -> bool:
     """True while the source's config points the hop elsewhere (marked line), blackhole running or not:
     either way the hop is cut."""
     hop = HOPS[params["hop"]]
@@ -122,7 +123,7 @@ def active(ctl, params: dict[str, Any]) -> bool:
                for line in ctl.rendered(hop.config).splitlines())
 
 
-def clear(ctl, params: dict[str, Any], saved: dict[str, Any]) -> None:
+def clear(ctl: LocalCtl, params: dict[str, Any], saved: dict[str, Any]) -> None:
     """Point the source at the destination again (the template's line), then stop the blackhole."""
     if ctl.remove_overlays(OWNER) or active(ctl, params):  # an inject killed before its overlay changed nothing
         ctl.refresh(HOPS[params["hop"]].source)

@@ -1,0 +1,121 @@
+"""The local stack's health: what keeps it from being healthy, waiting until it is, and `status`.
+
+A component is healthy when its health URL answers 200 (or its ports accept connections); once every
+component is, the ALBs' target health (read from HAProxy's stats socket, lbstats.py) must be too.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import ComponentFailed
+from . import lbstats
+from .components import Component, http_ok
+from .process import is_alive, port_open, tail
+from .records import StackRecords
+
+# The component each target group's target is (the ALBs' targets are the stack's own components).
+TARGET_COMPONENTS = {"PublicALBTargetGroup": "nginx", "CRMAppTargetGroup": "crm-app",
+                     "PrivateALBTargetGroup": "sre-app"}
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing that keeps the stack from being healthy."""
+
+    component: str
+    kind: str  # not-running | exited | unhealthy | target-unhealthy
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.component}: {self.detail}"
+
+    def to_dict(self) -> dict[str, str]:
+        """Return the problem as JSON-ready data."""
+        return {"component": self.component, "kind": self.kind, "detail": self.detail}
+
+
+class StackHealth(StackRecords):
+    """The stack's health and status, read from its processes, health URLs and the ALBs' target health."""
+
+    def wait_healthy(self, timeout: float) -> list[Problem]:
+        """Wait until every component answers and every target is healthy. A component that exits or does not
+        answer in time fails; a target still unhealthy once its checks had time to pass (a config or network
+        change kept across restarts can do that, as on AWS) is returned as a warning with the stack up."""
+        deadline = time.monotonic() + max(timeout, 1.0)
+        targets_due = None
+        while True:
+            problems = self.problems()
+            if not problems:
+                return []
+            now = time.monotonic()
+            if any(p.kind != "target-unhealthy" for p in problems):
+                if any(p.kind == "exited" for p in problems) or now > deadline:
+                    raise ComponentFailed("; ".join(map(str, problems)))
+            else:
+                targets_due = targets_due or now + self._targets_grace()
+                if now > min(targets_due, deadline):
+                    return problems
+            time.sleep(0.1)
+
+    def _targets_grace(self) -> float:
+        """Seconds a healthy target needs to pass its checks: the healthy threshold, one more interval and
+        the check timeout, plus a margin for a busy machine."""
+        check = self.settings.health_check
+        return (check.healthy_threshold + 1) * check.interval_seconds + check.timeout_seconds + 3
+
+    def problems(self) -> list[Problem]:
+        """Return what keeps the stack from being healthy (empty when it is)."""
+        problems = []
+        for name, component in self.components.items():
+            record = self.record(name)
+            if record is None:
+                problems.append(Problem(name, "not-running", "is not running"))
+            elif not is_alive(record):
+                last = tail(component.spec.log_path, 1) or "no output"
+                problems.append(Problem(name, "exited", f"exited (see {component.spec.log_path}): {last}"))
+            elif not self.component_healthy(component):
+                problems.append(Problem(name, "unhealthy", "does not answer its health check"))
+        if not problems:
+            problems = [Problem(TARGET_COMPONENTS.get(t.target_group, t.target), "target-unhealthy",
+                                f"target {t.target} of {t.target_group} is {t.state}")
+                        for t in self.targets() if t.state not in ("healthy", "unused")]
+        return problems
+
+    def component_healthy(self, component: Component) -> bool:
+        """True if the component answers: its health URL returns 200, or its ports accept connections."""
+        if component.health_url:
+            return http_ok(component.health_url)
+        return all(port_open(p) for p in component.spec.ports)
+
+    def targets(self) -> list[lbstats.TargetHealth]:
+        """Return target health of the two ALBs (empty for an ALB that is down)."""
+        found = []
+        for name in ("public-alb", "private-alb"):
+            if self.running(name):
+                try:
+                    found.extend(lbstats.target_health(self.settings.run_dir / f"{name}.sock"))
+                except OSError:
+                    continue
+        return found
+
+    def status(self) -> dict[str, Any]:
+        """Return every component with pid, ports, state and health, and target health."""
+        rows = []
+        for name, component in self.components.items():
+            record = self.record(name)
+            alive = record is not None and is_alive(record)
+            state = "running" if alive else ("exited" if record else "stopped")
+            rows.append({"name": name, "state": state, "pid": record.pid if alive else None,
+                         "ports": component.spec.ports, "url": component.url,
+                         "healthy": alive and self.component_healthy(component),
+                         "log": str(component.spec.log_path)})
+        return {"components": rows, "targets": [t.to_dict() for t in self.targets()],
+                "endpoints": self.settings.endpoints, "state_dir": str(self.settings.state_dir)}
+
+    def log_paths(self, name: str) -> list[Path]:
+        """Return the log files of a component: its process output, then its own logs."""
+        return self.component(name).log_paths
