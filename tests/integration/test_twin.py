@@ -202,3 +202,13 @@ def test_an_unknown_boto3_call_is_an_aws_error(aws):
     with pytest.raises(ClientError) as raised:
         aws("logs").filter_log_events(logGroupName="/aws/sre-workshop/application", limit=20000)
     assert raised.value.response["Error"]["Code"] in ("InvalidParameterException", "ValidationException")
+
+
+def test_service_actions_on_an_instance_are_in_cloudtrail_as_run_commands(stack, aws):
+    nginx = aws("ssm").get_parameter(Name="/sre-workshop/ec2/nginx-instance-id")["Parameter"]["Value"]
+    assert cli(stack, "service", "restart", "nginx") == 0
+    events = aws("cloudtrail").lookup_events(LookupAttributes=[{"AttributeKey": "ResourceName",
+                                                                "AttributeValue": nginx}])["Events"]
+    latest = json.loads(events[0]["CloudTrailEvent"])
+    assert events[0]["EventName"] == "SendCommand" and events[0]["EventSource"] == "ssm.amazonaws.com"
+    assert latest["requestParameters"]["parameters"]["commands"] == ["systemctl restart nginx"]

@@ -15,8 +15,10 @@ from dataclasses import replace
 
 from ..errors import ComponentFailed, PortInUse
 from ..tables import create_tables
+from ..twin import trail
+from ..twin.instances import instance_of
 from . import configs, snapshot
-from .components import create_fault_token, dynamodb_address
+from .components import LOCAL_CREDENTIALS, create_fault_token, dynamodb_address
 from .data import StackData
 from .process import find_program, group_members, port_open, spawn, stop, tail, wait_ready
 
@@ -34,6 +36,7 @@ class StackServices(StackData):
                 self._stop(name)
             if action in ("start", "restart") and not self.running(name):
                 self._start_one(name, timeout)
+        self._record(action, name)
 
     def reload(self, name: str, render: bool = True) -> None:
         """Have a running component read its configs again: nginx by a reload (SIGHUP to its master, as
@@ -54,7 +57,15 @@ class StackServices(StackData):
         deadline = time.monotonic() + 15
         while old_workers & set(group_members(master)) and time.monotonic() < deadline:
             time.sleep(0.05)
+        self._record("reload", name)
         self.progress(f"reloaded {component.name}")
+
+    def _record(self, action: str, name: str) -> None:
+        """Record the action in the twin's CloudTrail, as the Run Command an operator would send for it."""
+        instance = instance_of(name)
+        if instance:
+            trail.record_service_action(self.settings.data_dir, self.settings.region, action, name, instance,
+                                        LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"])
 
     def _start_one(self, name: str, timeout: float) -> None:
         dead = self.record(name)

@@ -159,3 +159,23 @@ def resources_of(params: dict[str, Any]) -> list[dict[str, str]]:
             if kind and isinstance(item, str) and item:
                 found.append({"ResourceType": kind, "ResourceName": item})
     return found
+
+
+def record_service_action(data_dir: Path, region: str, action: str, component: str, instance_logical: str,
+                          username: str) -> None:
+    """Record a service action on an instance's component as the Run Command an operator would send for it
+    (`systemctl ACTION UNIT` through AWS-RunShellScript), if the twin has made the instance."""
+    try:
+        physical = json.loads((data_dir / "aws-api" / "resources.json").read_text())
+    except (OSError, ValueError):
+        return  # no twin yet: nothing to record it against
+    instance_id = physical.get(instance_logical)
+    if not instance_id:
+        return
+    command = f"systemctl {action} {component}"
+    parameters = {"documentName": "AWS-RunShellScript", "instanceIds": [instance_id],
+                  "parameters": {"commands": [command]}}
+    append(data_dir / "aws-api" / "trail.jsonl",
+           event("SendCommand", "ssm.amazonaws.com", username, username, region,
+                 [{"ResourceType": "AWS::EC2::Instance", "ResourceName": instance_id},
+                  {"ResourceType": "AWS::SSM::Document", "ResourceName": "AWS-RunShellScript"}], parameters))
