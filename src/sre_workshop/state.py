@@ -51,6 +51,7 @@ class StackState:
 
     dynamodb_endpoint: str | None = None
     engine: str | None = None
+    metrics_period: int | None = None  # `up --metrics-period`: the twin's seconds per datapoint
     overlays: list[Overlay] = field(default_factory=list)
     faults: dict[str, dict[str, Any]] = field(default_factory=dict)
     pending_events: list[dict[str, Any]] = field(default_factory=list)  # ledger events not yet written
@@ -59,6 +60,7 @@ class StackState:
     def from_dict(cls, data: dict[str, Any]) -> StackState:
         """Build the state from its JSON form."""
         return cls(dynamodb_endpoint=data.get("dynamodb_endpoint"), engine=data.get("engine"),
+                   metrics_period=data.get("metrics_period"),
                    overlays=[Overlay(**o) for o in data.get("overlays", [])],
                    faults=dict(data.get("faults", {})), pending_events=list(data.get("pending_events", [])))
 

@@ -42,17 +42,20 @@ def print_endpoints(endpoints: dict[str, str]) -> None:
               "this machine can run it, else moto).")
 @click.option("--timeout", type=click.FloatRange(min=1), default=60.0, show_default=True,
               help="Seconds to wait for health.")
+@click.option("--metrics-period", type=click.IntRange(min=1, max=60), help="Seconds per datapoint of the "
+              "stack's CloudWatch metrics in the AWS API twin (default 60, as CloudWatch's basic monitoring; "
+              "10 for fast local work).")
 @json_option
 @pass_context
 def up(ctx: Context, detach: bool, dynamodb_endpoint: str | None, engine: str | None, timeout: float,
-       as_json: bool) -> int:
+       metrics_period: int | None, as_json: bool) -> int:
     """Run the whole architecture on this machine (foreground: Ctrl-C stops it)."""
     settings = ctx.settings()
     if not dynamodb_endpoint:
         engine, why = choose_engine(engine, settings.home)
         say(f"DynamoDB engine: {engine} ({why})")
-    stack = Stack(replace(settings, dynamodb_endpoint=dynamodb_endpoint, engine=engine or settings.engine),
-                  progress=say)
+    stack = Stack(replace(settings, dynamodb_endpoint=dynamodb_endpoint, engine=engine or settings.engine,
+                          metrics_period=metrics_period or settings.metrics_period), progress=say)
     # `kill` and a closed terminal stop the stack cleanly too (data saved, no orphans), like Ctrl-C.
     for signum in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _raise_interrupt)

@@ -41,7 +41,8 @@ class Stack(StackServices, StackHealth):
         """Return the stack as the last `up` made it (its DynamoDB engine included)."""
         state = StateStore(settings).read()
         return cls(replace(settings, dynamodb_endpoint=state.dynamodb_endpoint,
-                           engine=state.engine or settings.engine), progress)
+                           engine=state.engine or settings.engine,
+                           metrics_period=state.metrics_period or settings.metrics_period), progress)
 
     # --- up ----------------------------------------------------------------------------------------
 
@@ -88,6 +89,7 @@ class Stack(StackServices, StackHealth):
         with self.store.update() as state:  # later commands (status, service, down) use the same engine
             state.dynamodb_endpoint = self.settings.dynamodb_endpoint
             state.engine = None if self.settings.dynamodb_endpoint else self.settings.engine
+            state.metrics_period = self.settings.metrics_period
         configs.write_configs(self.settings, engine, state.overlays)
         for name in names:
             self._check_config(name)
