@@ -62,8 +62,10 @@ def test_status_json_reports_every_component_healthy(stack, offset, capsys):
     assert cli(stack, "status", "--json") == 0
     status = json.loads(capsys.readouterr().out)
     names = [c["name"] for c in status["components"]]
-    assert names == ["dynamodb", "dynamodb-endpoint", "sre-app", "crm-app", "private-alb", "nginx", "public-alb"]
-    assert all(c["healthy"] and c["pid"] and c["url"] for c in status["components"])
+    assert names == ["dynamodb", "dynamodb-endpoint", "sre-app", "crm-app", "private-alb", "nginx", "public-alb",
+                     "aws-api", "cloudwatch-agent"]
+    assert all(c["healthy"] and c["pid"] for c in status["components"])
+    assert all(c["url"] for c in status["components"] if c["name"] != "cloudwatch-agent")  # it serves nothing
     assert status["endpoints"] == {"app": APP, "crm": CRM}
     groups = {t["target_group"]: t["state"] for t in status["targets"]}
     assert groups == {"PublicALBTargetGroup": "healthy", "CRMAppTargetGroup": "healthy",

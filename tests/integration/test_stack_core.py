@@ -142,7 +142,7 @@ def test_two_concurrent_ups_start_one_stack(tmp_path, monkeypatch):
             results = list(pool.map(lambda _: subprocess.run(argv, env=env, capture_output=True, text=True,
                                                              timeout=120), range(2)))
         assert sorted(r.returncode for r in results) == [0, ExitStatus.BUSY], [r.stderr for r in results]
-        assert len(records(tmp_path)) == 7
+        assert len(records(tmp_path)) == 9
     finally:
         monkeypatch.setenv("SRE_WORKSHOP_PORT_OFFSET", str(offset))
         pids = stack_pids(tmp_path)

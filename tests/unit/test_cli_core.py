@@ -61,7 +61,7 @@ def test_status_of_a_stack_that_never_ran_is_json_and_writes_nothing(tmp_path, c
     status = json.loads(out)
     assert code == ExitStatus.UNHEALTHY and status["healthy"] is False
     assert {p["kind"] for p in status["problems"]} == {"not-running"}
-    assert [c["state"] for c in status["components"]] == ["stopped"] * 7
+    assert [c["state"] for c in status["components"]] == ["stopped"] * 9
     code, out, _ = run(capsys, "--state-dir", str(state), "down", "--json")
     assert code == 0 and json.loads(out) == {"stopped": []}
     assert not state.exists()
