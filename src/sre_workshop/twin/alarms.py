@@ -280,7 +280,7 @@ def reason_text(alarm: Any, points: list[Point], breaches: list[bool | None], st
         kind = "Breaching" if state == "ALARM" else "NonBreaching"
         return (
             f"Threshold Crossed: no datapoints were received for {_plural(total, 'period')} and "
-            f"{_plural(total)} missing {'was' if total == 1 else 'were'} treated as [{kind}]."
+            f"{_plural(total, 'missing datapoint')} {'was' if total == 1 else 'were'} treated as [{kind}]."
         )
     words, _ = OPERATORS[alarm.comparison_operator]
     listed = ", ".join(f"{number(p.value)} ({p.start:%d/%m/%y %H:%M:%S})" for p in present)  # type: ignore[arg-type]
@@ -295,7 +295,7 @@ def reason_text(alarm: Any, points: list[Point], breaches: list[bool | None], st
         ""
         if missing == 0 or treatment(alarm) not in ("breaching", "notBreaching")
         else (
-            f" and {_plural(missing)} missing {'was' if missing == 1 else 'were'} treated as "
+            f" and {_plural(missing, 'missing datapoint')} {'was' if missing == 1 else 'were'} treated as "
             f"[{'Breaching' if treatment(alarm) == 'breaching' else 'NonBreaching'}]"
         )
     )
