@@ -25,11 +25,20 @@ def at(minute: int, second: int = 0) -> datetime:
     return datetime(2026, 4, 12, 18, minute, second, tzinfo=UTC)
 
 
-@pytest.fixture
-def cw():
-    """A boto3 CloudWatch client and the moto backend behind it."""
+@pytest.fixture(scope="module")
+def moto_cloudwatch():
+    """moto's in-process AWS for the module (starting it per test costs more than the tests)."""
     with mock_aws():
         yield boto3.client("cloudwatch", region_name=REGION), cloudwatch_backends[ACCOUNT][REGION]
+
+
+@pytest.fixture
+def cw(moto_cloudwatch):
+    """A boto3 CloudWatch client and the moto backend behind it, with no alarms and no datapoints."""
+    client, backend = moto_cloudwatch
+    backend.alarms.clear()
+    backend.metric_data.clear()
+    return client, backend
 
 
 def put(client, minute: int, value: float | None = None, name: str = "m", **datum) -> None:
