@@ -276,6 +276,15 @@ def test_a_malformed_expression_keeps_the_state_and_says_why(cw):
     assert described["StateReason"].startswith("Unchecked: the alarm's metric math could not be evaluated")
 
 
+def test_an_unknown_statistic_keeps_the_state_and_the_other_alarms_are_evaluated(cw):
+    client, backend = cw
+    alarm(client, "odd", Statistic=None, ExtendedStatistic="pq")
+    alarm(client, "b", TreatMissingData="breaching")
+    put(client, 10, 1.0)
+    assert evaluate_all(backend, at(11, 30)) == ["b"]
+    assert state(client, "odd")["StateReason"].startswith("Unchecked: the alarm's statistic could not be evaluated")
+
+
 def test_anomaly_detection_operators_are_left_alone(cw):
     client, backend = cw
     alarm(client, ComparisonOperator="LessThanLowerOrGreaterThanUpperThreshold", TreatMissingData="breaching")

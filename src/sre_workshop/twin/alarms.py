@@ -233,8 +233,9 @@ def evaluate(alarm: Any, read: Reader, now: datetime) -> Verdict | None:
         return None
     try:
         points, period = alarm_points(alarm, read, now)
-    except metricmath.MathError as error:
-        reason = f"Unchecked: the alarm's metric math could not be evaluated: {error}"
+    except ValueError as error:  # a MathError, or a statistic this module does not know
+        what = "metric math" if isinstance(error, metricmath.MathError) else "statistic"
+        reason = f"Unchecked: the alarm's {what} could not be evaluated: {error}"
         return Verdict(alarm.state_value, reason, "{}", error=True)
     _, test = OPERATORS[alarm.comparison_operator]
     threshold = float(alarm.threshold)
