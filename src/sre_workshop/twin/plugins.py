@@ -57,11 +57,9 @@ def put_metric(region: str, transformation: dict, value: float, timestamp_ms: in
 
 def evaluate_alarms(twin: Any) -> None:
     """Evaluate the alarms on the metrics they watch (moto stores alarms but never evaluates them)."""
-    try:
-        from . import alarms
-    except ImportError:  # pragma: no cover - the evaluator arrives with its own module
-        return
     from moto.cloudwatch.models import cloudwatch_backends
+
+    from . import alarms
 
     with twin.app.write_lock:
         changed = alarms.evaluate_all(cloudwatch_backends[ACCOUNT][twin.settings.region], datetime.now(UTC))

@@ -120,8 +120,11 @@ class Twin:
         from moto.elbv2.models import FakeTargetGroup
         from moto.server import DomainDispatcherApplication, create_backend_app
 
+        from . import alarm_history
+
         if not hasattr(FakeTargetGroup, "get_cfn_attribute"):  # moto 5.2 lacks GetAtt on target groups
             FakeTargetGroup.get_cfn_attribute = _target_group_attribute
+        alarm_history.install()  # moto 5.2 lacks DescribeAlarmHistory
         return DomainDispatcherApplication(create_backend_app)
 
     def build_app(self) -> Any:

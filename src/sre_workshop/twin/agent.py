@@ -1,0 +1,5 @@
+import time
+
+
+def main(argv):
+    while True: time.sleep(1)
