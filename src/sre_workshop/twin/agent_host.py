@@ -8,7 +8,9 @@ leader's pid and which did not start before the leader (so a recycled pid is nev
 CPU: each process's utime + stime, plus cutime + cstime (the CPU of the children it has waited for). Between
 two samples, the ticks an instance used are the growth of that sum for every process seen in both, plus the
 whole sum of a process started since the last sample. A process that ends between samples is not lost: its
-CPU moves into its parent's cutime/cstime, where the next sample finds it (as long as the parent is a member).
+CPU moves into its parent's cutime/cstime, where the next sample finds it (as long as the parent is a member;
+what was already counted of it is then taken back out). Only the CPU a process used between its last sample
+and its end is lost, and only when its parent is not a member (a group leader reaped by dumb-init).
 
 Memory: the sum of the members' resident set sizes (RSS: pages shared between Gunicorn workers count once per
 process, as in `ps`).
@@ -32,6 +34,7 @@ class Proc:
     """What one sample keeps of a process (times in clock ticks)."""
 
     pid: int
+    ppid: int
     pgid: int
     start: int  # start time, ticks since boot
     cpu: int  # utime + stime + cutime + cstime
@@ -42,7 +45,8 @@ def parse_stat(pid: int, text: bytes) -> Proc | None:
     """Return a process from the text of /proc/<pid>/stat, or None if it cannot be parsed."""
     try:
         fields = text[text.rindex(b")") + 2:].split()
-        return Proc(pid, int(fields[2]), int(fields[19]), sum(int(f) for f in fields[11:15]), int(fields[21]))
+        return Proc(pid, int(fields[1]), int(fields[2]), int(fields[19]), sum(int(f) for f in fields[11:15]),
+                    int(fields[21]))
     except (ValueError, IndexError):
         return None
 
@@ -94,19 +98,27 @@ def members(procs: Iterable[Proc], group_leaders: list[tuple[int, int]]) -> list
     return [p for p in procs if p.pgid in starts and p.start >= starts[p.pgid]]
 
 
-def cpu_used(previous: dict[tuple[int, int], int], procs: list[Proc],
-             since: float | None) -> tuple[int, dict[tuple[int, int], int]]:
+Totals = dict[tuple[int, int], tuple[int, int]]  # (pid, start) -> (CPU ticks with reaped children, ppid)
+
+
+def cpu_used(previous: Totals, procs: list[Proc], since: float | None) -> tuple[int, Totals]:
     """Return the ticks `procs` used since the previous sample (`since`: its time in ticks since boot, None on
-    the first sample) and the totals to pass as `previous` next time."""
-    used, now = 0, {}
+    the first sample) and the totals to pass as `previous` next time.
+
+    A process gone since the last sample whose parent is still here was reaped by it: its whole CPU is now in
+    the parent's growth, so what was already counted of it is taken back out.
+    """
+    now: Totals = {(p.pid, p.start): (p.cpu, p.ppid) for p in procs}
+    used = 0
     for proc in procs:
-        key = (proc.pid, proc.start)
-        now[key] = proc.cpu
-        if key in previous:
-            used += max(proc.cpu - previous[key], 0)
+        before = previous.get((proc.pid, proc.start))
+        if before is not None:
+            used += max(proc.cpu - before[0], 0)
         elif since is not None and proc.start >= since:
             used += proc.cpu  # started since the last sample: all of its CPU is new
-    return used, now
+    alive = {pid for pid, _ in now}
+    used -= sum(cpu for key, (cpu, ppid) in previous.items() if key not in now and ppid in alive)
+    return max(used, 0), now
 
 
 def boot_ticks() -> float:
@@ -119,7 +131,7 @@ class InstanceMeter:
 
     def __init__(self, pid_records: tuple[Path, ...], vcpus: int) -> None:
         self.pid_records, self.vcpus = pid_records, vcpus
-        self._previous: dict[tuple[int, int], int] = {}
+        self._previous: Totals = {}
         self._since: float | None = None
 
     def sample(self, procs: list[Proc], now_ticks: float) -> tuple[float | None, int]:

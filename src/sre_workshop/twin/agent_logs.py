@@ -90,6 +90,14 @@ def error_code(exc: Exception) -> str:
     return type(exc).__name__
 
 
+def rejected(info: dict, count: int) -> int:
+    """Return how many events of a batch of `count` PutLogEvents' rejectedLogEventsInfo says were refused."""
+    too_new = count - info["tooNewLogEventStartIndex"] if "tooNewLogEventStartIndex" in info else 0
+    too_old = info.get("tooOldLogEventEndIndex", -1) + 1
+    expired = info.get("expiredLogEventEndIndex", -1) + 1
+    return min(too_new + max(too_old, expired), count)
+
+
 class LogShipper:
     """Tails every collected file and puts its new lines, with persisted offsets."""
 
@@ -147,10 +155,14 @@ class LogShipper:
         """Put one batch; True if it was accepted or dropped for good (the offset may then move past it)."""
         try:
             self._ensure_stream(source)
-            self.client.put_log_events(logGroupName=source.group, logStreamName=source.stream,
-                                       logEvents=log_events(batch))
+            answer = self.client.put_log_events(logGroupName=source.group, logStreamName=source.stream,
+                                                logEvents=log_events(batch))
         except (ClientError, BotoCoreError) as exc:
             return self._failed(source, batch, exc)
+        if refused := rejected(answer.get("rejectedLogEventsInfo") or {}, len(batch)):
+            source.dropped_events += refused
+            logger.warning("%s: %d events refused by PutLogEvents (too old or too new): %s", source.key, refused,
+                           answer["rejectedLogEventsInfo"])
         if self._failures.pop(source.key, 0):
             logger.info("%s: shipping again to %s", source.key, source.group)
         self._last_error.pop(source.key, None)

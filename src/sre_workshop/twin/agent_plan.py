@@ -40,6 +40,9 @@ INSTANCES = {
     "AppServerInstance1": (("sre-app",), {"/var/log/sre-app/app.log": "sre-app.json.log"}),
     "CRMAppInstance": (("crm-app",), {"/var/log/crm-app/app.log": "crm-app.json.log"}),
 }
+# Pid files besides the components' records whose processes run on an instance: cpu-burn's burners ("pid
+# start_time" lines; on AWS they run on the app's instance, locally in process groups of their own).
+EXTRA_PID_FILES = {"AppServerInstance1": ("faults/cpu-burn.pids",)}
 # The load balancers: logical id -> (HAProxy component, its frontends, its backends = target groups' logical ids).
 LOAD_BALANCERS = {
     "PublicALB": ("public-alb", ("listener_80", "listener_8080"), ("PublicALBTargetGroup", "CRMAppTargetGroup")),
@@ -146,7 +149,8 @@ def build_plan(settings: Settings, endpoint: str, instance_ids: Mapping[str, str
         if (iid := instance_ids.get(logical)) is None:
             continue
         plan["instances"][iid] = {"logical_id": logical, "components": list(components),
-                                  "pid_records": [str(settings.run_dir / "pids" / f"{c}.json") for c in components],
+                                  "pid_records": [str(settings.run_dir / "pids" / f"{c}.json") for c in components]
+                                  + [str(settings.run_dir / p) for p in EXTRA_PID_FILES.get(logical, ())],
                                   "memory_mib": DEFAULT_MEMORY_MIB, "vcpus": DEFAULT_VCPUS,
                                   "private_ip": (private_ips or {}).get(logical, "")}
         plan["files"][iid] = {aws: str(settings.logs_dir / name) for aws, name in files.items()}

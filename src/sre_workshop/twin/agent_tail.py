@@ -104,8 +104,8 @@ def log_events(batch: list[Event]) -> list[dict]:
 
 def find_inode(directory: Path, inode: int) -> Path | None:
     """Return the file of `directory` with that inode (a rotated log), or None."""
-    with contextlib.suppress(OSError):
-        for entry in os.scandir(directory):
+    with contextlib.suppress(OSError), os.scandir(directory) as entries:
+        for entry in entries:
             if entry.inode() == inode and entry.is_file():
                 return Path(entry.path)
     return None
