@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 
 OFFSETS_FILE = "offsets.json"
 RETRY_S = (1, 2, 5)  # waits after consecutive failures of one source
-GROUP_RETRY_S = 10.0  # wait before trying a missing log group again
+GROUP_RETRY_S = 5.0  # wait before trying a missing log group again
 PER_POLL_BYTES = 4 * 1024 * 1024  # at most this much of one file per poll, so one big backlog starves no other
 
 
@@ -154,9 +154,7 @@ class LogShipper:
     def _put(self, source: Source, batch: list[Event]) -> bool:
         """Put one batch; True if it was accepted or dropped for good (the offset may then move past it)."""
         try:
-            self._ensure_stream(source)
-            answer = self.client.put_log_events(logGroupName=source.group, logStreamName=source.stream,
-                                                logEvents=log_events(batch))
+            answer = self._put_events(source, log_events(batch))
         except (ClientError, BotoCoreError) as exc:
             return self._failed(source, batch, exc)
         if refused := rejected(answer.get("rejectedLogEventsInfo") or {}, len(batch)):
@@ -167,6 +165,19 @@ class LogShipper:
             logger.info("%s: shipping again to %s", source.key, source.group)
         self._last_error.pop(source.key, None)
         return True
+
+    def _put_events(self, source: Source, events: list[dict]) -> dict:
+        """Put events, creating the stream first if it is not known to exist, or if the put says it is missing."""
+        self._ensure_stream(source)
+        try:
+            return self.client.put_log_events(logGroupName=source.group, logStreamName=source.stream,
+                                              logEvents=events)
+        except ClientError as exc:
+            if error_code(exc) != "ResourceNotFoundException":
+                raise
+        self._streams.discard((source.group, source.stream))  # deleted, or the twin restarted empty
+        self._ensure_stream(source)
+        return self.client.put_log_events(logGroupName=source.group, logStreamName=source.stream, logEvents=events)
 
     def _ensure_stream(self, source: Source) -> None:
         """Create the source's log stream unless it is known to exist (and the group too, if allowed)."""
