@@ -75,11 +75,15 @@ class AgentProcess:
         self.log = plan.parent / "agent.log"
         self.proc: subprocess.Popen | None = None
 
-    def start(self) -> None:
+    def start(self, wait: bool = True) -> None:
         (self.spool / "status.json").unlink(missing_ok=True)
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen([sys.executable, "-m", "sre_workshop.twin.agent", "--plan", str(self.plan)],
                                          stdout=log, stderr=subprocess.STDOUT)
+        if wait:
+            self.wait_running()
+
+    def wait_running(self) -> None:
         eventually(lambda: (self.spool / "status.json").exists(), timeout=30)
 
     def stop(self) -> int:
@@ -96,10 +100,10 @@ class AgentProcess:
         return json.loads((self.spool / "status.json").read_text())
 
 
-@pytest.fixture
-def twin(tmp_path) -> Iterator[Server]:
-    """A moto server with the four log groups; restartable on its port by the test."""
-    server = start_server(moto_spec(tmp_path))
+@pytest.fixture(scope="module")
+def twin(tmp_path_factory) -> Iterator[Server]:
+    """A moto server with the four log groups, for the module (a test may restart it on its port)."""
+    server = start_server(moto_spec(tmp_path_factory.mktemp("twin")))
     create_groups(server)
     yield server
     server.stop()
@@ -145,7 +149,7 @@ def test_lines_arrive_within_seconds_and_survive_restarts_without_loss_or_repeat
     agent.start()
     group = "/aws/sre-workshop/application"
     latencies = []
-    for i in range(5):
+    for i in range(3):
         stamp = datetime.now(UTC).isoformat(timespec="milliseconds")
         append(app_log, json.dumps({"time": stamp, "level": "INFO", "message": f"first {i}"}))
         written = time.monotonic()
@@ -163,10 +167,11 @@ def test_lines_arrive_within_seconds_and_survive_restarts_without_loss_or_repeat
     assert agent.status()["files"]["i-0app:/var/log/sre-app/app.log"]["backlog_bytes"] > 0
     while_stopped = [f"agent stopped {i}" for i in range(5)]
     append(app_log, *while_stopped)
-    agent.start()
+    agent.start(wait=False)
     restarted = start_server(twin.spec)  # same port; moto starts empty, as a twin rebuilt from the template
     twin.record = restarted.record
     create_groups(twin)
+    agent.wait_running()
     eventually(lambda: len(messages(twin, group, "i-0app")) >= 55, timeout=30, interval=0.3)
     time.sleep(1.5)  # a repeat would come now
     assert messages(twin, group, "i-0app") == during + while_stopped
@@ -228,7 +233,7 @@ def test_instance_and_alb_metrics_arrive_as_measured(tmp_path, twin, agents, sta
         statuses += [get(f"http://127.0.0.1:{alb.port}/err") for _ in range(3)]
         statuses += [get(f"http://127.0.0.1:{app_port}/") for _ in range(2)]  # nginx's target is down: 503
         assert statuses == [200] * 5 + [500] * 3 + [503] * 2
-        time.sleep(6)
+        time.sleep(4.5)
         share = 100 * (cpu_ticks(busy.pid) - ticks) / CLK_TCK / (time.monotonic() - wall)
         until = time.time() - 2  # the last period that ended before the burner's reading
         rss = int(Path(f"/proc/{busy.pid}/stat").read_text().rsplit(")", 1)[1].split()[21]) * PAGE_SIZE
