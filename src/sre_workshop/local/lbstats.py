@@ -50,12 +50,12 @@ def target_health(sock_path: Path) -> list[TargetHealth]:
     for row in rows:
         if row.get("svname") in ("FRONTEND", "BACKEND", None):
             continue
-        targets.append(TargetHealth(row["pxname"], row["svname"], _state(row),
+        targets.append(TargetHealth(row["pxname"], row["svname"], row_state(row),
                                     row.get("check_desc") or row.get("check_status") or ""))
     return targets
 
 
-def _state(row: dict[str, str]) -> str:
+def row_state(row: dict[str, str]) -> str:
     """Map HAProxy's status to the ALB's vocabulary."""
     status = row.get("status", "")
     if status == "no check":
