@@ -28,18 +28,14 @@ from pathlib import Path
 from ..errors import UsageError
 from ..local.components import LOCAL_CREDENTIALS
 from ..settings import Settings
+from .instances import COMPONENTS, LOGS
 
 # t3.micro, the template's default InstanceType.
 DEFAULT_MEMORY_MIB = 1024
 DEFAULT_VCPUS = 2
 
 # The stack's instances: logical id -> (components, {path on the instance: file name in the state's logs/}).
-INSTANCES = {
-    "NginxInstance1": (("nginx",), {"/var/log/nginx/access.log": "nginx-access.log",
-                                    "/var/log/nginx/error.log": "nginx-error.log"}),
-    "AppServerInstance1": (("sre-app",), {"/var/log/sre-app/app.log": "sre-app.json.log"}),
-    "CRMAppInstance": (("crm-app",), {"/var/log/crm-app/app.log": "crm-app.json.log"}),
-}
+INSTANCES = {logical: (components, LOGS[logical]) for logical, components in COMPONENTS.items()}
 # Pid files besides the components' records whose processes run on an instance: cpu-burn's burners ("pid
 # start_time" lines; on AWS they run on the app's instance, locally in process groups of their own).
 EXTRA_PID_FILES = {"AppServerInstance1": ("faults/cpu-burn.pids",)}

@@ -1,9 +1,9 @@
 """The `cloudwatch-agent` component: find the stack's instances in the twin, write the agent's plan, run it.
 
-`python -m sre_workshop.twin.agentplan --metrics-period N`. The plan maps what the real agent finds on its
-instance (its instance id, its files at their AWS paths, its processes) onto the local stack: the ids come
-from the twin's CloudFormation stack (the same calls as on AWS), the files and process groups from
-instances.py. The agent itself (agent.py) knows nothing of the local stack.
+`python -m sre_workshop.twin.agentplan --metrics-period N`. The plan (agent_plan.py) maps what the real agent
+finds on its instance (its instance id, its files at their AWS paths, its processes) onto the local stack:
+the ids come from the twin's CloudFormation stack (the same calls as on AWS), the files and process groups
+from instances.py. The agent itself (agent.py) knows nothing of the local stack.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import logging
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import boto3
 from botocore.config import Config
@@ -22,13 +21,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from ..local.components import LOCAL_CREDENTIALS
 from ..settings import Settings
-from . import instances
+from .agent_plan import build_plan
 from .resources import STACK_NAME
 
 logger = logging.getLogger("sre_workshop.twin.agentplan")
-
-# The frontends (listeners) of each local ALB, as named in infra/haproxy/*.cfg.
-FRONTENDS = {"public-alb": ["listener_80", "listener_8080"], "private-alb": ["listener_80"]}
 
 
 def stack_resources(settings: Settings, timeout: float = 120) -> dict[str, str]:
@@ -49,33 +45,6 @@ def stack_resources(settings: Settings, timeout: float = 120) -> dict[str, str]:
             time.sleep(0.5)
 
 
-def build_plan(settings: Settings, physical: dict[str, str], period: int) -> dict[str, Any]:
-    """Return the agent's plan for this stack."""
-    files = instances.files(settings)
-    plan_instances, plan_files = {}, {}
-    for logical, components in instances.COMPONENTS.items():
-        instance_id = physical[logical]
-        plan_instances[instance_id] = {
-            "logical_id": logical, "components": list(components),
-            "pid_records": [str(settings.run_dir / "pids" / f"{c}.json") for c in components],
-            "memory_mib": instances.MEMORY_MIB, "vcpus": instances.VCPUS}
-        plan_files[instance_id] = {aws: str(local) for aws, local in files[logical].items()
-                                   if aws.startswith("/var/log/")}
-    balancers = []
-    for lb_logical, alb in instances.LOAD_BALANCERS.items():
-        groups = {tg: physical[tg].split(":", 5)[-1] for tg, owner in instances.TARGET_GROUP_ALBS.items()
-                  if owner == alb}
-        balancers.append({"dimension": physical[lb_logical].split(":loadbalancer/", 1)[1],
-                          "socket": str(settings.run_dir / f"{alb}.sock"), "frontends": FRONTENDS[alb],
-                          "target_groups": groups})
-    return {"endpoint": settings.url("aws-api"), "region": settings.region,
-            "credentials": {"aws_access_key_id": LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-                            "aws_secret_access_key": LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"]},
-            "config": str(settings.infra_dir / "cloudwatch" / "amazon-cloudwatch-agent.json"),
-            "period_s": period, "spool_dir": str(settings.run_dir / "cloudwatch-agent"),
-            "instances": plan_instances, "files": plan_files, "load_balancers": balancers}
-
-
 def main(argv: list[str] | None = None) -> int:
     """Write the plan, then run the agent in this process."""
     parser = argparse.ArgumentParser(prog="sre-workshop-cloudwatch-agent")
@@ -83,7 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(asctime)s %(levelname)s %(message)s")
     settings = Settings.from_env()
-    plan = build_plan(settings, stack_resources(settings), args.metrics_period)
+    physical = stack_resources(settings)
+    plan = build_plan(settings, settings.url("aws-api"), physical, physical, period_s=args.metrics_period)
     path = Path(plan["spool_dir"]) / "plan.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(plan, indent=1))
