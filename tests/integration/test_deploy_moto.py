@@ -430,6 +430,19 @@ def test_a_second_workshop_stack_is_refused_before_anything_is_made(aws, tmp_pat
     assert aws("s3").list_buckets()["Buckets"] == [] and aws("iam").list_roles()["Roles"] == []
 
 
+def test_a_half_present_stack_holding_one_alb_name_is_found(aws):
+    """Issue 20.7: a stack (or leftover) that holds only sre-workshop-private-alb still owns a fixed name."""
+    ec2, elb = aws("ec2"), aws("elbv2")
+    vpc = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
+    subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.9.{i}.0/24", AvailabilityZone=f"{REGION}{z}")["Subnet"]
+               ["SubnetId"] for i, z in ((1, "a"), (2, "b"))]
+    elb.create_load_balancer(Name="sre-workshop-private-alb", Subnets=subnets, Scheme="internal",
+                             Tags=[{"Key": "aws:cloudformation:stack-name", "Value": "half"}])
+    assert names.other_stack(aws("cloudformation"), elb, "wk") == "half"
+    with pytest.raises(names.NamesTaken, match="stack half already holds"):
+        names.ensure_only_stack(aws("cloudformation"), elb, "wk", REGION)
+
+
 def test_a_bad_stack_name_is_a_usage_error(tmp_path):
     from sre_workshop.errors import UsageError
 
