@@ -12,7 +12,9 @@ id -u crm-app >/dev/null 2>&1 || useradd --system --no-create-home --shell /sbin
 ROOT=/ PYTHON=python3.11 bash "$here/install.sh"
 install -m 0755 "$here/update-assets.sh" /usr/local/sbin/sre-workshop-update-assets
 chown -R crm-app: /var/log/crm-app
-(set -a; . /etc/sre-workshop/crm-app.env; cd /opt/crm-app && /opt/crm-app/venv/bin/python init_sample_data.py)
+# crm-app.env holds FAULT_CONTROL_TOKEN: never trace while it is in scope (this script's trace goes to
+# cloud-init's output and to every rollout's SSM command output).
+(set +x; set -a; . /etc/sre-workshop/crm-app.env; set +a; cd /opt/crm-app && /opt/crm-app/venv/bin/python init_sample_data.py)
 systemctl daemon-reload
 systemctl enable crm-app
 systemctl restart crm-app

@@ -128,6 +128,22 @@ def test_stack_runs_under_the_tools_service_role_with_capability_iam(deployed):
     assert {"Key": "Project", "Value": "sre-workshop"} in described["Tags"]
 
 
+def test_the_template_is_sent_by_url_from_the_assets_bucket(deployed):
+    """Issue 20.12: a TemplateBody may hold 51,200 bytes; the template goes to the private assets bucket and
+    CloudFormation gets its TemplateURL, for the validation and the create alike."""
+    aws, _, _, report = deployed
+    sent = [params for name, params in report["calls"] if name in ("ValidateTemplate", "CreateStack")]
+    assert len(sent) == 2 and all("TemplateBody" not in p for p in sent)
+    url = sent[1]["TemplateURL"]
+    assert sent[0]["TemplateURL"] == url
+    bucket = report["assets"]["bucket"]
+    assert url.startswith(f"https://{bucket}.s3.{REGION}.amazonaws.com/templates/")
+    body = aws("s3").get_object(Bucket=bucket, Key=url.split(".amazonaws.com/", 1)[1])["Body"].read()
+    assert body == (Settings.from_env().infra_dir / "cloudformation" / "sre-workshop.yaml").read_bytes()
+    deployed_body = aws("cloudformation").get_template(StackName="wk")["TemplateBody"]
+    assert "PublicDenyAdmin80" in str(deployed_body)
+
+
 def test_expiry_role_may_only_delete_this_stack(deployed):
     """Issue 9.2/9.9: the schedule's role allows exactly cloudformation:DeleteStack on this stack's id."""
     aws, _, _, report = deployed
@@ -267,6 +283,22 @@ def test_load_balancers_listeners_and_health_checks(deployed):
         assert (group["HealthCheckIntervalSeconds"], group["UnhealthyThresholdCount"]) == (30, 3)
 
 
+def test_the_public_listeners_answer_403_for_admin(deployed):
+    """Issue 20.4: on both public listeners a rule before the forward answers /admin with a fixed 403."""
+    aws, _, _, _ = deployed
+    elb = aws("elbv2")
+    (public,) = elb.describe_load_balancers(Names=["sre-workshop-public-alb"])["LoadBalancers"]
+    for listener in elb.describe_listeners(LoadBalancerArn=public["LoadBalancerArn"])["Listeners"]:
+        rules = [r for r in elb.describe_rules(ListenerArn=listener["ListenerArn"])["Rules"] if not r["IsDefault"]]
+        (rule,) = rules
+        assert rule["Priority"] == "1", listener["Port"]
+        (condition,) = rule["Conditions"]
+        assert condition["Field"] == "path-pattern"
+        assert {"/admin", "/admin/*", "//*"} <= set(condition["PathPatternConfig"]["Values"])
+        (action,) = rule["Actions"]
+        assert action["Type"] == "fixed-response" and action["FixedResponseConfig"]["StatusCode"] == "403"
+
+
 def test_tables_match_the_spec(deployed):
     aws, outputs, _, _ = deployed
     dynamodb = aws("dynamodb")
@@ -331,8 +363,9 @@ def test_ssm_parameters_and_uploaded_assets(deployed):
         "AppServerInstanceId"]
     assert ssm.get_parameter(Name="/sre-workshop/alb/public-dns")["Parameter"]["Value"] == outputs["PublicALBDNSName"]
     bucket = "sre-workshop-assets-123456789012-us-east-1"
-    keys = {o["Key"].rsplit("/", 1)[1] for o in aws("s3").list_objects_v2(Bucket=bucket)["Contents"]}
-    assert keys == {"sre-app.zip", "crm-app.zip", "nginx-assets.zip"}
+    keys = {o["Key"] for o in aws("s3").list_objects_v2(Bucket=bucket)["Contents"]}
+    zips = {k.rsplit("/", 1)[1] for k in keys if not k.startswith("templates/")}
+    assert zips == {"sre-app.zip", "crm-app.zip", "nginx-assets.zip"} and len(keys) == 4  # and the template
     blocks = aws("s3").get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
     assert all(blocks.values())
 
@@ -395,6 +428,19 @@ def test_a_second_workshop_stack_is_refused_before_anything_is_made(aws, tmp_pat
     with pytest.raises(names.NamesTaken, match="stack wk already holds the workshop's fixed names"):
         deploy.deploy(Settings.from_env(), options(stack_name="other"), lambda _: None, tmp_path)
     assert aws("s3").list_buckets()["Buckets"] == [] and aws("iam").list_roles()["Roles"] == []
+
+
+def test_a_half_present_stack_holding_one_alb_name_is_found(aws):
+    """Issue 20.7: a stack (or leftover) that holds only sre-workshop-private-alb still owns a fixed name."""
+    ec2, elb = aws("ec2"), aws("elbv2")
+    vpc = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
+    subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.9.{i}.0/24", AvailabilityZone=f"{REGION}{z}")["Subnet"]
+               ["SubnetId"] for i, z in ((1, "a"), (2, "b"))]
+    elb.create_load_balancer(Name="sre-workshop-private-alb", Subnets=subnets, Scheme="internal",
+                             Tags=[{"Key": "aws:cloudformation:stack-name", "Value": "half"}])
+    assert names.other_stack(aws("cloudformation"), elb, "wk") == "half"
+    with pytest.raises(names.NamesTaken, match="stack half already holds"):
+        names.ensure_only_stack(aws("cloudformation"), elb, "wk", REGION)
 
 
 def test_a_bad_stack_name_is_a_usage_error(tmp_path):

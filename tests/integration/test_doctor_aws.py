@@ -433,3 +433,48 @@ def test_the_host_script_reads_a_real_app_and_never_prints_the_token(deployed, t
     else:
         assert hosts.component_state("crm-app", answer).state in ("running", "stopped", "exited")
 
+
+
+# --- the MCP server with --aws (issue 20.8) -----------------------------------------------------------------
+
+
+def aws_world(ctl: AwsControl):
+    from sre_workshop.faults.aws_backend import AwsBackend
+    from sre_workshop.mcp.world import AwsWorld
+
+    return AwsWorld(AwsBackend(ctl), INFRA)
+
+
+def test_mcp_diagnose_on_aws_is_doctors_aws_report(ctl, put_logs):
+    """Issue 20.8: diagnose runs doctor --aws (it answered "local only"); a DynamoDB denial in crm-app's log
+    is its top finding, as doctor's own."""
+    now = time.time()
+    put_logs("crm-app", [app_error("AccessDeniedException", now - 3 + i / 10) for i in range(5)])
+    report = aws_world(ctl).diagnose()
+    assert report["findings"] and report["findings"][0]["component"] == "iam-role"
+    assert "the command did not run" in report["unknown"]["sre-app instance"]
+
+
+def test_mcp_get_logs_on_aws_reads_cloudwatch(ctl, put_logs):
+    """Issue 20.8: get_logs reads the stack's log groups, summarised as the local ones are."""
+    now = time.time()
+    put_logs("nginx-access", [nginx_access(504, now - 2), nginx_access(200, now - 1), nginx_access(504, now - 1)])
+    world = aws_world(ctl)
+    answer = world.logs("nginx-access", None, 60, 50)
+    assert answer["matched"] >= 3 and answer["by_status"]["504"] >= 2
+    only = world.logs("nginx-access", '"status": 504', 60, 1)
+    assert only["matched"] >= 2 and len(only["lines"]) == 1 and only["omitted"] >= 1
+    with pytest.raises(Exception, match="no log group 'nope'; groups: crm-app, nginx-access"):
+        world.logs("nope", None, 60, 50)
+
+
+def test_mcp_get_metrics_on_aws_reads_cloudwatch(ctl):
+    """Issue 20.8: get_metrics reads the stack's CloudWatch metrics (the public ALB's requests here)."""
+    lb = metrics.full_name(ctl.physical("PublicALB"))
+    group = metrics.full_name(ctl.physical("PublicALBTargetGroup"))
+    ctl.client("cloudwatch").put_metric_data(Namespace="AWS/ApplicationELB", MetricData=[{
+        "MetricName": "RequestCount", "Value": 120.0, "Timestamp": datetime.fromtimestamp(time.time() - 60, UTC),
+        "Dimensions": [{"Name": "LoadBalancer", "Value": lb}, {"Name": "TargetGroup", "Value": group}]}])
+    answer = aws_world(ctl).metrics("requests_per_s", 600, "maximum")
+    assert answer["period_s"] == 60
+    assert answer["series"]["app (public ALB :80)"]["value"] == 2.0  # 120 requests in a minute

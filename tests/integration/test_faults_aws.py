@@ -204,29 +204,67 @@ def chain_rule(ctl, group: str, source: str) -> list[dict]:
             if any(pair["GroupId"] == ctl.physical(source) for pair in p.get("UserIdGroupPairs", []))]
 
 
+def rule_ids(ctl, group: str) -> dict[str, tuple]:
+    """Return a group's ingress rules by id: (protocol, from port, to port, source group)."""
+    return {r["SecurityGroupRuleId"]: (r["IpProtocol"], r["FromPort"], r["ToPort"],
+                                       r.get("ReferencedGroupInfo", {}).get("GroupId"))
+            for r in ctl.ingress_rules(ctl.physical(group))}
+
+
 @pytest.mark.parametrize("hop", ["public-alb->nginx", "nginx->private-alb", "private-alb->sre-app",
                                  "public-alb->crm-app"])
-def test_security_group_block_revokes_one_rule_and_clear_authorizes_it_again(ctl, hop):
+def test_security_group_block_changes_one_rule_in_place_and_clear_changes_it_back(ctl, hop):
+    """Issue 20.2: the rule keeps its id through inject and clear (CloudFormation deletes it by that id)."""
     from sre_workshop.faults.security_group_block import aws
 
     group, source, port = aws.HOPS[hop]
     everything_else = {g: ctl.ingress(ctl.physical(g)) for g in {"PublicALBSecurityGroup", "NginxSecurityGroup",
                        "PrivateALBSecurityGroup", "AppServerSecurityGroup", "CRMAppSecurityGroup"} - {group}}
+    before = rule_ids(ctl, group)
     saved = aws.snapshot(ctl, {"hop": hop})
-    assert saved["group_id"] == ctl.physical(group)
+    assert saved["group_id"] == ctl.physical(group) and saved["rule_id"] in before
     assert saved["permission"] == {"IpProtocol": "tcp", "FromPort": port, "ToPort": port,
                                    "UserIdGroupPairs": [{"GroupId": ctl.physical(source)}]}
     aws.inject(ctl, {"hop": hop})
-    assert chain_rule(ctl, group, source) == []
+    assert [p for p in chain_rule(ctl, group, source) if p["FromPort"] <= port <= p["ToPort"]] == []
+    during = rule_ids(ctl, group)
+    assert set(during) == set(before)  # the same rule ids: none revoked, none made
+    assert during[saved["rule_id"]] == ("tcp", aws.BLOCKED_PORT, aws.BLOCKED_PORT, ctl.physical(source))
     assert aws.active(ctl, {"hop": hop}) is True
     assert {g: ctl.ingress(ctl.physical(g)) for g in everything_else} == everything_else
-    aws.inject(ctl, {"hop": hop})  # a rule already gone is not an error
+    aws.inject(ctl, {"hop": hop})  # a rule already blocked is not an error
     aws.clear(ctl, {"hop": hop}, saved)
-    (rule,) = chain_rule(ctl, group, source)
-    assert (rule["IpProtocol"], rule["FromPort"], rule["ToPort"]) == ("tcp", port, port)
+    assert rule_ids(ctl, group) == before
     assert aws.active(ctl, {"hop": hop}) is False
-    aws.clear(ctl, {"hop": hop}, saved)  # idempotent: already there is not an error
-    assert len(chain_rule(ctl, group, source)) == 1
+    aws.clear(ctl, {"hop": hop}, saved)  # idempotent
+    assert rule_ids(ctl, group) == before
+
+
+def test_security_group_block_clear_drops_a_rule_made_by_hand_for_the_stacks_own(ctl):
+    """Issue 20.2: someone fixed the hop with authorize-security-group-ingress (a new rule id); clear puts the
+    stack's rule back and revokes the copy, so nothing CloudFormation does not know of is left."""
+    from sre_workshop.faults.security_group_block import aws
+
+    hop = "public-alb->crm-app"
+    group, source, port = aws.HOPS[hop]
+    before = rule_ids(ctl, group)
+    saved = aws.snapshot(ctl, {"hop": hop})
+    aws.inject(ctl, {"hop": hop})
+    ctl.authorize_ingress(ctl.physical(group), {"IpProtocol": "tcp", "FromPort": port, "ToPort": port,
+                                                "UserIdGroupPairs": [{"GroupId": ctl.physical(source)}]})
+    assert aws.active(ctl, {"hop": hop}) is False and len(rule_ids(ctl, group)) == len(before) + 1
+    aws.clear(ctl, {"hop": hop}, saved)
+    assert rule_ids(ctl, group) == before
+
+
+def test_security_group_block_clears_a_record_made_before_rules_kept_their_ids(ctl):
+    from sre_workshop.faults.security_group_block import aws
+
+    hop = "nginx->private-alb"
+    saved = aws.snapshot(ctl, {"hop": hop})
+    ctl.revoke_rule(saved["group_id"], saved["rule_id"])  # what the old inject did
+    aws.clear(ctl, {"hop": hop}, {"group_id": saved["group_id"], "permission": saved["permission"]})
+    assert aws.active(ctl, {"hop": hop}) is False
 
 
 def test_security_group_block_keeps_the_rules_description(ctl):

@@ -4,7 +4,11 @@ and sums, what an instance's answer becomes, and the log parsers that both world
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 from sre_workshop.cli.doctor import verdict
 from sre_workshop.diagnose.aws import hosts, logs, metrics, network, policy, template
@@ -134,3 +138,47 @@ def test_the_verdict_of_a_round_with_unread_signals_is_not_healthy():
     assert verdict(Report("now", [], obs, 1.25)) == (
         "no finding, but 1 signal(s) could not be read: not known to be healthy (1.2s)")
     assert verdict(Report("now", [], Observations("now", "aws"), 0.5)) == "healthy (0.5s)"
+
+
+def observe_host_functions(monkeypatch) -> dict:
+    """Load observe-host.sh's Python (its here-document) without running its main()."""
+    text = (Path(__file__).resolve().parents[2] / "src/sre_workshop/diagnose/scripts/observe-host.sh").read_text()
+    code = text.split("<<'OBSERVE_HOST_PY'\n", 1)[1].split("\nOBSERVE_HOST_PY", 1)[0]
+    monkeypatch.setattr(sys, "argv", ["observe-host", "sre-app", "-", "-"])
+    namespace: dict = {"__name__": "observe_host"}
+    exec(compile(code, "observe-host.sh", "exec"), namespace)  # our own script, as SSM runs it
+    return namespace
+
+
+def test_the_host_observation_counts_only_sustained_burners(monkeypatch):
+    """Issue 20.9: as locally, a hog has run 10 s or more, busy a quarter of its life or more; a process
+    starting up, or a mostly idle one caught busy, is not one."""
+    host = observe_host_functions(monkeypatch)
+    ticks = host["TICKS"]
+
+    def fields(cpu_s: float, started_s: float) -> list[str]:
+        stat = ["0"] * 22
+        stat[11], stat[12], stat[19] = str(int(cpu_s * ticks)), "0", str(int(started_s * ticks))
+        return stat
+
+    now = 1000.0
+    assert host["sustained"](fields(cpu_s=60, started_s=now - 100), now)  # a loop: 60 % of its 100 s
+    assert not host["sustained"](fields(cpu_s=4, started_s=now - 5), now)  # starting up: 80 % of 5 s
+    assert not host["sustained"](fields(cpu_s=10, started_s=now - 3600), now)  # idle, caught busy: 0.3 %
+    assert not host["sustained"](None, now)  # gone
+    assert (host["BURNER_CPU"], host["BURNER_MIN_AGE_S"], host["BURNER_LIFETIME_CPU"]) == (30.0, 10.0, 25.0)
+
+
+def test_the_host_observation_leaves_out_a_busy_loop_that_just_started(tmp_path):
+    """Issue 20.9: run the script here, as SSM runs it, with a busy loop a second old: it is no CPU hog."""
+    loop = subprocess.Popen(["sh", "-c", "while :; do :; done"])
+    try:
+        time.sleep(1)
+        script = Path(__file__).resolve().parents[2] / "src/sre_workshop/diagnose/scripts/observe-host.sh"
+        done = subprocess.run(["sh", str(script), "no-such-unit", "-", "-"], capture_output=True, text=True,
+                              timeout=30, check=True)
+    finally:
+        loop.kill()
+        loop.wait()
+    answer = json.loads(done.stdout.strip().splitlines()[-1])
+    assert loop.pid not in [pid for pid, _, _ in answer["top"]]

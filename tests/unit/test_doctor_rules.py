@@ -72,6 +72,22 @@ def test_an_edited_upstream_is_an_nginx_config_finding():
     assert top(obs) == ("nginx", "config")
 
 
+def test_a_failing_health_check_read_from_target_health_alone():
+    """Issue 20.5: on AWS the ALB fails open (GET / stays 200) and SSM may not read the instance: the target's
+    reason (its check got 503) is enough."""
+    reason = "Target.ResponseCodeMismatch: Health checks failed with these codes: [503]"
+    probes = {n: p for n, p in healthy().probes.items() if not n.startswith("sre-app")}
+    targets = [{"target_group": "PrivateALBTargetGroup", "target": "i-1:8080", "state": "unhealthy", "reason": reason},
+               {"target_group": "PublicALBTargetGroup", "target": "i-2:80", "state": "healthy", "reason": ""}]
+    obs = healthy(probes=probes, targets=targets)
+    obs.components.pop("sre-app")
+    (finding,) = diagnose(obs)
+    assert (finding.component, finding.category) == ("sre-app", "health-check")
+    assert any(reason in line for line in finding.evidence)
+    timed_out = [{**targets[0], "reason": "Target.Timeout: Request timed out"}]
+    assert all(f.category != "health-check" for f in diagnose(healthy(probes=probes, targets=timed_out)))
+
+
 def test_a_failing_health_check_of_a_running_app():
     obs = healthy()
     obs.probes["sre-app /health"].status = 503

@@ -323,6 +323,39 @@ def test_cpu_burn_verify_reads_the_pids_and_the_load_average():
         aws.verify(Host("0.01 0.02 0.00 1/90 4567\n"), {})
 
 
+class LocalHost:
+    """An instance that is this machine: runs the very text SSM would run, with the app's pid file moved."""
+
+    def __init__(self, pidfile: Path) -> None:
+        self.pidfile = str(pidfile)
+
+    def run(self, component, *steps, label=""):
+        text = render(list(steps)).replace("/run/sre-workshop-cpu-burn.pid", self.pidfile)
+        return subprocess.run(["sh", "-c", text], capture_output=True, text=True, check=True, timeout=30).stdout
+
+    def instance(self, component):
+        return "i-app"
+
+
+def test_cpu_burn_on_aws_counts_burners_not_their_start_times(tmp_path, monkeypatch):
+    """Issue 20.6: the pid file holds "pid start_time" lines; only the pids are burners."""
+    from sre_workshop.faults.cpu_burn import aws
+
+    host = LocalHost(tmp_path / "cpu-burn.pid")
+    aws.inject(host, {"workers": 2, "duration_s": 30})
+    try:
+        assert len(aws.burners(host)) == 2
+        assert aws.verify(host, {}).startswith("2 burners run on i-app")
+        assert aws.active(host, {}) is True
+    finally:
+        aws.clear(host, {}, {"pidfile": aws.PIDFILE})
+    assert aws.burners(host) == [] and aws.active(host, {}) is False
+    # A burner gone, whose recorded start time happens to be the number of a live process: no phantom burner.
+    gone = subprocess.run(["sh", "-c", "echo $$"], capture_output=True, text=True, check=True).stdout.strip()
+    Path(host.pidfile).write_text(f"{gone} {os.getpid()}\n")
+    assert aws.burners(host) == [] and aws.active(host, {}) is False
+
+
 # --- DynamoDB throttling: restore exactly, and what happens when AWS refuses the switch back --------------------
 
 

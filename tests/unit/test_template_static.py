@@ -267,8 +267,9 @@ def test_service_role_is_scoped_where_it_could_escalate():
         if any(a.startswith("iam:") for a in actions):
             assert statement["Resource"] != "*" or statement["Condition"], statement["Sid"]
         if "iam:PassRole" in actions:
-            assert statement["Condition"]["StringEquals"]["iam:PassedToService"] in (
-                "ec2.amazonaws.com", "scheduler.amazonaws.com")
+            (operator, keys), = statement["Condition"].items()
+            assert operator in ("StringEquals", "StringEqualsIfExists")
+            assert keys["iam:PassedToService"] in ("ec2.amazonaws.com", "scheduler.amazonaws.com")
             assert statement["Resource"] != "*"
         if "iam:AttachRolePolicy" in actions:
             assert len(statement["Condition"]["ArnEquals"]["iam:PolicyARN"]) == 2
@@ -385,3 +386,79 @@ def test_checkov_skips_give_the_right_reasons():
     assert "AWS-managed KMS key" in reason and "AWS-owned key (SSE" not in reason
     assert all(r["Properties"]["SSESpecification"] == {"SSEEnabled": True}
                for r in resources("AWS::DynamoDB::Table").values())
+
+
+# ---------------------------------------------------------------- issue 20: the second audit
+
+
+def intrinsic_functions(node) -> set[str]:
+    """Return the names of the intrinsic and condition functions used anywhere in a template node."""
+    if isinstance(node, dict):
+        found = {k for k in node if k.startswith("Fn::") or k in ("Ref", "Condition")}
+        return found.union(*(intrinsic_functions(v) for v in node.values()))
+    if isinstance(node, list):
+        return set().union(*(intrinsic_functions(v) for v in node))
+    return set()
+
+
+# What CloudFormation itself calls, with the stack's service role, to evaluate a function or resolve a
+# parameter, besides the resource handlers (AWS's docs on Fn::GetAZs and on SSM parameter types). Every
+# function the template uses must be listed here, so a new one is classified before it reaches an account.
+FUNCTION_NEEDS = {
+    "Fn::GetAZs": {"ec2:DescribeAvailabilityZones", "ec2:DescribeAccountAttributes"},
+    **{name: set() for name in ("Ref", "Condition", "Fn::Sub", "Fn::GetAtt", "Fn::If", "Fn::Select", "Fn::Base64",
+                                "Fn::Not", "Fn::Equals", "Fn::And", "Fn::Or", "Fn::Join", "Fn::Split")},
+}
+PARAMETER_TYPE_NEEDS = {"AWS::SSM::Parameter::Value<": {"ssm:GetParameters"}, "AWS::EC2::VPC::Id": {"ec2:DescribeVpcs"},
+                        "AWS::EC2::Subnet::Id": {"ec2:DescribeSubnets"}, "AWS::EC2::Image::Id": {"ec2:DescribeImages"}}
+
+
+def test_service_role_allows_what_functions_and_parameters_need():
+    """Issue 20.1: CloudFormation evaluates !GetAZs with the service role's credentials, so the role needs
+    ec2:DescribeAvailabilityZones and ec2:DescribeAccountAttributes, not only what the handlers need."""
+    policy = service_role_policy()
+    used = intrinsic_functions(T["Resources"]) | intrinsic_functions(T.get("Outputs", {})) \
+        | intrinsic_functions(T.get("Conditions", {}))
+    assert "Fn::GetAZs" in used
+    assert used <= set(FUNCTION_NEEDS), f"classify what these functions need: {sorted(used - set(FUNCTION_NEEDS))}"
+    needed = set().union(*(FUNCTION_NEEDS[f] for f in used))
+    for parameter in T["Parameters"].values():
+        needed |= set().union(*(n for prefix, n in PARAMETER_TYPE_NEEDS.items()
+                                if parameter["Type"].startswith(prefix)))
+    assert "{{resolve:" not in TEMPLATE.read_text()  # dynamic references would need their own grants
+    missing = sorted(a for a in needed if not allowed(a, policy))
+    assert not missing, missing
+
+
+def test_instance_role_passrole_tolerates_a_missing_service_key():
+    """Issue 20.11: iam:PassedToService is not in every request that passes an instance profile's role."""
+    (statement,) = [s for s in service_role_policy()["Statement"] if s["Sid"] == "PassTheInstanceRoleToEc2"]
+    assert statement["Condition"] == {"StringEqualsIfExists": {"iam:PassedToService": "ec2.amazonaws.com"}}
+
+
+def test_public_listeners_deny_admin_before_forwarding():
+    """Issue 20.4: /admin (the apps' fault controls) answers a fixed 403 on both public listeners."""
+    rules = {r["Properties"]["ListenerArn"]["Ref"]: r["Properties"]
+             for r in resources("AWS::ElasticLoadBalancingV2::ListenerRule").values()}
+    assert set(rules) == {"PublicListener80", "PublicListener8080"}
+    for props in rules.values():
+        (condition,) = props["Conditions"]
+        assert condition["Field"] == "path-pattern"
+        assert {"/admin", "/admin/*", "//*"} <= set(condition["PathPatternConfig"]["Values"])
+        (action,) = props["Actions"]
+        assert action["Type"] == "fixed-response" and action["FixedResponseConfig"]["StatusCode"] == "403"
+        assert props["Priority"] == 1
+
+
+def test_nat_gateway_waits_for_its_subnets_route_to_the_internet():
+    """Issue 20.10: the NAT gateway is made after, and deleted before, the public route and its association."""
+    assert set(R["NatGateway"]["DependsOn"]) >= {"PublicRoute", "PublicSubnet1RouteTableAssociation"}
+
+
+TEMPLATE_BODY_LIMIT = 51_200  # bytes, CloudFormation's limit on TemplateBody (TemplateURL allows 1 MB)
+
+
+def test_template_stays_well_under_the_template_body_limit():
+    """Issue 20.12: deploy sends a TemplateURL, but validate-template, cfn-lint's users and a console paste
+    take the body: keep a 10 % margin under 51,200 bytes, shortening repeated comments first."""
+    assert len(TEMPLATE.read_bytes()) < TEMPLATE_BODY_LIMIT * 0.9

@@ -286,6 +286,21 @@ class AwsControl:
             raise _aws_error(f"ec2 revoke_security_group_ingress on {group_id}", exc) from exc
         return True
 
+    def ingress_rules(self, group_id: str) -> list[dict[str, Any]]:
+        """Return a security group's ingress rules with their ids (DescribeSecurityGroupRules)."""
+        found = self._call("ec2", "describe_security_group_rules",
+                           Filters=[{"Name": "group-id", "Values": [group_id]}])["SecurityGroupRules"]
+        return [r for r in found if not r.get("IsEgress")]
+
+    def modify_rule(self, group_id: str, rule_id: str, rule: dict[str, Any]) -> None:
+        """Change one rule in place: it keeps its id, which CloudFormation tracks to delete it."""
+        self._call("ec2", "modify_security_group_rules", GroupId=group_id,
+                   SecurityGroupRules=[{"SecurityGroupRuleId": rule_id, "SecurityGroupRule": rule}])
+
+    def revoke_rule(self, group_id: str, rule_id: str) -> None:
+        """Revoke one ingress rule by its id."""
+        self._call("ec2", "revoke_security_group_ingress", GroupId=group_id, SecurityGroupRuleIds=[rule_id])
+
     def authorize_ingress(self, group_id: str, permission: dict[str, Any]) -> bool:
         """Authorize one ingress permission; False if it was already there."""
         try:

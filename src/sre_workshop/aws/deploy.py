@@ -11,6 +11,7 @@ Both return a JSON-ready dict of what they did.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import time
 from dataclasses import dataclass, field
@@ -95,6 +96,26 @@ def uploaded_sha(s3, bucket: str, key: str) -> str | None:
         return s3.head_object(Bucket=bucket, Key=key)["Metadata"].get("sha256")
     except ClientError:
         return None
+
+
+def template_url(bucket: str, region: str, key: str) -> str:
+    """Return the virtual-hosted S3 URL CloudFormation reads an uploaded template from (the regional form)."""
+    suffix = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
+    return f"https://{bucket}.s3.{region}.{suffix}/{key}"
+
+
+def upload_template(s3, bucket: str, region: str, template: str) -> str:
+    """Upload the template under its content hash (once) and return its TemplateURL.
+
+    A TemplateBody may hold 51,200 bytes and the template is near that; a TemplateURL may name 1 MB. The object
+    stays private: CloudFormation reads it with the deploying identity's access, as with the zips.
+    """
+    digest = hashlib.sha256(template.encode()).hexdigest()
+    key = f"templates/{digest}.yaml"
+    if uploaded_sha(s3, bucket, key) != digest:
+        s3.put_object(Bucket=bucket, Key=key, Body=template.encode(), ContentType="application/x-yaml",
+                      Metadata={"sha256": digest})
+    return template_url(bucket, region, key)
 
 
 def expires_at(ttl_hours: float, now: datetime | None = None) -> str:
@@ -207,11 +228,12 @@ def submit(sess, settings: Settings, options: DeployOptions, current: dict[str, 
     """Submit the create or update, wire the guard to the stack's id, wait; return (stack id, changed)."""
     cfn, name = sess.client("cloudformation"), options.stack_name
     template = (settings.infra_dir / "cloudformation" / "sre-workshop.yaml").read_text()
-    cfn.validate_template(TemplateBody=template)  # a template error is named before anything changes
+    url = upload_template(sess.client("s3"), assets["bucket"], sess.region_name, template)
+    cfn.validate_template(TemplateURL=url)  # a template error is named before anything changes
     keys = stack.template_parameters(template)
     given = choose_parameters(sess, options, current, assets, keeper.role_arn(keeper.expiry_role))
     previous = stack.parameters_of(current) if current else None
-    request = {"StackName": name, "TemplateBody": template, "Capabilities": stack.CAPABILITIES,
+    request = {"StackName": name, "TemplateURL": url, "Capabilities": stack.CAPABILITIES,
                "RoleARN": keeper.role_arn(keeper.service_role), "Tags": STACK_TAGS,
                "Parameters": stack.parameter_list(keys, given, previous)}
     started = datetime.now(UTC) - timedelta(seconds=5)

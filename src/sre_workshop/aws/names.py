@@ -44,14 +44,23 @@ def workshop_stacks(cfn) -> list[str]:
     return found
 
 
-def alb_owners(elbv2, ours: set[str]) -> set[str]:
-    """Return the stacks (by their CloudFormation tag) that own the spec's fixed ALB names, but for `ours`."""
+def load_balancer(elbv2, name: str) -> dict | None:
+    """Return the load balancer of that name, or None."""
     try:
-        found = elbv2.describe_load_balancers(Names=list(ALB_NAMES))["LoadBalancers"]
+        return elbv2.describe_load_balancers(Names=[name])["LoadBalancers"][0]
     except ClientError as exc:
         if exc.response["Error"]["Code"] == "LoadBalancerNotFound":
-            return set()
+            return None
         raise
+
+
+def alb_owners(elbv2, ours: set[str]) -> set[str]:
+    """Return the stacks (by their CloudFormation tag) that own the spec's fixed ALB names, but for `ours`.
+
+    Each name is looked up on its own: asked together, one missing name fails the whole call, and a stack
+    half made or half deleted (one ALB left) would go unseen.
+    """
+    found = [lb for lb in (load_balancer(elbv2, name) for name in ALB_NAMES) if lb]
     arns = [lb["LoadBalancerArn"] for lb in found if lb["LoadBalancerArn"] not in ours]
     if not arns:
         return set()

@@ -34,6 +34,9 @@ THROTTLED = ("ProvisionedThroughputExceededException", "ThrottlingException", "R
 LEAK_CAP_MB = 200.0  # sre-app's default cap per worker
 RSS_READINGS = 30  # RSS is noisy: its trend needs the whole window (5 minutes of 10 s readings)
 BURNED_CPU = 60.0  # % of one core taken by processes that hold no socket (they serve nobody)
+# A target whose check got an answer, but not 200: ELBv2's reason code, HAProxy's check text. The target runs.
+WRONG_STATUS = ("ResponseCodeMismatch", "wrong status")
+TARGET_APPS = {"PrivateALBTargetGroup": "sre-app", "CRMAppTargetGroup": "crm-app"}
 
 
 def diagnose(obs: Observations) -> list[Finding]:
@@ -211,10 +214,15 @@ def health_checks(obs: Observations) -> list[Finding]:
     unhealthy = {t["target_group"]: t for t in obs.targets if t["state"] not in ("healthy", "unused")}
     for app in ("sre-app", "crm-app"):
         health = _probe(obs, f"{app} /health")
-        if health and health.status == 503:
+        # On AWS the target health alone may show it: an ALB whose only target is unhealthy fails open (GET /
+        # stays 200), and the instance's own probe is unknown when SSM cannot read it.
+        wrong = [g for g, t in unhealthy.items() if TARGET_APPS.get(g) == app
+                 and any(w in t["reason"] for w in WRONG_STATUS)]
+        if (health and health.status == 503) or wrong:
             groups = [f"{g}: {t['state']} ({t['reason']})" for g, t in unhealthy.items()]
+            own = [health.describe()] if health else []
             found.append(Finding(app, "health-check", "critical", f"{app}'s health check fails while it runs",
-                                 [health.describe(), *groups, *failing_public(obs)],
+                                 [*own, *groups, *failing_public(obs)],
                                  f"find why {app}'s /health answers 503 (its log), fix it, "
                                  f"or `sre-workshop service restart {app}`"))
     timed_out = [t for t in unhealthy.values() if "timeout" in t["reason"].lower()]

@@ -12,8 +12,12 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
+from ..aws.control import AwsControl
+from ..diagnose.aws import logs as aws_logs
 from ..diagnose.loglines import json_object, stamp, tail_lines
-from ..errors import UsageError
+from ..errors import AwsError, UsageError
 from ..local.stack import Stack
 
 LINE_CHARS = 400  # a longer line is cut: a traceback's frame list is not what an agent needs
@@ -31,15 +35,20 @@ def groups(stack: Stack) -> dict[str, Path]:
     return found
 
 
+def _regex(pattern: str | None) -> re.Pattern[str] | None:
+    """Compile the caller's pattern, or refuse it in one line."""
+    try:
+        return re.compile(pattern) if pattern else None
+    except re.error as exc:
+        raise UsageError(f"pattern is not a valid regular expression: {exc}") from None
+
+
 def read(stack: Stack, group: str, pattern: str | None, window_s: float, limit: int) -> dict[str, Any]:
     """Return the group's matching lines in the window: counts, the most repeated messages, the last lines."""
     known = groups(stack)
     if group not in known:
         raise UsageError(f"no log group {group!r}; groups: {', '.join(sorted(known))}")
-    try:
-        regex = re.compile(pattern) if pattern else None
-    except re.error as exc:
-        raise UsageError(f"pattern is not a valid regular expression: {exc}") from None
+    regex = _regex(pattern)
     since = time.time() - window_s
     lines, timed = [], False
     for line in tail_lines(known[group]):
@@ -48,6 +57,20 @@ def read(stack: Stack, group: str, pattern: str | None, window_s: float, limit: 
         if (at is None or at >= since) and (regex is None or regex.search(line)):
             lines.append(line)
     return summarise(group, lines, limit, window_s if timed else None)
+
+
+def read_aws(ctl: AwsControl, group: str, pattern: str | None, window_s: float, limit: int) -> dict[str, Any]:
+    """Return an AWS stack's log group over the window (CloudWatch FilterLogEvents), summarised as locally.
+
+    The groups are doctor's: the CloudWatch agent ships the very lines the local stack writes to files."""
+    if group not in aws_logs.GROUPS:
+        raise UsageError(f"no log group {group!r}; groups: {', '.join(sorted(aws_logs.GROUPS))}")
+    regex, now = _regex(pattern), time.time()
+    try:
+        found = aws_logs.events(ctl.client("logs"), ctl.physical(aws_logs.GROUPS[group]), now - window_s, now)
+    except (ClientError, BotoCoreError) as exc:
+        raise AwsError(f"cannot read log group {group}: {exc}") from exc
+    return summarise(group, [m for m in found if regex is None or regex.search(m)], limit, window_s)
 
 
 def summarise(group: str, lines: list[str], limit: int, window_s: float | None) -> dict[str, Any]:

@@ -1,20 +1,21 @@
 """What the MCP tools act on: the local stack, or an AWS stack made by `sre-workshop deploy`.
 
 Each method returns JSON-ready data or raises a WorkshopError; the server turns the error into its
-to_dict() with isError set. The AWS world offers what the tool can read there today (health, targets,
-incidents) and the same changes; doctor, logs and metrics read only the local stack so far.
+to_dict() with isError set. The AWS world reads the same things from AWS: doctor's AWS observations,
+CloudWatch Logs and metrics, ELBv2 target health, the ledger in IncidentHistoryTable; it makes the same changes.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from ..diagnose.doctor import run_local
-from ..errors import UsageError
+from ..diagnose.doctor import run_aws, run_local
 from ..faults import runner
 from ..faults.aws_backend import AwsBackend
 from ..faults.backends import LocalBackend
 from ..local.stack import Stack
+from ..settings import Settings
 from . import architecture, logs, metrics
 
 OPEN = ("injecting", "active")
@@ -67,8 +68,9 @@ class AwsWorld:
 
     name = "aws"
 
-    def __init__(self, backend: AwsBackend) -> None:
+    def __init__(self, backend: AwsBackend, infra_dir: Path | None = None) -> None:
         self.backend = backend
+        self.infra_dir = infra_dir or Settings.from_env().infra_dir  # doctor compares nginx.conf with its template
 
     def architecture(self) -> dict[str, Any]:
         """Describe the stack from its CloudFormation outputs and its target groups."""
@@ -83,17 +85,17 @@ class AwsWorld:
         """Return the target groups' targets and their health (ELBv2 DescribeTargetHealth)."""
         return {"targets": self.backend.ctl.target_health()}
 
-    def logs(self, *args: Any) -> dict[str, Any]:
-        """Not yet on AWS."""
-        raise UsageError("get_logs reads the local stack only so far; on AWS use CloudWatch Logs")
+    def logs(self, group: str, pattern: str | None, window_s: float, limit: int) -> dict[str, Any]:
+        """Return one of the stack's CloudWatch log groups over the window, summarised."""
+        return logs.read_aws(self.backend.ctl, group, pattern, window_s, limit)
 
-    def metrics(self, *args: Any) -> dict[str, Any]:
-        """Not yet on AWS."""
-        raise UsageError("get_metrics reads the local stack only so far; on AWS use CloudWatch")
+    def metrics(self, name: str, window_s: float, statistic: str) -> dict[str, Any]:
+        """Return a metric of the stack over the window (CloudWatch and the interval metrics)."""
+        return metrics.read_aws(self.backend.ctl, name, window_s, statistic)
 
     def diagnose(self) -> dict[str, Any]:
-        """Not yet on AWS."""
-        raise UsageError("doctor diagnoses the local stack only so far")
+        """Run doctor once on the stack."""
+        return run_aws(self.backend.ctl, self.infra_dir).to_dict()
 
     def restart(self, component: str) -> dict[str, Any]:
         """Restart a component's systemd unit through SSM Run Command."""

@@ -25,6 +25,11 @@ UNIT, ENV_FILE, NGINX_CONF = sys.argv[1:4]
 HOPS = [a.split("=", 1) for a in sys.argv[4:] if "=" in a]
 TICKS = os.sysconf("SC_CLK_TCK")
 SAMPLE_S = 0.5  # the CPU shares are measured over this long
+# A busy process outside the unit counts as a hog as locally (diagnose/local/readers.py): this % of a core over
+# the sample, running this long and busy this % of its life. A runaway loop is; a program starting up is not.
+BURNER_CPU = 30.0
+BURNER_MIN_AGE_S = 10.0
+BURNER_LIFETIME_CPU = 25.0
 PROBE_TIMEOUT = 2.0
 
 
@@ -76,6 +81,15 @@ def rss_mb(pid):
     except OSError:
         pass
     return 0.0
+
+
+def sustained(fields, now):
+    """True for a process (its stat fields) that has run BURNER_MIN_AGE_S, busy BURNER_LIFETIME_CPU % of it."""
+    if not fields:
+        return False
+    age = now - int(fields[19]) / TICKS
+    busy = (int(fields[11]) + int(fields[12])) / TICKS
+    return age >= BURNER_MIN_AGE_S and 100.0 * busy / age >= BURNER_LIFETIME_CPU
 
 
 def host_ticks():
@@ -173,8 +187,9 @@ def main():
     after = {p: ticks(p) for p in before}
     share = {p: 100.0 * (after[p] - before[p]) / TICKS / SAMPLE_S for p in before
              if before[p] is not None and after[p] is not None}
-    top = sorted(((p, cmdline(p), round(c, 1)) for p, c in share.items() if p not in skip and c >= 20),
-                 key=lambda t: -t[2])
+    now = float(open("/proc/uptime").read().split()[0])
+    top = sorted(((p, cmdline(p), round(c, 1)) for p, c in share.items()
+                  if p not in skip and c >= BURNER_CPU and sustained(stat(p), now)), key=lambda t: -t[2])
     start = (stat(main_pid) or [0] * 20)[19] if main_pid else 0
     uptime = float(open("/proc/uptime").read().split()[0]) - int(start) / TICKS if main_pid else 0.0
     for thread in threads:
@@ -189,5 +204,6 @@ def main():
     }))
 
 
-main()
+if __name__ == "__main__":  # run by python3 -; the tests load the functions alone
+    main()
 OBSERVE_HOST_PY

@@ -15,8 +15,9 @@ PIDFILE = "/run/sre-workshop-cpu-burn.pid"
 
 
 def burners(ctl: AwsCtl) -> list[str]:
-    """Return the pids of the burners still running on the app's instance."""
-    return ctl.run(HOST, script("pidfile-alive.sh", PIDFILE), label="pidfile-alive.sh").split()
+    """Return the pids of the burners still running on the app's instance (the script's own status: PIDFILE
+    holds "pid start_time" lines, and a start time is no pid)."""
+    return ctl.run(HOST, script("cpu-burn.sh", "status", PIDFILE), label="cpu-burn.sh status").split()
 
 
 def snapshot(ctl: AwsCtl, params: dict[str, Any]) -> dict[str, Any]:
@@ -32,8 +33,8 @@ def inject(ctl: AwsCtl, params: dict[str, Any]) -> None:
 
 def verify(ctl: AwsCtl, params: dict[str, Any]) -> str:
     """Evidence: the burners run on the app's instance, and its load average."""
-    lines = ctl.run(HOST, script("pidfile-alive.sh", PIDFILE), shell("cat /proc/loadavg"),
-                    label="pidfile-alive.sh, loadavg").split()
+    lines = ctl.run(HOST, script("cpu-burn.sh", "status", PIDFILE), shell("cat /proc/loadavg"),
+                    label="cpu-burn.sh status, loadavg").split()
     # One pid per line, then the five fields of /proc/loadavg.
     pids, load = lines[:-5], lines[-5:-2]
     if not pids:

@@ -1,5 +1,6 @@
 """health-check-fail on AWS: the app's /health answers 503 (its /admin/faults on its instance, through SSM);
-the load balancer's checks (every 30 s, 3 to fail) then mark the target unhealthy and it answers 503."""
+the load balancer's checks (every 30 s, 3 to fail) then mark the target unhealthy. With its only target
+unhealthy the ALB fails open: GET / keeps answering 200, so only the target health shows it."""
 
 from __future__ import annotations
 

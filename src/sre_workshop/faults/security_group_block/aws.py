@@ -1,5 +1,8 @@
 """security-group-block on AWS: the one ingress rule of the security-group chain that lets a hop in is
-revoked; the exact rule (protocol, ports, source group, description) is saved and re-authorized by clear.
+changed in place (ModifySecurityGroupRules) to a port nothing listens on, and changed back by clear. The
+rule keeps its id: CloudFormation deletes an AWS::EC2::SecurityGroupIngress by the id it made, so a rule
+revoked and authorized again (a new id) would outlive the stack's deletion and block its source group's
+(DependencyViolation, DELETE_FAILED).
 
 A revoked rule stops new connections; connections already tracked (a load balancer's keep-alive ones)
 live on until they close, so the symptom can take a minute: verify polls for it.
@@ -24,6 +27,9 @@ PUBLIC = {"public-alb->nginx": ("app", "/"), "nginx->private-alb": ("app", "/"),
           "public-alb->crm-app": ("crm", "/health")}
 # Long enough for nginx's 5 s connect timeout and a load balancer's 10 s one.
 PROBE_SECONDS = 20.0
+# While injected, the rule lets its source in on this port only, where nothing listens (tcpmux).
+BLOCKED_PORT = 1
+BLOCKED = "sre-workshop security-group-block: lets nothing in"
 
 
 def rule(ctl: AwsCtl, hop: str) -> tuple[str, dict[str, Any] | None]:
@@ -40,25 +46,43 @@ def rule(ctl: AwsCtl, hop: str) -> tuple[str, dict[str, Any] | None]:
     return group, None
 
 
+def chain_rule(ctl: AwsCtl, hop: str, port: int | None = None) -> tuple[str, str | None]:
+    """Return the hop's group id and the id of its rule from the source group on `port` (the hop's: None)."""
+    group_name, source_name, hop_port = HOPS[hop]
+    group, source, wanted = ctl.physical(group_name), ctl.physical(source_name), port or hop_port
+    for found in ctl.ingress_rules(group):
+        if (found.get("IpProtocol"), found.get("FromPort"), found.get("ToPort")) == ("tcp", wanted, wanted) \
+                and found.get("ReferencedGroupInfo", {}).get("GroupId") == source:
+            return group, found["SecurityGroupRuleId"]
+    return group, None
+
+
+def rule_spec(source: str, port: int, description: str) -> dict[str, Any]:
+    """Return a SecurityGroupRuleRequest: tcp on `port` from the `source` group (the whole rule is replaced)."""
+    return {"IpProtocol": "tcp", "FromPort": port, "ToPort": port, "ReferencedGroupId": source,
+            "Description": description}
+
+
 def snapshot(ctl: AwsCtl, params: dict[str, Any]) -> dict[str, Any]:
-    """Save the exact rule that lets the hop's traffic in."""
+    """Save the exact rule that lets the hop's traffic in, and its id."""
     group, permission = rule(ctl, params["hop"])
-    if permission is None:
+    _, rule_id = chain_rule(ctl, params["hop"])
+    if permission is None or rule_id is None:
         raise ComponentFailed(f"{HOPS[params['hop']][0]} ({group}) has no rule from {HOPS[params['hop']][1]}: "
                               "put it back first")
-    return {"group_id": group, "permission": permission}
+    return {"group_id": group, "rule_id": rule_id, "permission": permission}
 
 
 def inject(ctl: AwsCtl, params: dict[str, Any]) -> None:
-    """Revoke the rule: new connections into the hop are dropped (they time out, they are not refused)."""
-    group, permission = rule(ctl, params["hop"])
-    if permission is not None:
-        pair = {"GroupId": permission["UserIdGroupPairs"][0]["GroupId"]}
-        ctl.revoke_ingress(group, {**permission, "UserIdGroupPairs": [pair]})
+    """Move the rule to BLOCKED_PORT: new connections into the hop are dropped (they time out, not refused)."""
+    group, rule_id = chain_rule(ctl, params["hop"])
+    if rule_id is not None:
+        source = ctl.physical(HOPS[params["hop"]][1])
+        ctl.modify_rule(group, rule_id, rule_spec(source, BLOCKED_PORT, BLOCKED))
 
 
 def verify(ctl: AwsCtl, params: dict[str, Any]) -> str:
-    """Evidence: the rule is gone and the hop's public entry point fails (503, 504 or a timeout)."""
+    """Evidence: the rule lets nothing in and the hop's public entry point fails (503, 504 or a timeout)."""
     group, permission = rule(ctl, params["hop"])
     if permission is not None:
         raise NotYet(f"the rule of {group} is still there")
@@ -76,5 +100,18 @@ def active(ctl: AwsCtl, params: dict[str, Any]) -> bool:
 
 
 def clear(ctl: AwsCtl, params: dict[str, Any], saved: dict[str, Any]) -> None:
-    """Authorize exactly the saved rule again (nothing to do if it is there)."""
-    ctl.authorize_ingress(saved["group_id"], saved["permission"])
+    """Change the saved rule back, keeping its id; a copy made by hand meanwhile is revoked first (it would
+    be a duplicate, and one CloudFormation does not know of). A rule deleted by hand is authorized again."""
+    group, permission = saved["group_id"], saved["permission"]
+    live = {r["SecurityGroupRuleId"] for r in ctl.ingress_rules(group)}
+    if saved.get("rule_id") not in live:  # gone, or recorded before rules kept their ids
+        ctl.authorize_ingress(group, permission)
+        return
+    _, copy = chain_rule(ctl, params["hop"])
+    if copy == saved["rule_id"]:
+        return  # never blocked, or cleared already
+    if copy is not None:
+        ctl.revoke_rule(group, copy)
+    pair = permission["UserIdGroupPairs"][0]
+    ctl.modify_rule(group, saved["rule_id"], rule_spec(pair["GroupId"], permission["FromPort"],
+                                                       pair.get("Description", "")))
