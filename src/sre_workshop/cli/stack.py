@@ -5,7 +5,8 @@
     down     {"stopped": ["public-alb", ...]}
     status   {"healthy": bool, "components": [{"name", "state": "running|exited|stopped", "pid", "ports",
               "url", "healthy", "log"}], "targets": [{"target_group", "target", "state", "reason"}],
-              "problems": [{"component", "kind", "detail"}], "endpoints": {...}, "state_dir": PATH}
+              "problems": [{"component", "kind", "detail"}], "endpoints": {...}, "state_dir": PATH,
+              "log_shipping": {"backlog_bytes", "dropped_events", "errors": [...], "updated": epoch} | null}
     logs     {"component": NAME, "files": [{"path": PATH, "lines": [...]}]}
     service  {"component": NAME, "action": "start|stop|restart|reload", "state": "running|stopped", "pid": int|null}
 """
@@ -141,6 +142,10 @@ def _print_status(status: dict[str, Any]) -> None:
         print(f"\n{'TARGET GROUP':<22} {'TARGET':<20} {'STATE':<10} REASON")
         for t in status["targets"]:
             print(f"{t['target_group']:<22} {t['target']:<20} {t['state']:<10} {t['reason']}")
+    shipping = status.get("log_shipping")
+    if shipping:
+        print(f"\ncloudwatch-agent: {shipping['backlog_bytes']} bytes of logs not shipped yet, "
+              f"{shipping['dropped_events']} events dropped" + "".join(f"; {e}" for e in shipping["errors"]))
     print()
     print_endpoints(status["endpoints"])
 

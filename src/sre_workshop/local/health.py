@@ -114,7 +114,22 @@ class StackHealth(StackRecords):
                          "healthy": alive and self.component_healthy(component),
                          "log": str(component.spec.log_path)})
         return {"components": rows, "targets": [t.to_dict() for t in self.targets()],
+                "log_shipping": self.log_shipping(),
                 "endpoints": self.settings.endpoints, "state_dir": str(self.settings.state_dir)}
+
+    def log_shipping(self) -> dict[str, Any] | None:
+        """Return what cloudwatch-agent has not shipped yet (its backlog), what it dropped, and its errors
+        (None before it first reported)."""
+        from ..twin.agent import read_status
+
+        status = read_status(self.settings.run_dir / "cloudwatch-agent")
+        if status is None:
+            return None
+        files = status.get("files", {}).values()
+        return {"backlog_bytes": sum(f.get("backlog_bytes", 0) for f in files),
+                "dropped_events": sum(f.get("dropped_events", 0) for f in files),
+                "errors": sorted({f["last_error"] for f in files if f.get("last_error")}),
+                "updated": status.get("updated")}
 
     def log_paths(self, name: str) -> list[Path]:
         """Return the log files of a component: its process output, then its own logs."""
