@@ -4,11 +4,15 @@ changes show in CloudTrail, and bad calls get AWS's errors."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
+import time
+import urllib.error
 import urllib.request
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import boto3
@@ -24,10 +28,16 @@ TEMPLATE = Path(__file__).resolve().parents[2] / "infra" / "cloudformation" / "s
 AWS = str(Path(sys.executable).with_name("aws"))
 
 
+# Seconds per datapoint: short, so that a fault shows in the metrics and alarms within seconds.
+PERIOD = 2
+
+
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    with local_stack(tmp_path_factory, "twin", OFFSET) as state:
-        yield state
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SRE_WORKSHOP_METRICS_PERIOD", str(PERIOD))
+        with local_stack(tmp_path_factory, "twin", OFFSET) as state:
+            yield state
 
 
 @pytest.fixture(scope="module")
@@ -167,6 +177,8 @@ def test_status_lists_the_twin_and_the_agent(stack, capsys):
     rows = {row["name"]: row for row in status["components"]}
     assert rows["aws-api"]["healthy"] and rows["aws-api"]["ports"] == [8007 + OFFSET]
     assert rows["cloudwatch-agent"]["state"] == "running"
+    shipping = eventually(lambda: cli_json(stack, capsys, "status")[1]["log_shipping"], timeout=10)
+    assert shipping["backlog_bytes"] >= 0 and shipping["dropped_events"] == 0 and not shipping["errors"]
 
 
 @pytest.mark.parametrize(("args", "code"), [
@@ -212,3 +224,70 @@ def test_service_actions_on_an_instance_are_in_cloudtrail_as_run_commands(stack,
     latest = json.loads(events[0]["CloudTrailEvent"])
     assert events[0]["EventName"] == "SendCommand" and events[0]["EventSource"] == "ssm.amazonaws.com"
     assert latest["requestParameters"]["parameters"]["commands"] == ["systemctl restart nginx"]
+
+
+# --- the original workshop's investigation, during faults -------------------------------------------------
+
+
+def statistic(aws, namespace: str, metric: str, dimensions: dict[str, str], stat: str, seconds: int = 120) -> list:
+    """Return the datapoints' `stat` values of the last `seconds`, oldest first."""
+    now = datetime.now(UTC)
+    points = aws("cloudwatch").get_metric_statistics(
+        Namespace=namespace, MetricName=metric, Dimensions=[{"Name": k, "Value": v} for k, v in dimensions.items()],
+        StartTime=now - timedelta(seconds=seconds), EndTime=now + timedelta(seconds=5), Period=PERIOD,
+        Statistics=[stat])["Datapoints"]
+    return [p[stat] for p in sorted(points, key=lambda p: p["Timestamp"])]
+
+
+def test_nginx_down_shows_as_an_unhealthy_host_and_its_alarm_fires(stack, aws):
+    elb = aws("elbv2")
+    balancer = elb.describe_load_balancers(Names=["sre-workshop-public-alb"])["LoadBalancers"][0]
+    (group,) = [g for g in elb.describe_target_groups(LoadBalancerArn=balancer["LoadBalancerArn"])["TargetGroups"]
+                if g["Port"] == 80]
+    dimensions = {"LoadBalancer": balancer["LoadBalancerArn"].split(":loadbalancer/")[1],
+                  "TargetGroup": group["TargetGroupArn"].split(":")[-1]}
+    alarm = "sre-workshop-PublicUnhealthyHostsAlarm"
+    assert cli(stack, "fault", "inject", "nginx-crash") == 0
+    try:
+        eventually(lambda: 1 in statistic(aws, "AWS/ApplicationELB", "UnHealthyHostCount", dimensions,
+                                          "Maximum", 30), timeout=30, interval=1)
+        eventually(lambda: aws("cloudwatch").describe_alarms(AlarmNames=[alarm])["MetricAlarms"][0][
+            "StateValue"] == "ALARM", timeout=30, interval=1)
+    finally:
+        assert cli(stack, "fault", "clear", "nginx-crash") == 0
+    history = aws("cloudwatch").describe_alarm_history(AlarmName=alarm, HistoryItemType="StateUpdate")
+    assert any("to ALARM" in item["HistorySummary"] for item in history["AlarmHistoryItems"])
+
+
+def test_access_denied_lines_are_found_by_the_workshops_filter(stack, aws):
+    assert cli(stack, "fault", "inject", "dynamodb-access-denied") == 0
+    try:
+        crm = f"http://127.0.0.1:{8080 + OFFSET}/api/customers?limit=1"
+
+        def denied() -> list[str]:
+            with contextlib.suppress(urllib.error.URLError):
+                urllib.request.urlopen(crm, timeout=10)
+            events = aws("logs").filter_log_events(logGroupName="/aws/sre-workshop/crm-application",
+                                                   filterPattern="?error ?throttle",
+                                                   startTime=int((time.time() - 60) * 1000))["events"]
+            return [e["message"] for e in events if "AccessDeniedException" in e["message"]]
+
+        assert eventually(denied, timeout=20, interval=1)
+    finally:
+        assert cli(stack, "fault", "clear", "dynamodb-access-denied") == 0
+
+
+def test_the_leak_shows_in_the_app_servers_memory_and_its_cpu_is_published(stack, aws):
+    app = aws("ssm").get_parameter(Name="/sre-workshop/ec2/app-instance-id")["Parameter"]["Value"]
+    cli(stack, "fault", "clear", "memory-leak")  # the pre-baked leak, at its slow rate, may have reached its cap
+    started = time.time()
+    assert cli(stack, "fault", "inject", "memory-leak", "--set", "mb_per_minute=300") == 0
+    try:
+        def rising() -> bool:
+            values = statistic(aws, "CWAgent", "mem_used_percent", {"InstanceId": app}, "Average",
+                               int(time.time() - started) + PERIOD)
+            return len(values) >= 3 and values[-1] > values[0] + 1
+        eventually(rising, timeout=40, interval=1)
+        assert statistic(aws, "AWS/EC2", "CPUUtilization", {"InstanceId": app}, "Average", 60)
+    finally:
+        assert cli(stack, "fault", "clear", "memory-leak") == 0
