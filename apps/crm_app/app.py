@@ -15,7 +15,7 @@ from apiflask import APIFlask
 from flask import render_template, request
 from werkzeug.exceptions import HTTPException
 
-from appkit import chaos, jsonlog, requestlog
+from appkit import chaos, drain, jsonlog, requestlog
 from appkit.admission import RETRY_AFTER_SECONDS, Admission
 
 from . import guards
@@ -50,6 +50,7 @@ def create_app(settings: Settings | None = None) -> APIFlask:
     app.wsgi_app = Admission(app.wsgi_app, settings.max_active, settings.max_waiting, settings.queue_seconds,
                              guards.MAX_BODY_BYTES)
     requestlog.install(app, settings.log_file, "crm_app.access")
+    drain.install(app)  # outermost: it drains the server's own stream
     return app
 
 

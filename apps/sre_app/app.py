@@ -23,7 +23,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from appkit import chaos, jsonlog, requestlog
+from appkit import chaos, drain, jsonlog, requestlog
 
 from .config import Settings
 from .leak import MIB, LeakSettingsError, rss_bytes
@@ -47,6 +47,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         app.register_blueprint(admin)
     chaos.install(app, settings.fault_control_token, settings.runtime_dir)
     requestlog.install(app, settings.log_file, "sre_app.access", rt.observe)
+    drain.install(app)  # outermost: it drains the server's own stream
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _server_error)
     return app
