@@ -152,6 +152,8 @@ def test_dynamodb_through_the_twin_is_the_engines(aws):
             "IncidentHistoryTable"} <= set(tables)
     described = aws("dynamodb").describe_table(TableName="CRMDealsTable")["Table"]
     assert [i["IndexName"] for i in described["GlobalSecondaryIndexes"]] == ["customer-index"]
+    customers = aws("dynamodb").describe_table(TableName="CRMCustomersTable")["Table"]
+    assert customers["ItemCount"] == aws("dynamodb").scan(TableName="CRMCustomersTable", Select="COUNT")["Count"] > 0
 
 
 def test_a_change_is_in_cloudtrail_and_survives_a_restart_of_the_twin(stack, aws, env):
