@@ -162,7 +162,7 @@ class CapacityBook:
         """Return None if a call may run now, else why it is refused. A read uses the bucket of the table or of
         the index it reads; a write uses the table's and every GSI's (each index is written too)."""
         now = self.clock()
-        resources: list[str | None] = [index]
+        resources: list[str | None] = [index if index in self.tables.get(table, {}) else None]  # an LSI: the table
         if kind == WRITE:
             resources = [None] + [name for name in self.tables.get(table, {}) if name is not None]
         for resource in resources:
