@@ -326,6 +326,9 @@ class Process:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), 1.0)
                 self.tick(int(time.time()))
+        for source in (self.policy_source, self.throughput, self.publisher):
+            if source is not None:
+                await asyncio.to_thread(source.stop)
         self.tick(int(time.time()) + 1)
         if self.publisher is not None:
             await asyncio.to_thread(self.publisher.flush)

@@ -29,7 +29,9 @@ from .enforce.iam import PolicyError, PolicySet, compile_policies
 from .metering import NAMESPACE
 
 logger = logging.getLogger(__name__)
-CLIENT_CONFIG = Config(retries={"max_attempts": 1}, connect_timeout=1, read_timeout=2)
+# One attempt each round (the next round is the retry). A generous read timeout: a client that gives up on
+# a request dynalite has not read yet crashes dynalite (its request 'error' handler throws).
+CLIENT_CONFIG = Config(retries={"total_max_attempts": 1}, connect_timeout=2, read_timeout=20)
 PUT_CHUNK = 500  # datums per PutMetricData call (AWS takes up to 1,000)
 
 
@@ -54,9 +56,11 @@ class Poller:
         """Start polling (the first poll happens at once)."""
         self._thread.start()
 
-    def stop(self) -> None:
-        """Stop after the current poll."""
+    def stop(self, wait: float = 5.0) -> None:
+        """Stop after the current poll, waiting for it up to `wait` seconds."""
         self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(wait)
 
     def _run(self) -> None:
         while not self._stop.is_set():
