@@ -34,7 +34,7 @@ from .enforce.capacity import BURST_SECONDS, CapacityBook
 from .enforce.iam import principal_context
 from .gate import Answer, Gate
 from .metering import Meter
-from .sources import PolicySource, Publisher, ThroughputSource, client
+from .sources import PolicySource, Publisher, ThroughputSource, client, engine
 
 logger = logging.getLogger(__name__)
 MAX_HEAD = 64 * 1024
@@ -324,7 +324,7 @@ class Process:
     async def run(self) -> int:
         """Serve until SIGTERM or SIGINT."""
         loop = asyncio.get_running_loop()
-        self.throughput = ThroughputSource(client("dynamodb", self.args.engine, self.args.region),
+        self.throughput = ThroughputSource(engine(self.args.engine, self.args.region),
                                            lambda found: loop.call_soon_threadsafe(self.gate.configure, found),
                                            self.args.refresh_interval)
         if self.policy_source:
