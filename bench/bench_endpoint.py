@@ -3,12 +3,14 @@
 Setup: dynalite with the CRM's sample data (100 customers); a moto server standing for the twin (IAM: the role
 with the template's DynamoDBAccess policy; CloudWatch); the endpoint enforcing both (policies and tables read
 every second, metrics sent every 10 s); two CRMs under Gunicorn (2 sync workers), one on dynalite, one on the
-endpoint. Measured, the two paths taking turns (ABBA):
+endpoint; today's HAProxy endpoint on dynalite, for comparison; a CRM on each of the three paths. Measured,
+the paths taking turns (ABBA):
 - the added latency of one call: GetItem, Query on customer-index, Scan of 100 items, one at a time on a
   kept-alive connection (p50, p99 of each path; the difference is the endpoint's cost);
 - wrk at concurrency 8 sending the three calls in turn, straight to DynamoDB: calls/s of each path and the
   endpoint's CPU time per call;
-- wrk at concurrency 8 on the CRM's /api/customers: requests/s with the endpoint / without it.
+- wrk at concurrency 8 on the CRM's /api/customers: requests/s with the endpoint / without any proxy / with
+  HAProxy, and the proxies' CPU time per request.
 
 Goal: the endpoint costs at most 10 % of /api/customers' throughput (ratio >= 0.90). On a busy machine the
 ratio is noise; the endpoint's CPU time per call (less what it spends idle: the twin's polls) is not, and gives
@@ -29,6 +31,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from string import Template
 
 from bench_crm_scaling import timed_seed
 
@@ -129,10 +132,22 @@ def start(tmp: Path) -> dict:
             engine.url, "--iam-endpoint", twin.url, "--role-name", "EC2InstanceRole", "--cloudwatch-endpoint",
             twin.url, "--metrics-period", "10", "--stats-file", str(tmp / "stats.json")]
     endpoint = start_server(ProcessSpec("dynamodb-endpoint", argv, tmp / "endpoint.log", ports=[port]))
+    haproxy = start_haproxy(tmp, engine.port)
     crm_direct = start_server(app_spec("crm_app", tmp, engine.url))
     crm_endpoint = start_server(app_spec("crm_app", tmp, endpoint.url))
-    return {"engine": engine, "twin": twin, "endpoint": endpoint, "crm_direct": crm_direct,
-            "crm_endpoint": crm_endpoint}
+    crm_haproxy = start_server(app_spec("crm_app", tmp, haproxy.url))
+    return {"engine": engine, "twin": twin, "endpoint": endpoint, "haproxy": haproxy, "crm_direct": crm_direct,
+            "crm_endpoint": crm_endpoint, "crm_haproxy": crm_haproxy}
+
+
+def start_haproxy(tmp: Path, engine_port: int):
+    """Start today's dynamodb-endpoint, HAProxy with infra/haproxy/dynamodb-endpoint.cfg, for comparison."""
+    port = free_port()
+    template = Template((ROOT / "infra" / "haproxy" / "dynamodb-endpoint.cfg").read_text())
+    config = tmp / "dynamodb-endpoint.cfg"
+    config.write_text(template.substitute(endpoint_port=port, dynamodb_address=f"127.0.0.1:{engine_port}"))
+    return start_server(ProcessSpec("haproxy", ["haproxy", "-db", "-f", str(config)], tmp / "haproxy.log",
+                                    cwd=tmp, ports=[port]))
 
 
 def latency(servers: dict, calls: int, rounds: int) -> dict:
@@ -164,7 +179,7 @@ def idle_rate(pid: int, seconds: float = 5.0) -> float:
 def abba(targets: dict[str, tuple[str, list[int]]], seconds: int, rounds: int, script: Path | None,
          idle_ms_per_s: float = 0.0) -> dict:
     """wrk -c8 on each target in ABBA order; return rps per round and CPU ms per request of the pids given
-    (less `idle_ms_per_s`)."""
+    (less `idle_ms_per_s`, which is the endpoint's: HAProxy's idle CPU is nil)."""
     found: dict = {name: {"rps": [], "cpu_ms": []} for name in targets}
     for r in range(rounds):
         for name in list(targets) if r % 2 == 0 else list(reversed(targets)):
@@ -172,7 +187,7 @@ def abba(targets: dict[str, tuple[str, list[int]]], seconds: int, rounds: int, s
             before, started = cpu_seconds(pids), time.monotonic()
             result = wrk(url, seconds=seconds, connections=8, **({"script": str(script)} if script else {}))
             assert result["non_2xx"] == 0, (name, result)
-            idle = idle_ms_per_s * (time.monotonic() - started) if pids else 0.0
+            idle = idle_ms_per_s * (time.monotonic() - started) if name == "endpoint" else 0.0
             found[name]["rps"].append(result["rps"])
             found[name]["cpu_ms"].append(((cpu_seconds(pids) - before) * 1000 - idle) / max(1, result["requests"]))
     return {name: {"rps_median": round(statistics.median(v["rps"]), 1), "rps": v["rps"],
@@ -204,18 +219,23 @@ def measure(servers: dict, tmp: Path, args: argparse.Namespace) -> dict:
     engine, endpoint = servers["engine"], servers["endpoint"]
     time.sleep(2)  # the endpoint has read the policies and the tables
     idle = idle_rate(endpoint.record.pid)
+    haproxy = servers["haproxy"]
     calls = abba({"direct": (engine.url + "/", [engine.record.pid]),
+                  "haproxy": (haproxy.url + "/", [haproxy.record.pid]),
                   "endpoint": (endpoint.url + "/", [endpoint.record.pid])}, args.seconds, args.rounds,
                  wrk_script(tmp), idle)
     crm = abba({"direct": (servers["crm_direct"].url + "/api/customers", []),
+                "haproxy": (servers["crm_haproxy"].url + "/api/customers", [haproxy.record.pid]),
                 "endpoint": (servers["crm_endpoint"].url + "/api/customers", [endpoint.record.pid])},
                args.seconds, args.rounds, None, idle)
     ratio = round(crm["endpoint"]["rps_median"] / crm["direct"]["rps_median"], 3)
+    vs_haproxy = round(crm["endpoint"]["rps_median"] / crm["haproxy"]["rps_median"], 3)
     per_request = crm["endpoint"]["cpu_ms_per_request"]
     share = round((per_request * ALB_RPS + idle) / (1000 * os.cpu_count()), 3)
     stats = json.loads((tmp / "stats.json").read_text())
     return {"machine": machine(), "load": os.getloadavg()[0], "latency": latency(servers, args.calls, args.rounds),
             "idle_cpu_ms_per_s": round(idle, 1), "calls_c8": calls, "crm_api_customers_c8": crm, "crm_ratio": ratio,
+            "crm_ratio_vs_haproxy": vs_haproxy,
             "projected_share_at_342_rps": share, "goal": "share <= 0.10 (ratio >= 0.90 on a quiet machine)",
             "goal_met": share <= 0.10, "endpoint_metrics": stats["metrics"], "endpoint_iam": stats["iam"]}
 

@@ -41,6 +41,7 @@ MAX_HEAD = 64 * 1024
 MAX_BODY = 16 * 1024 * 1024  # DynamoDB's own request size limit
 CLIENT_TIMEOUT = 30.0  # as HAProxy's `timeout client` and `timeout server`
 ENGINE_TIMEOUT = 30.0
+DRAIN_ABOVE = 256 * 1024
 REASONS = {200: b"OK", 400: b"Bad Request", 413: b"Payload Too Large", 500: b"Internal Server Error"}
 DROPPED = {b"content-length", b"connection", b"keep-alive", b"transfer-encoding", b"x-amz-crc32"}
 
@@ -204,7 +205,8 @@ class Endpoint:
                 if request is None:
                     break
                 writer.write(await self.serve(request, engine))
-                await writer.drain()
+                if writer.transport.get_write_buffer_size() > DRAIN_ABOVE:  # a slow reader: wait for it
+                    await writer.drain()
                 if not request.keep_alive:
                     break
         except (ConnectionError, TimeoutError, asyncio.IncompleteReadError):
