@@ -8,11 +8,11 @@ import zlib
 import pytest
 
 from sre_workshop.twin.calls import BadCall, describe, operation_of, parse_body, split_capacity, with_capacity_request
-from sre_workshop.twin.endpoint import response
 from sre_workshop.twin.enforce.capacity import CapacityBook, throughputs
 from sre_workshop.twin.enforce.iam import compile_policies, principal_context
 from sre_workshop.twin.gate import Gate
 from sre_workshop.twin.metering import Meter
+from sre_workshop.twin.proxy import response
 
 ACCOUNT = "123456789012"
 T = f"arn:aws:dynamodb:us-east-1:{ACCOUNT}:table/"
