@@ -33,10 +33,13 @@ def pinned(argv: list[str], cpus: str | None) -> list[str]:
     return ["taskset", "-c", cpus, *argv] if cpus else argv
 
 
-def wrk(url: str, seconds: int = 10, connections: int = 8, threads: int = 1, cpus: str | None = None) -> dict:
-    """Run wrk against `url`; return requests/s, p50 and p99 in ms, and the non-2xx count."""
+def wrk(url: str, seconds: int = 10, connections: int = 8, threads: int = 1, cpus: str | None = None,
+        script: str | None = None) -> dict:
+    """Run wrk against `url` (with a Lua `script` if given); return requests/s, p50 and p99 in ms, and the
+    non-2xx count."""
     binary = shutil.which("wrk") or sys.exit("wrk is not installed: apt-get install -y wrk")
-    argv = [binary, f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", url]
+    argv = [binary, f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency",
+            *(["-s", script] if script else []), url]
     out = subprocess.run(pinned(argv, cpus), capture_output=True, text=True, check=True).stdout
     latency = dict(re.findall(r"^\s+(50|99)%\s+([\d.]+\w+)", out, re.M))
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)

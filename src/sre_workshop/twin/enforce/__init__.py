@@ -1,0 +1,1 @@
+"""Pure decisions of the twin (IAM verdicts, capacity tokens), called by the data path; no HTTP, no I/O."""
