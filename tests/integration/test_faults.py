@@ -274,9 +274,10 @@ def answers(probe: Probe) -> list[tuple[int, bytes, float]]:
 def probes_hold(name: str, params: dict) -> bool:
     """True if every probe of the fault's fault.toml holds (each given its within_s to show)."""
     for probe in catalogue()[name].probes_for(params):
-        held = eventually(lambda probe=probe: probe.holds(answers(probe)), timeout=probe.within_s, interval=0.5) \
-            if probe.within_s else probe.holds(answers(probe))
-        assert held, f"{name}: {probe} does not hold"
+        deadline = time.monotonic() + probe.within_s
+        while not probe.holds(found := answers(probe)):
+            assert time.monotonic() < deadline, f"{name}: {probe} does not hold: {found}"
+            time.sleep(0.5)
     return True
 
 
