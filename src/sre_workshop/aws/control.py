@@ -58,8 +58,10 @@ class AwsControl:
     """An AWS stack, as a fault sees it: its resources, its instances through SSM, its public entry points."""
 
     def __init__(self, session, stack_name: str, public: dict[str, str] | None = None,
-                 scripts_dir: Path = SCRIPTS_DIR, command_timeout: float = 120.0, poll: float = 1.0) -> None:
+                 scripts_dir: Path = SCRIPTS_DIR, command_timeout: float = 120.0, poll: float = 1.0,
+                 endpoint_url: str | None = None) -> None:
         self.session = session
+        self.endpoint_url = endpoint_url  # the local stack's AWS API twin instead of AWS
         self.stack_name = stack_name
         self.poll = poll
         self._public = public  # {"app": URL, "crm": URL} instead of the stack's outputs (tests)
@@ -76,7 +78,7 @@ class AwsControl:
     def client(self, service: str):
         """Return this session's client for `service` (made once)."""
         if service not in self._clients:
-            self._clients[service] = self.session.client(service)
+            self._clients[service] = self.session.client(service, endpoint_url=self.endpoint_url)
         return self._clients[service]
 
     # --- the stack ------------------------------------------------------------------------------

@@ -2,7 +2,8 @@
 
 Start order follows the architecture from the data tier up; every component is a real process:
     dynamodb           the DynamoDB engine (dynalite, or moto's server; engines.py), unless --dynamodb-endpoint
-    dynamodb-endpoint  HAProxy in front of it: the apps' AWS_ENDPOINT_URL, where faults are injected
+    dynamodb-endpoint  in front of it (twin/endpoint.py): the apps' AWS_ENDPOINT_URL, enforcing the role's
+                       policies and the tables' capacity from the twin, metering each call
     sre-app, crm-app   the two apps under Gunicorn, with the settings they have on AWS
     private-alb        HAProxy: sre-workshop-private-alb
     nginx              the web tier, from the same nginx.conf template as on AWS
@@ -27,6 +28,7 @@ from urllib.parse import urlsplit
 
 from ..errors import UsageError
 from ..settings import LOOPBACK, TABLE_NAMES, Settings
+from ..twin.instances import STACK_NAME as TWIN_STACK
 from .engines import engine_launch
 from .process import ProcessSpec
 
@@ -136,7 +138,7 @@ def components(settings: Settings) -> dict[str, Component]:
         found["dynamodb"] = Component("dynamodb", proc("dynamodb", launch.argv, ["dynamodb"], env=launch.env,
                                                        stop_timeout=10),
                                       settings.url("dynamodb"), None, data=not launch.durable)
-    found["dynamodb-endpoint"] = haproxy("dynamodb-endpoint", ["dynamodb-endpoint"])
+    found["dynamodb-endpoint"] = endpoint(settings)
     for name, package in (("sre-app", "sre_app"), ("crm-app", "crm_app")):
         found[name] = Component(name, gunicorn_spec(settings, name, package), settings.url(name),
                                 settings.url(name) + "/health", logs=(logs / f"{name}.json.log",),
@@ -150,6 +152,22 @@ def components(settings: Settings) -> dict[str, Component]:
     found["public-alb"] = haproxy("public-alb", ["public-alb", "public-alb-crm"])
     found.update(twin_components(settings))
     return found
+
+
+def endpoint(settings: Settings) -> Component:
+    """Return `dynamodb-endpoint`: the apps' DynamoDB (twin/endpoint.py). It authorizes each call against the
+    instance role's policies in the twin and the tables' capacity, forwards it to the engine, and publishes the
+    AWS/DynamoDB metrics to the twin; its port opens once the twin has given it the role."""
+    twin = settings.url("aws-api")
+    argv = [sys.executable, "-m", "sre_workshop.twin.endpoint",
+            "--listen", f"{LOOPBACK}:{settings.port('dynamodb-endpoint')}", "--engine", engine_url(settings),
+            "--iam-endpoint", twin, "--stack-name", TWIN_STACK, "--cloudwatch-endpoint", twin,
+            "--metrics-period", str(settings.metrics_period), "--region", settings.region,
+            "--stats-file", str(settings.run_dir / "dynamodb-endpoint.stats.json")]
+    env = {**LOCAL_CREDENTIALS, "PYTHONUNBUFFERED": "1"}
+    spec = ProcessSpec("dynamodb-endpoint", argv, settings.logs_dir / "dynamodb-endpoint.log", env,
+                       ports=[settings.port("dynamodb-endpoint")], stop_timeout=10)
+    return Component("dynamodb-endpoint", spec, settings.url("dynamodb-endpoint"), None)
 
 
 def cache_home() -> str:

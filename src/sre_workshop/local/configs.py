@@ -22,7 +22,7 @@ PLACEHOLDER = "PRIVATE_ALB_DNS_PLACEHOLDER"
 NGINX_TEMP_KINDS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
 
 
-HAPROXY_CONFIGS = ("public-alb", "private-alb", "dynamodb-endpoint")
+HAPROXY_CONFIGS = ("public-alb", "private-alb")
 
 
 def render_nginx(template: str, private_alb: str) -> str:

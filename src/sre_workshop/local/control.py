@@ -21,10 +21,11 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+from ..aws.control import AwsControl
 from ..errors import ComponentFailed, UsageError
-from ..settings import LOOPBACK
 from ..state import Overlay
 from ..steps import STEPS_DIR
+from ..twin.instances import STACK_NAME as TWIN_STACK
 from . import configs
 from .components import LOCAL_CREDENTIALS, dynamodb_address, token_path
 from .process import ProcessRecord, ProcessSpec, is_alive, spawn, stop
@@ -33,29 +34,8 @@ from .stack import Stack
 SCRIPTS_DIR = STEPS_DIR
 
 ENDPOINT = "dynamodb-endpoint"
-ENDPOINT_CONFIG = "dynamodb-endpoint.cfg"
-# The line of the endpoint's frontend that DynamoDB faults put their rules in front of. Each fault's
-# overlay keeps the line, so two DynamoDB faults can be in effect at once (the older one's rules first,
-# except rules put `first`, right after the bind line: AWS checks permissions before capacity).
-ENDPOINT_HOOK = "    default_backend emulator"
-AMZ_JSON = "application/x-amz-json-1.0"
 # A probe of what the apps get from the endpoint: one attempt, no retries, short timeouts.
 PROBE_CONFIG = Config(retries={"total_max_attempts": 1, "mode": "standard"}, connect_timeout=2, read_timeout=5)
-
-
-def dynamodb_error_rules(var: str, body: dict[str, str], condition: str) -> list[str]:
-    """Return HAProxy rules that answer requests matching `condition` as DynamoDB answers an error.
-
-    The answer is HTTP 400 with DynamoDB's JSON body, its content type, a request id, and the body's
-    CRC32 in x-amz-crc32 (boto3 checks it). The body's strings are HAProxy log-formats: `%[...]` is
-    filled in per request (a literal % must be written %%). `var` names the transaction variable that
-    holds the body; it must be unique to the fault.
-    """
-    text = json.dumps(body, separators=(",", ":")).replace("\\", "\\\\").replace('"', '\\"')
-    return [f'http-request set-var-fmt(txn.{var}) "{text}" if {condition}',
-            f'http-request return status 400 content-type {AMZ_JSON} lf-string "%[var(txn.{var})]" '
-            f'hdr x-amzn-RequestId "%[uuid,upper,regsub(-,,g)]" hdr x-amz-crc32 "%[var(txn.{var}),crc32]" '
-            f'if {{ var(txn.{var}) -m found }}']
 
 
 class LocalControl:
@@ -153,27 +133,15 @@ class LocalControl:
             raise ComponentFailed(f"{name} failed: {(result.stderr or result.stdout).strip()[-300:]}")
         return result.stdout
 
-    # --- the DynamoDB endpoint: errors in DynamoDB's own shape, outside the apps ---------------------
+    # --- the stack's AWS resources, in the AWS API twin ----------------------------------------------
 
-    def set_endpoint_rules(self, owner: str, rules: list[str], first: bool = False) -> None:
-        """Put HAProxy `rules` (see dynamodb_error_rules) in the endpoint's frontend, after those of other
-        faults (or before them: `first`), kept across restarts; restart the endpoint with them."""
-        # http-buffer-request: rules that read req.body see the whole request, not its first packet.
-        lines = [f"# fault {owner}", "option http-buffer-request", *rules]
-        block = "".join(f"    {line}\n" for line in lines)
-        bind = f"    bind {LOOPBACK}:{self.settings.port(ENDPOINT)}\n"
-        change = {bind: bind + block} if first else {ENDPOINT_HOOK: block + ENDPOINT_HOOK}
-        self.add_overlay(owner, ENDPOINT_CONFIG, change)
-        self.restart(ENDPOINT)
-
-    def endpoint_rules_active(self, owner: str) -> bool:
-        """True while the endpoint's config carries `owner`'s rules."""
-        return f"    # fault {owner}\n" in self.rendered(ENDPOINT_CONFIG)
-
-    def clear_endpoint_rules(self, owner: str) -> None:
-        """Remove `owner`'s rules from the endpoint; restart it if it runs and had them."""
-        if self.remove_overlays(owner) or self.endpoint_rules_active(owner):
-            self.refresh(ENDPOINT)
+    def twin(self) -> AwsControl:
+        """Return the stack's AWS resources (its role, tables, security groups) in the AWS API twin, as a fault
+        on AWS acts on them: the same calls, which the DynamoDB endpoint enforces on the apps' requests."""
+        session = boto3.session.Session(region_name=self.settings.region,
+                                        **{k.lower(): v for k, v in LOCAL_CREDENTIALS.items()})
+        return AwsControl(session, TWIN_STACK, public=self.settings.endpoints,
+                          endpoint_url=self.settings.url("aws-api"))
 
     def endpoint_client(self):
         """Return a DynamoDB client that goes through the endpoint as the apps do, with one attempt."""

@@ -44,6 +44,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from .enforce.capacity import BURST_SECONDS, CapacityBook
 from .enforce.iam import principal_context
 from .gate import Gate
@@ -68,7 +70,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--listen", type=address, required=True, help="HOST:PORT to serve DynamoDB on")
     parser.add_argument("--engine", required=True, help="the DynamoDB engine's URL (dynalite, moto, external)")
     parser.add_argument("--iam-endpoint", help="the twin's IAM URL; without it no IAM enforcement")
-    parser.add_argument("--role-name", help="the instance's role (needed with --iam-endpoint)")
+    parser.add_argument("--role-name", help="the instance's role (needed with --iam-endpoint, or --stack-name)")
+    parser.add_argument("--stack-name", help="find the role (EC2InstanceRole) and the instance id (CRMAppInstance) "
+                        "in this CloudFormation stack of the twin, waiting for the twin to answer")
     parser.add_argument("--cloudwatch-endpoint", help="the twin's CloudWatch URL; without it metrics are not sent")
     parser.add_argument("--metrics-period", type=float, default=60.0, help="seconds between PutMetricData (60)")
     parser.add_argument("--region", default="us-east-1")
@@ -81,8 +85,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="uvloop if installed (auto, the default: about twice as fast), or asyncio's own")
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
-    if args.iam_endpoint and not args.role_name:
-        parser.error("--iam-endpoint needs --role-name")
+    if args.iam_endpoint and not (args.role_name or args.stack_name):
+        parser.error("--iam-endpoint needs --role-name or --stack-name")
     address(args.engine)
     return args
 
@@ -176,10 +180,32 @@ def loop_factory(choice: str):
     return uvloop.new_event_loop
 
 
+def stack_identity(endpoint: str, region: str, stack: str, timeout: float = 120.0) -> tuple[str, str]:
+    """Return the stack's instance role and the CRM instance's id (whose calls the endpoint's principal
+    stands for), waiting for the twin to have made them: the port opens only once they are known."""
+    cfn = client("cloudformation", endpoint, region)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            found = {r["LogicalResourceId"]: r.get("PhysicalResourceId") for r in
+                     cfn.list_stack_resources(StackName=stack)["StackResourceSummaries"]}
+            return found["EC2InstanceRole"], found["CRMAppInstance"]
+        except (BotoCoreError, ClientError, KeyError) as exc:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the twin at {endpoint} did not give stack {stack}'s role: {exc}") from exc
+            time.sleep(0.5)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the endpoint until SIGTERM or SIGINT; return the exit status."""
     args = parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.stack_name and args.iam_endpoint and not args.role_name:
+        try:
+            args.role_name, args.instance_id = stack_identity(args.iam_endpoint, args.region, args.stack_name)
+        except TimeoutError as exc:
+            logger.error("%s", exc)
+            return 1
     try:
         with asyncio.Runner(loop_factory=loop_factory(args.event_loop)) as runner:
             return runner.run(Process(args).run())

@@ -7,6 +7,8 @@ from pathlib import Path
 
 from ..settings import Settings
 
+# The twin's CloudFormation stack (the tool's default stack name on AWS).
+STACK_NAME = "sre-workshop"
 # Logical id of each instance in the template -> the local components that run on it.
 COMPONENTS = {"NginxInstance1": ("nginx",), "AppServerInstance1": ("sre-app",), "CRMAppInstance": ("crm-app",)}
 # Each instance's logs at their AWS paths -> the file in the local stack's logs/ that stands for it.

@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from ..diagnose.aws.template import parse
+from .instances import STACK_NAME
 
 logger = logging.getLogger(__name__)
 
-STACK_NAME = "sre-workshop"
 ACCOUNT = "123456789012"  # moto's default account, what every local call is made in
 PARAMETERS = {"AssetsBucketName": "sre-workshop-local-assets", "ImageId": "ami-0a1b2c3d4e5f60718",
               "InstanceType": "t3.micro"}
