@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from sre_workshop.local.components import components, engine_url
 from sre_workshop.local.configs import local_haproxy, local_nginx
 from sre_workshop.settings import Settings
 from sre_workshop.tables import table_definitions
@@ -44,7 +45,9 @@ def test_haproxy_configs_carry_ports_and_health_check_knobs(settings):
     assert "option httpchk GET /health" in public and "inter 1000ms rise 2 fall 3" in public
     private = local_haproxy(settings, "private-alb", "127.0.0.1:1")
     assert "server AppServerInstance1 127.0.0.1:8010 check" in private
-    assert "server dynamodb 127.0.0.1:1" in local_haproxy(settings, "dynamodb-endpoint", "127.0.0.1:1")
+    endpoint = components(settings)["dynamodb-endpoint"].spec.argv
+    assert endpoint[endpoint.index("--engine") + 1] == engine_url(settings)
+    assert endpoint[endpoint.index("--iam-endpoint") + 1] == settings.url("aws-api")
 
 
 def test_local_nginx_points_at_the_private_alb_and_keeps_state_local(settings):
