@@ -163,7 +163,7 @@ def test_a_change_is_in_cloudtrail_and_survives_a_restart_of_the_twin(stack, aws
 
 
 def test_status_lists_the_twin_and_the_agent(stack, capsys):
-    code, status = cli_json(stack, capsys, "status")
+    _code, status = cli_json(stack, capsys, "status")
     rows = {row["name"]: row for row in status["components"]}
     assert rows["aws-api"]["healthy"] and rows["aws-api"]["ports"] == [8007 + OFFSET]
     assert rows["cloudwatch-agent"]["state"] == "running"
