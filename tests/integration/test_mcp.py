@@ -26,7 +26,8 @@ from conftest import cli, eventually, moto_spec, port_offset, start_server
 OFFSET = port_offset(200)
 MCP_PORT = 8765 + OFFSET
 READ_ONLY = {"get_architecture", "check_health", "get_target_health", "get_logs", "get_metrics", "diagnose",
-             "list_incidents"}
+             "list_incidents", "filter_log_events", "logs_insights_query", "get_metric_data", "describe_alarms",
+             "describe_target_health", "lookup_events"}
 CHANGES = {"inject_fault", "clear_fault", "restart_service"}
 
 

@@ -22,6 +22,7 @@ from pydantic import Field
 
 from ..errors import WorkshopError
 from ..vocabulary import CATEGORIES, COMPONENTS
+from . import aws_tools
 from . import world as worlds
 from .logs import LINE_CHARS
 from .metrics import METRICS, STATISTICS
@@ -69,6 +70,7 @@ def build(world: worlds.LocalWorld | worlds.AwsWorld, allow_changes: bool = Fals
     """Return the server with its tools for `world`; changes only if allowed, submit only in an agent run."""
     server = MCPServer("sre-workshop", instructions=INSTRUCTIONS, log_level="WARNING")
     tools = read_tools(world, hide_open=record is not None)
+    tools.update(aws_tools.tools(aws_tools.clients_for(world)))
     if allow_changes:
         tools.update(change_tools(world, inject=record is None))
     if record is not None:

@@ -148,6 +148,15 @@ class Queries:
         return protocol.json_answer({"queries": queries[-1000:]})
 
 
+def none_defined(key: str) -> Any:
+    """Return a handler that lists resources the stack never creates (saved queries, anomaly detectors,
+    anomalies): an empty page, as AWS answers an account without them, where moto knows no such operation."""
+    def handler(call: Call, environ: dict) -> protocol.Answer:
+        return protocol.json_answer({key: []})
+
+    return handler
+
+
 def apply_metric_filters(call: Call, answer: protocol.Answer, put_metric: Any) -> protocol.Answer:
     """After PutLogEvents: each metric filter of the group turns the matching events into datapoints, as the
     service does (moto stores filters but never applies them)."""

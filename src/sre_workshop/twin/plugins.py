@@ -27,6 +27,10 @@ def install(app: Any, twin: Any) -> None:
         ("logs", "GetQueryResults"): queries.results,
         ("logs", "StopQuery"): queries.stop,
         ("logs", "DescribeQueries"): queries.describe,
+        # The AWS Labs CloudWatch MCP server lists these beside log groups and before analysing one.
+        ("logs", "DescribeQueryDefinitions"): logs.none_defined("queryDefinitions"),
+        ("logs", "ListLogAnomalyDetectors"): logs.none_defined("anomalyDetectors"),
+        ("logs", "ListAnomalies"): logs.none_defined("anomalies"),
         ("cloudtrail", "LookupEvents"): lambda call, environ: lookup_events(call, twin),
     })
     app.after[("logs", "PutLogEvents")] = lambda call, answer: logs.apply_metric_filters(call, answer, put_metric)
