@@ -42,10 +42,16 @@ def ssm(env):
 
 
 @pytest.fixture(scope="module")
-def ids(ssm) -> dict[str, str]:
-    """The instance ids, read as an operator reads them: the template's SSM parameters."""
-    return {short: ssm.get_parameter(Name=f"/sre-workshop/ec2/{short}-instance-id")["Parameter"]["Value"]
-            for short in ("nginx", "app", "crm")}
+def ids(env) -> dict[str, str]:
+    """The instance ids, read as an operator reads them: by their Name tags."""
+    ec2 = boto3.client("ec2", endpoint_url=env["AWS_ENDPOINT_URL"], region_name=env["AWS_REGION"],
+                       aws_access_key_id=env["AWS_ACCESS_KEY_ID"], aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"])
+    found = {}
+    for reservation in ec2.describe_instances()["Reservations"]:
+        for instance in reservation["Instances"]:
+            name = {t["Key"]: t["Value"] for t in instance.get("Tags", [])}.get("Name", "")
+            found[name.removeprefix("sre-workshop-").removesuffix("-app") or "app"] = instance["InstanceId"]
+    return found
 
 
 def run(ssm, instance: str, *commands: str, timeout: int = 60) -> dict:
@@ -91,10 +97,10 @@ def test_systemctl_and_ps_act_on_the_instance_components(stack, ssm, ids, capsys
 
 
 def test_systemctl_restart_restarts_the_stack_component(stack, ssm, ids, capsys):
-    before = pid_of(stack, capsys, "crm-app")
-    invocation = run(ssm, ids["crm"], "systemctl restart crm-app && systemctl is-active crm-app")
+    before = pid_of(stack, capsys, "nginx")
+    invocation = run(ssm, ids["nginx"], "systemctl restart nginx && systemctl is-active nginx")
     assert invocation["StandardOutputContent"] == "active\n", invocation["StandardErrorContent"]
-    after = pid_of(stack, capsys, "crm-app")
+    after = pid_of(stack, capsys, "nginx")
     assert after and after != before
     # The component runs outside the view: its mounts are the machine's, not the instance's.
     assert os.readlink(f"/proc/{after}/ns/mnt") == os.readlink("/proc/self/ns/mnt")
