@@ -42,6 +42,12 @@ def ssm(env):
 
 
 @pytest.fixture(scope="module")
+def cloudtrail(env):
+    return boto3.client("cloudtrail", endpoint_url=env["AWS_ENDPOINT_URL"], region_name=env["AWS_REGION"],
+                        aws_access_key_id=env["AWS_ACCESS_KEY_ID"], aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"])
+
+
+@pytest.fixture(scope="module")
 def ids(env) -> dict[str, str]:
     """The instance ids, read as an operator reads them: by their Name tags."""
     ec2 = boto3.client("ec2", endpoint_url=env["AWS_ENDPOINT_URL"], region_name=env["AWS_REGION"],
@@ -96,7 +102,7 @@ def test_systemctl_and_ps_act_on_the_instance_components(stack, ssm, ids, capsys
     assert unknown["StandardErrorContent"] == "Unit sre-app.service could not be found.\n"
 
 
-def test_systemctl_restart_restarts_the_stack_component(stack, ssm, ids, capsys):
+def test_systemctl_restart_restarts_the_stack_component(stack, ssm, ids, capsys, cloudtrail):
     before = pid_of(stack, capsys, "nginx")
     invocation = run(ssm, ids["nginx"], "systemctl restart nginx && systemctl is-active nginx")
     assert invocation["StandardOutputContent"] == "active\n", invocation["StandardErrorContent"]
@@ -104,6 +110,12 @@ def test_systemctl_restart_restarts_the_stack_component(stack, ssm, ids, capsys)
     assert after and after != before
     # The component runs outside the view: its mounts are the machine's, not the instance's.
     assert os.readlink(f"/proc/{after}/ns/mnt") == os.readlink("/proc/self/ns/mnt")
+    # CloudTrail has the SendCommand that was sent, and no second one made up for the restart it caused.
+    sent = [json.loads(e["CloudTrailEvent"])["requestParameters"] for e in cloudtrail.lookup_events(
+        LookupAttributes=[{"AttributeKey": "EventName", "AttributeValue": "SendCommand"}])["Events"]]
+    commands = [(p.get("Parameters") or p.get("parameters"))["commands"] for p in sent]
+    assert ["systemctl restart nginx && systemctl is-active nginx"] in commands
+    assert ["systemctl restart nginx"] not in commands
 
 
 def test_an_edit_of_nginx_conf_and_a_reload_take_effect(stack, ssm, ids):

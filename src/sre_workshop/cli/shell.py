@@ -15,8 +15,9 @@ import subprocess
 import click
 
 from ..errors import UsageError
+from ..local.components import LOCAL_CREDENTIALS
 from ..settings import Settings
-from ..twin import hostview
+from ..twin import hostview, trail
 from ..twin.instances import COMPONENTS, NAMES
 from .common import Context, pass_context
 
@@ -39,6 +40,19 @@ def resolve(settings: Settings, instance: str) -> str:
     return found
 
 
+def record_session(settings: Settings, logical: str) -> None:
+    """Record the session in the twin's CloudTrail as Session Manager's StartSession (if the twin made it)."""
+    try:
+        instance_id = json.loads((settings.data_dir / "aws-api" / "resources.json").read_text())[logical]
+    except (OSError, ValueError, KeyError):
+        return
+    user = LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"]
+    trail.append(settings.data_dir / "aws-api" / "trail.jsonl",
+                 trail.event("StartSession", "ssm.amazonaws.com", user, user, settings.region,
+                             [{"ResourceType": "AWS::EC2::Instance", "ResourceName": instance_id}],
+                             {"target": instance_id}))
+
+
 @click.command()
 @click.argument("instance")
 @click.option("-c", "command", help="Run this command line (bash -c) instead of an interactive shell.")
@@ -48,6 +62,7 @@ def shell(ctx: Context, instance: str, command: str | None) -> int:
     settings = ctx.settings()
     logical = resolve(settings, instance)
     argv = ["/bin/bash", "-c", command] if command else ["/bin/bash", "-i"]
+    record_session(settings, logical)
     with hostview.view(settings, logical) as (view_dir, broker):
         process = subprocess.Popen(hostview.argv(settings, logical, view_dir, argv),
                                    env=hostview.environment(os.environ.get("HOME"), os.environ.get("TERM")))

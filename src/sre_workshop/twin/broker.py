@@ -21,7 +21,7 @@ from pathlib import Path
 
 from ..local.process import ProcessRecord, group_members, is_alive
 from ..settings import Settings
-from .instances import COMPONENTS
+from .instances import COMPONENTS, IN_VIEW
 
 logger = logging.getLogger(__name__)
 
@@ -166,7 +166,7 @@ class Broker:
 
     def _env(self) -> dict[str, str]:
         """The tool's environment, with this stack's settings."""
-        return {**os.environ, "SRE_WORKSHOP_STATE_DIR": str(self.settings.state_dir),
+        return {**os.environ, IN_VIEW: "1", "SRE_WORKSHOP_STATE_DIR": str(self.settings.state_dir),
                 "SRE_WORKSHOP_HOME": str(self.settings.home),
                 "SRE_WORKSHOP_PORT_OFFSET": str(self.settings.port_offset)}
 

@@ -21,6 +21,7 @@ LOGS = {
 }
 # Each instance's application directory (/opt/NAME on AWS, from the zip) -> the package in the checkout's apps/.
 APPS = {"AppServerInstance1": ("/opt/sre-app", "sre_app"), "CRMAppInstance": ("/opt/crm-app", "crm_app")}
+IN_VIEW = "SRE_WORKSHOP_FROM_VIEW"  # set on the service actions an instance's systemctl asks for
 NGINX_DIR = "etc-nginx"  # run/etc-nginx/ holds nginx.conf (run/nginx.conf links to it): /etc/nginx on the host
 
 
