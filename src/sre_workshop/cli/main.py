@@ -16,14 +16,14 @@ from pathlib import Path
 import click
 
 from ..errors import ExitStatus, WorkshopError
-from . import aws, doctor, fault, lab, load, mcp, scenario, stack, twin
+from . import aws, doctor, fault, lab, load, mcp, scenario, shell, stack, twin
 from .common import Context
 
 __all__ = ["ExitStatus", "cli", "main"]
 
 # Command modules, in the order `--help` lists them; each exports COMMANDS. Later groups (fault, incidents,
 # load, doctor, scenario, mcp) are one module each, added here.
-MODULES = (stack, twin, fault, load, doctor, scenario, lab, mcp, aws)
+MODULES = (stack, twin, shell, fault, load, doctor, scenario, lab, mcp, aws)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

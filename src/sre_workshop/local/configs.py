@@ -17,6 +17,7 @@ from string import Template
 from ..errors import ConfigTemplateError
 from ..settings import LOOPBACK, Settings
 from ..state import Overlay
+from ..twin.instances import NGINX_DIR
 
 PLACEHOLDER = "PRIVATE_ALB_DNS_PLACEHOLDER"
 NGINX_TEMP_KINDS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
@@ -107,9 +108,23 @@ def write_configs(settings: Settings, dynamodb_address: str, overlays: list[Over
     # HAProxy wants its error files as raw HTTP with CRLF line ends.
     page = (settings.infra_dir / "haproxy" / "lb-503.http").read_text()
     (settings.run_dir / "lb-503.http").write_bytes(page.replace("\r\n", "\n").replace("\n", "\r\n").encode())
+    _link_nginx_conf(settings.run_dir)
     paths = {}
     for target in ("nginx.conf", *(f"{name}.cfg" for name in HAPROXY_CONFIGS)):
         text = render(settings, target, dynamodb_address)
         paths[target] = settings.run_dir / target
         paths[target].write_text(apply_overlays(text, target, [o for o in overlays if o.target == target]))
     return paths
+
+
+def _link_nginx_conf(run_dir: Path) -> None:
+    """Keep nginx.conf in run/etc-nginx/, with run/nginx.conf a link to it: that directory is the nginx
+    instance's /etc/nginx in its view (twin/hostview.py), where `sed -i` renames a new file over nginx.conf."""
+    real = run_dir / NGINX_DIR / "nginx.conf"
+    real.parent.mkdir(exist_ok=True)
+    link = run_dir / "nginx.conf"
+    if link.is_symlink():
+        return
+    if link.exists():  # a state directory from before the link
+        link.replace(real)
+    link.symlink_to(Path(NGINX_DIR) / "nginx.conf")

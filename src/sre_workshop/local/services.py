@@ -16,7 +16,7 @@ from dataclasses import replace
 from ..errors import ComponentFailed, PortInUse
 from ..tables import create_tables
 from ..twin import trail
-from ..twin.instances import instance_of
+from ..twin.instances import IN_VIEW, instance_of
 from . import configs, snapshot
 from .components import LOCAL_CREDENTIALS, create_fault_token, dynamodb_address
 from .data import StackData
@@ -63,7 +63,8 @@ class StackServices(StackData):
     def _record(self, action: str, name: str) -> None:
         """Record the action in the twin's CloudTrail, as the Run Command an operator would send for it."""
         instance = instance_of(name)
-        if instance:
+        # From an instance's view (Run Command, `shell`), the call that reached the instance is in the trail.
+        if instance and not os.environ.get(IN_VIEW):
             trail.record_service_action(self.settings.data_dir, self.settings.region, action, name, instance,
                                         LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"])
 

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from . import logs, protocol, targets, trail
+from . import logs, protocol, ssm, targets, trail
 from .protocol import Call
 
 logger = logging.getLogger(__name__)
@@ -39,6 +39,7 @@ def install(app: Any, twin: Any) -> None:
     app.after[("elasticloadbalancing", "DescribeTargetHealth")] = (
         lambda call, answer: targets.rewrite(call, answer, sockets, logical.get))
     app.services["dynamodb"] = Engine(twin.engine_url)
+    app.handlers.update(ssm.RunCommand(twin.settings, twin.physical).handlers())  # Run Command on the instances
 
 
 def lookup_events(call: Call, twin: Any) -> protocol.Answer:

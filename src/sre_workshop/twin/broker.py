@@ -1,0 +1,212 @@
+"""The broker: what the shims of an instance's view ask for, done outside the view.
+
+One request per connection on a Unix socket: a JSON line {"tool": "systemctl"|"pids", "args": [...]}, answered
+by a JSON line {"stdout", "stderr", "code"}. systemctl's verbs act on the stack's components through
+`sre-workshop service` (reload: nginx re-reads nginx.conf as it is, hand edits included), with systemctl's
+messages and exit statuses; units of other instances are not found, as on the instance.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from ..local.process import ProcessRecord, group_members, is_alive
+from ..settings import Settings
+from .instances import COMPONENTS, IN_VIEW
+
+logger = logging.getLogger(__name__)
+
+ACTIONS = ("start", "stop", "restart", "reload")
+# Exit statuses of systemctl (LSB): 3 not running, 4 no such unit (status), 5 not found (jobs).
+NOT_ACTIVE, NO_UNIT, NOT_FOUND = 3, 4, 5
+
+
+def unit_name(unit: str) -> str:
+    """Return the component a unit names (`nginx.service` -> nginx)."""
+    return unit.removesuffix(".service")
+
+
+class Broker:
+    """Answer one instance's shims on a Unix socket, in a thread, until closed."""
+
+    def __init__(self, settings: Settings, logical: str, path: Path) -> None:
+        self.settings, self.logical, self.path = settings, logical, path
+        self.view_pid = 0  # the view's bwrap: its descendants are the view's own processes in `ps`
+        self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.server.bind(str(path))
+        self.server.listen(8)
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+
+    def __enter__(self) -> Broker:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.close()
+        self.path.unlink(missing_ok=True)
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                connection, _ = self.server.accept()
+            except OSError:  # closed
+                return
+            threading.Thread(target=self._answer, args=(connection,), daemon=True).start()
+
+    def _answer(self, connection: socket.socket) -> None:
+        with connection, connection.makefile("rwb") as stream:
+            try:
+                request = json.loads(stream.readline() or b"{}")
+                stdout, stderr, code = self.handle(request.get("tool", ""), list(request.get("args", [])))
+            except Exception as exc:  # a shim always gets an answer
+                logger.exception("broker request failed")
+                stdout, stderr, code = "", f"{exc}\n", 1
+            stream.write(json.dumps({"stdout": stdout, "stderr": stderr, "code": code}).encode() + b"\n")
+
+    def handle(self, tool: str, args: list[str]) -> tuple[str, str, int]:
+        """Return (stdout, stderr, exit status) of one shim's request."""
+        if tool == "pids":
+            return " ".join(map(str, sorted(self.pids()))), "", 0
+        if tool == "systemctl":
+            return self.systemctl(args)
+        return "", f"unknown request {tool}\n", 1
+
+    # --- ps: which processes are the instance's --------------------------------------------------------
+
+    def pids(self) -> set[int]:
+        """Return the pids of the instance's components (every process of their groups) and of the view."""
+        found: set[int] = set()
+        for name in COMPONENTS[self.logical]:
+            record = self.record(name)
+            if record and is_alive(record):
+                found |= set(group_members(record.pid))
+        return found | descendants(self.view_pid)
+
+    def record(self, name: str) -> ProcessRecord | None:
+        """Return a component's pid record."""
+        return ProcessRecord.load(self.settings.run_dir / "pids" / f"{name}.json")
+
+    # --- systemctl ---------------------------------------------------------------------------------------
+
+    def systemctl(self, args: list[str]) -> tuple[str, str, int]:
+        """Answer `systemctl VERB UNIT...` for the instance's units."""
+        words = [a for a in args if not a.startswith("-")]
+        quiet = "-q" in args or "--quiet" in args
+        if not words:
+            return "", "sre-workshop: systemctl in an instance's view knows only its units' verbs\n", 1
+        verb, units = words[0], [unit_name(u) for u in words[1:]]
+        if verb not in (*ACTIONS, "status", "is-active"):
+            return "", f'Unknown command verb "{verb}", or not available in this view.\n', 1
+        if not units:
+            return "", "Too few arguments.\n", 1
+        if verb == "is-active":
+            active = [self._active(u) for u in units]
+            text = "" if quiet else "".join("active\n" if a else "inactive\n" for a in active)
+            return text, "", 0 if all(active) else NOT_ACTIVE
+        if verb == "status":
+            return self._status(units)
+        return self._job(verb, units)
+
+    def _known(self, unit: str) -> bool:
+        return unit in COMPONENTS[self.logical]
+
+    def _active(self, unit: str) -> bool:
+        record = self.record(unit) if self._known(unit) else None
+        return record is not None and is_alive(record)
+
+    def _status(self, units: list[str]) -> tuple[str, str, int]:
+        out, err, code = [], [], 0
+        for unit in units:
+            if not self._known(unit):
+                err.append(f"Unit {unit}.service could not be found.\n")
+                code = max(code, NO_UNIT)
+                continue
+            out.append(self._status_text(unit))
+            if not self._active(unit):
+                code = max(code, NOT_ACTIVE)
+        return "\n".join(out), "".join(err), code
+
+    def _status_text(self, unit: str) -> str:
+        record = self.record(unit)
+        lines = [f"● {unit}.service - {unit} (the sre-workshop local stack)",
+                 f"     Loaded: loaded (/etc/systemd/system/{unit}.service; enabled; preset: disabled)"]
+        if record is None or not is_alive(record):
+            lines.append("     Active: inactive (dead)")
+            return "\n".join(lines) + "\n"
+        since = datetime.fromtimestamp(_started(record.pid), UTC).strftime("%a %Y-%m-%d %H:%M:%S UTC")
+        members = sorted(group_members(record.pid))
+        lines += [f"     Active: active (running) since {since}",
+                  f"   Main PID: {record.pid} ({_comm(record.pid)})",
+                  f"      Tasks: {len(members)}"]
+        lines += [f"             {'└─' if pid == members[-1] else '├─'}{pid} {_cmdline(pid)}" for pid in members]
+        return "\n".join(lines) + "\n"
+
+    def _job(self, verb: str, units: list[str]) -> tuple[str, str, int]:
+        for unit in units:
+            if not self._known(unit):
+                return "", f"Failed to {verb} {unit}.service: Unit {unit}.service not found.\n", NOT_FOUND
+        for unit in units:
+            result = subprocess.run([sys.executable, "-m", "sre_workshop.cli.main", "--state-dir",
+                                     str(self.settings.state_dir), "service", verb, unit],
+                                    capture_output=True, text=True, check=False, env=self._env())
+            if result.returncode != 0:
+                detail = (result.stderr.strip().splitlines() or [""])[-1]
+                return "", (f"Job for {unit}.service failed because the control process exited with error code.\n"
+                            f"{detail}\n"), 1
+        return "", "", 0
+
+    def _env(self) -> dict[str, str]:
+        """The tool's environment, with this stack's settings."""
+        return {**os.environ, IN_VIEW: "1", "SRE_WORKSHOP_STATE_DIR": str(self.settings.state_dir),
+                "SRE_WORKSHOP_HOME": str(self.settings.home),
+                "SRE_WORKSHOP_PORT_OFFSET": str(self.settings.port_offset)}
+
+
+def descendants(pid: int) -> set[int]:
+    """Return `pid` and every process below it (empty for 0)."""
+    if not pid:
+        return set()
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = set(), [pid]
+    while todo:
+        current = todo.pop()
+        found.add(current)
+        todo += children.get(current, [])
+    return found
+
+
+def _started(pid: int) -> float:
+    """Return when a process started (epoch seconds)."""
+    ticks = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+    uptime = float(Path("/proc/uptime").read_text().split()[0])
+    return time.time() - uptime + ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return "?"
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return "?"

@@ -1,0 +1,164 @@
+"""SSM Run Command on the local instances, driven as an operator would: boto3 and the aws CLI pointed at the
+twin by `sre-workshop aws-env`. The script runs in the instance's view: its files at their AWS paths, its
+`systemctl` acting on the stack's real components, its `ps` showing its processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+
+from conftest import cli, cli_json, eventually, http, local_stack, port_offset
+
+OFFSET = port_offset(700)
+AWS = str(Path(sys.executable).with_name("aws"))
+SRE_WORKSHOP = str(Path(sys.executable).with_name("sre-workshop"))
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    with local_stack(tmp_path_factory, "ssm", OFFSET) as state:
+        yield state
+
+
+@pytest.fixture(scope="module")
+def env(stack):
+    result = subprocess.run([SRE_WORKSHOP, "--state-dir", str(stack), "aws-env", "--json"], capture_output=True,
+                            text=True, check=True, env={**os.environ, "SRE_WORKSHOP_PORT_OFFSET": str(OFFSET)})
+    return json.loads(result.stdout)
+
+
+@pytest.fixture(scope="module")
+def ssm(env):
+    session = boto3.session.Session(aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+                                    aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"], region_name=env["AWS_REGION"])
+    return session.client("ssm", endpoint_url=env["AWS_ENDPOINT_URL"])
+
+
+@pytest.fixture(scope="module")
+def cloudtrail(env):
+    return boto3.client("cloudtrail", endpoint_url=env["AWS_ENDPOINT_URL"], region_name=env["AWS_REGION"],
+                        aws_access_key_id=env["AWS_ACCESS_KEY_ID"], aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"])
+
+
+@pytest.fixture(scope="module")
+def ids(env) -> dict[str, str]:
+    """The instance ids, read as an operator reads them: by their Name tags."""
+    ec2 = boto3.client("ec2", endpoint_url=env["AWS_ENDPOINT_URL"], region_name=env["AWS_REGION"],
+                       aws_access_key_id=env["AWS_ACCESS_KEY_ID"], aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"])
+    found = {}
+    for reservation in ec2.describe_instances()["Reservations"]:
+        for instance in reservation["Instances"]:
+            name = {t["Key"]: t["Value"] for t in instance.get("Tags", [])}.get("Name", "")
+            found[name.removeprefix("sre-workshop-").removesuffix("-app") or "app"] = instance["InstanceId"]
+    return found
+
+
+def run(ssm, instance: str, *commands: str, timeout: int = 60) -> dict:
+    """Send AWS-RunShellScript and return the finished invocation."""
+    command_id = ssm.send_command(InstanceIds=[instance], DocumentName="AWS-RunShellScript",
+                                  Parameters={"commands": list(commands)})["Command"]["CommandId"]
+
+    def done() -> dict | None:
+        try:
+            invocation = ssm.get_command_invocation(CommandId=command_id, InstanceId=instance)
+        except ClientError as exc:
+            assert exc.response["Error"]["Code"] == "InvocationDoesNotExist"
+            return None
+        return invocation if invocation["Status"] not in ("Pending", "InProgress") else None
+
+    return eventually(done, timeout=timeout, interval=0.2)
+
+
+def pid_of(stack: Path, capsys, name: str) -> int:
+    _, status = cli_json(stack, capsys, "status")
+    (row,) = [c for c in status["components"] if c["name"] == name]
+    return row["pid"]
+
+
+def test_a_script_reads_the_instance_files_at_their_aws_paths(stack, ssm, ids):
+    invocation = run(ssm, ids["nginx"], "cat /etc/nginx/nginx.conf", "ls /var/log/nginx")
+    assert (invocation["Status"], invocation["ResponseCode"]) == ("Success", 0), invocation["StandardErrorContent"]
+    conf = (stack / "run" / "nginx.conf").read_text()
+    assert invocation["StandardOutputContent"] == conf + "access.log\nerror.log\n"
+    app = run(ssm, ids["app"], "ls /opt/sre-app/wsgi.py && grep ^LOG_FILE= /etc/sre-workshop/sre-app.env")
+    assert app["StandardOutputContent"] == "/opt/sre-app/wsgi.py\nLOG_FILE=/var/log/sre-app/app.log\n"
+
+
+def test_systemctl_and_ps_act_on_the_instance_components(stack, ssm, ids, capsys):
+    invocation = run(ssm, ids["nginx"], "systemctl is-active nginx", "ps -eo pid,comm")
+    lines = invocation["StandardOutputContent"].splitlines()
+    assert lines[0] == "active" and lines[1].split() == ["PID", "COMMAND"]
+    commands = {line.split()[1] for line in lines[2:]}
+    assert "nginx" in commands and "gunicorn" not in commands and "haproxy" not in commands
+    unknown = run(ssm, ids["nginx"], "systemctl status sre-app")
+    assert (unknown["Status"], unknown["ResponseCode"]) == ("Failed", 4)
+    assert unknown["StandardErrorContent"] == "Unit sre-app.service could not be found.\n"
+
+
+def test_systemctl_restart_restarts_the_stack_component(stack, ssm, ids, capsys, cloudtrail):
+    before = pid_of(stack, capsys, "nginx")
+    invocation = run(ssm, ids["nginx"], "systemctl restart nginx && systemctl is-active nginx")
+    assert invocation["StandardOutputContent"] == "active\n", invocation["StandardErrorContent"]
+    after = pid_of(stack, capsys, "nginx")
+    assert after and after != before
+    # The component runs outside the view: its mounts are the machine's, not the instance's.
+    assert os.readlink(f"/proc/{after}/ns/mnt") == os.readlink("/proc/self/ns/mnt")
+    # CloudTrail has the SendCommand that was sent, and no second one made up for the restart it caused.
+    sent = [json.loads(e["CloudTrailEvent"])["requestParameters"] for e in cloudtrail.lookup_events(
+        LookupAttributes=[{"AttributeKey": "EventName", "AttributeValue": "SendCommand"}])["Events"]]
+    commands = [(p.get("Parameters") or p.get("parameters"))["commands"] for p in sent]
+    assert ["systemctl restart nginx && systemctl is-active nginx"] in commands
+    assert ["systemctl restart nginx"] not in commands
+
+
+def test_an_edit_of_nginx_conf_and_a_reload_take_effect(stack, ssm, ids):
+    url = f"http://127.0.0.1:{OFFSET + 8001}/health"  # answered by nginx itself, from nginx.conf
+    conf = "/etc/nginx/nginx.conf"
+    try:
+        edit = run(ssm, ids["nginx"], f"sed -i 's/\"tier\":\"nginx\"/\"tier\":\"edited\"/' {conf}",
+                   f"grep -c edited {conf}", "systemctl reload nginx")
+        assert (edit["Status"], edit["StandardOutputContent"]) == ("Success", "1\n"), edit["StandardErrorContent"]
+        assert "edited" in (stack / "run" / "nginx.conf").read_text()
+        eventually(lambda: b"edited" in http("GET", url).body, timeout=15)
+    finally:
+        run(ssm, ids["nginx"], f"sed -i 's/\"tier\":\"edited\"/\"tier\":\"nginx\"/' {conf}",
+            "systemctl reload nginx")
+    eventually(lambda: b'"tier":"nginx"' in http("GET", url).body, timeout=15)
+
+
+def test_errors_and_exit_codes_are_ssm_s(ssm, ids):
+    with pytest.raises(ClientError) as caught:
+        ssm.send_command(InstanceIds=["i-0123456789abcdef0"], DocumentName="AWS-RunShellScript",
+                         Parameters={"commands": ["true"]})
+    assert caught.value.response["Error"]["Code"] == "InvalidInstanceId"
+    failed = run(ssm, ids["app"], "echo out; echo err >&2; exit 3")
+    assert (failed["Status"], failed["ResponseCode"]) == ("Failed", 3)
+    assert (failed["StandardOutputContent"], failed["StandardErrorContent"]) == ("out\n", "err\n")
+    listed = ssm.list_command_invocations(InstanceId=ids["app"], Details=True)["CommandInvocations"][0]
+    assert listed["CommandPlugins"][0]["ResponseCode"] == 3
+
+
+def test_the_aws_cli_sends_a_command_and_gets_its_output(env, ids):
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    script = (f'id=$("{AWS}" ssm send-command --instance-ids {ids["nginx"]} --document-name AWS-RunShellScript '
+              f"--parameters 'commands=[\"systemctl is-active nginx\"]' --query Command.CommandId --output text) "
+              f'&& sleep 2 && "{AWS}" ssm get-command-invocation --command-id "$id" --instance-id {ids["nginx"]}')
+    result = subprocess.run(["sh", "-c", script], capture_output=True, text=True, env={**clean, **env}, timeout=60,
+                            check=False)
+    assert result.returncode == 0, result.stderr
+    invocation = json.loads(result.stdout)
+    assert (invocation["Status"], invocation["StandardOutputContent"]) == ("Success", "active\n")
+
+
+def test_sre_workshop_shell_runs_in_the_same_view(stack, capsys):
+    assert cli(stack, "shell", "sre-workshop-nginx", "-c", "test -w /etc/nginx/nginx.conf && systemctl "
+               "is-active nginx >/dev/null && ! systemctl is-active sre-app >/dev/null") == 0
+    assert cli(stack, "shell", "NginxInstance1", "-c", "exit 7") == 7
+    assert cli(stack, "shell", "i-nope", "-c", "true") == 2
