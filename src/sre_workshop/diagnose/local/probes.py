@@ -9,7 +9,7 @@ import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
-from ...settings import Settings
+from ...settings import TABLE_NAMES, Settings
 from ..model import Probe
 
 TIMEOUT = 2.0
@@ -29,7 +29,8 @@ def hops(settings: Settings) -> list[tuple[str, str, str]]:
         ("public-alb", "public-alb :8080 /api/customers", url("public-alb-crm") + "/api/customers?limit=1"),
         ("crm-app", "crm-app /health", url("crm-app") + "/health"),
         ("crm-app", "crm-app /api/customers", url("crm-app") + "/api/customers?limit=1"),
-        ("dynamodb-endpoint", "dynamodb-endpoint ListTables", url("dynamodb-endpoint") + "/"),
+        # GetItem, not ListTables: the endpoint enforces the instance role, which allows item calls only.
+        ("dynamodb-endpoint", "dynamodb-endpoint GetItem", url("dynamodb-endpoint") + "/"),
     ]
 
 
@@ -45,11 +46,14 @@ def probe(component: str, name: str, url: str) -> Probe:
     """Make one request; DynamoDB hops get a ListTables call."""
     started = time.monotonic()
     headers, data = {}, None
-    if name.endswith("ListTables"):
-        headers = {"X-Amz-Target": "DynamoDB_20120810.ListTables", "Content-Type": "application/x-amz-json-1.0",
+    if name.endswith(("ListTables", "GetItem")):
+        operation = name.rsplit(" ", 1)[1]
+        headers = {"X-Amz-Target": f"DynamoDB_20120810.{operation}", "Content-Type": "application/x-amz-json-1.0",
                    "Authorization": "AWS4-HMAC-SHA256 Credential=sre-workshop-local/20260101/us-east-1/dynamodb/"
                                     "aws4_request, SignedHeaders=host, Signature=0"}
-        data = b"{}"
+        data = b"{}" if operation == "ListTables" else json.dumps(
+            {"TableName": TABLE_NAMES["METRICS_TABLE"],
+             "Key": {"metric_id": {"S": "doctor-probe"}, "timestamp": {"N": "0"}}}).encode()
     request = urllib.request.Request(url, data=data, headers=headers, method="POST" if data else "GET")  # noqa: S310
     try:
         with urllib.request.urlopen(request, timeout=TIMEOUT) as response:  # noqa: S310 - loopback URLs we built
