@@ -18,10 +18,12 @@ CRM_PATH = ["public-alb :8080 /api/customers", "crm-app /api/customers"]
 PUBLIC = ["public-alb :80 /", "public-alb :8080 /api/customers"]
 # What the local world calls the things an AWS operator would fix.
 FIX = {
-    "iam-role": "restore the DynamoDBAccess inline policy of EC2InstanceRole from the template "
-                "(locally the role is emulated: `sre-workshop fault clear dynamodb-access-denied`)",
-    "throttling": "raise the tables' throughput (on-demand without a maximum, as the template creates them); "
-                  "locally: `sre-workshop fault clear dynamodb-throttling`",
+    "iam-role": "restore the DynamoDBAccess inline policy of EC2InstanceRole from the template (`aws iam "
+                "put-role-policy`; locally the same call through `eval \"$(sre-workshop aws-env --shell)\"`: "
+                "the DynamoDB endpoint enforces the role as the twin has it)",
+    "throttling": "raise the tables' throughput (on-demand without a maximum, as the template creates them: "
+                  "`aws dynamodb update-table --billing-mode PAY_PER_REQUEST`; locally the same call through "
+                  "`sre-workshop aws-env`)",
     "policy": "put the DynamoDBAccess inline policy of the instances' role back as the template has it "
               "(`aws iam put-role-policy --role-name ROLE --policy-name DynamoDBAccess --policy-document "
               "file://doc.json`, the document from the template) and remove any Deny added to the role",
