@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
+from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ..errors import AwsError, ComponentFailed
@@ -35,6 +36,7 @@ ENV_FILES = {"sre-app": "/etc/sre-workshop/sre-app.env", "crm-app": "/etc/sre-wo
 # reads it when it starts).
 NGINX_RELOAD = (shell("nginx -t -q"), shell("if systemctl is-active --quiet nginx; then systemctl reload nginx; fi"))
 PROBE_TIMEOUT = 5.0
+TWIN_CONFIG = Config(connect_timeout=2, read_timeout=15, retries={"mode": "standard", "max_attempts": 2})
 
 
 def app_faults_step(action: str, settings: dict[str, Any] | None = None) -> Step:
@@ -78,7 +80,9 @@ class AwsControl:
     def client(self, service: str):
         """Return this session's client for `service` (made once)."""
         if service not in self._clients:
-            self._clients[service] = self.session.client(service, endpoint_url=self.endpoint_url)
+            # The local twin answers in milliseconds: one that hangs should cost seconds, not botocore's minutes.
+            config = TWIN_CONFIG if self.endpoint_url else None
+            self._clients[service] = self.session.client(service, endpoint_url=self.endpoint_url, config=config)
         return self._clients[service]
 
     # --- the stack ------------------------------------------------------------------------------

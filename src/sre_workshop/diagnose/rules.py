@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .model import METRIC_THROTTLE_EVENTS, METRIC_THROTTLED, Finding, Observations, Probe
+from .model import METRIC_THROTTLE_EVENTS, METRIC_THROTTLED, Finding, LogSummary, Observations, Probe
 from .trend import Trend, fit
 
 # The paths, entry point first: a hop fails because of itself or of something below it.
 APP_PATH = ["public-alb :80 /", "nginx /", "private-alb /", "sre-app /"]
 CRM_PATH = ["public-alb :8080 /api/customers", "crm-app /api/customers"]
 PUBLIC = ["public-alb :80 /", "public-alb :8080 /api/customers"]
+APP_PATHS = {"sre-app": APP_PATH, "crm-app": CRM_PATH}
 # What the local world calls the things an AWS operator would fix.
 FIX = {
     "iam-role": "restore the DynamoDBAccess inline policy of EC2InstanceRole from the template (`aws iam "
@@ -77,16 +78,36 @@ def processes_down(obs: Observations) -> list[Finding]:
     return found
 
 
-def aws_codes(obs: Observations) -> dict[str, int]:
-    """Count the AWS error codes named in the logs and in the probes' answers."""
+def aws_codes(obs: Observations, skip: set[str] | frozenset[str] = frozenset()) -> dict[str, int]:
+    """Count the AWS error codes named in the logs and in the probes' answers (but those of the apps in
+    `skip`, whose errors another finding explains)."""
     codes: dict[str, int] = {}
-    for summary in obs.logs.values():
+    for source, summary in obs.logs.items():
+        if source in skip:
+            continue
         for code, n in summary.aws_codes.items():
             codes[code] = codes.get(code, 0) + n
+    skipped = {name for app in skip for name in APP_PATHS[app]}
     for probe in obs.probes.values():
-        if probe.error:
+        if probe.error and probe.name not in skipped:
             codes[probe.error] = codes.get(probe.error, 0) + 1
     return codes
+
+
+def misdeployed(obs: Observations) -> set[str]:
+    """The apps whose table settings name a table that does not exist."""
+    return {app for app, settings in obs.app_tables.items()
+            if obs.tables and any(v not in obs.tables for v in settings.values())}
+
+
+def refused_for_asking(obs: Observations, summary: LogSummary | None) -> int:
+    """Count an app's DynamoDB errors that say it asked for the wrong table: ResourceNotFound, and
+    AccessDenied while the role grants what the template grants (IAM refuses a table it does not name before
+    DynamoDB looks for it)."""
+    if summary is None:
+        return 0
+    denied = sum(summary.aws_codes.get(c, 0) for c in DENIED) if obs.role_read and not obs.policy_drift else 0
+    return summary.aws_codes.get("ResourceNotFoundException", 0) + denied
 
 
 def role_policy(obs: Observations) -> list[Finding]:
@@ -114,14 +135,15 @@ def security_groups(obs: Observations) -> list[Finding]:
 
 
 def dynamodb_refusals(obs: Observations) -> list[Finding]:
-    """DynamoDB answering AccessDenied (the role) or throttling (the tables), seen in logs, probes and metrics."""
-    codes = aws_codes(obs)
+    """DynamoDB answering AccessDenied (the role) or throttling (the tables), seen in logs, probes and metrics.
+    An app deployed with a wrong table is refused too: missing_tables explains its errors."""
+    codes = aws_codes(obs, misdeployed(obs))
     for metric in (METRIC_THROTTLED, METRIC_THROTTLE_EVENTS):
         if obs.metrics.get(metric, 0) > 0:
             codes[f"{metric} (CloudWatch)"] = int(obs.metrics[metric])
     found = []
     denied = {c: n for c, n in codes.items() if c in DENIED}
-    if denied:
+    if denied and not (obs.role_read and not obs.policy_drift):  # else the app asks for a table not granted
         found.append(Finding("iam-role", "permissions", "critical",
                              "DynamoDB refuses the instances' requests: access denied",
                              [f"{c}: {n} times in the apps' logs and probes" for c, n in denied.items()]
@@ -142,27 +164,32 @@ def missing_tables(obs: Observations) -> list[Finding]:
         wrong = {k: v for k, v in settings.items() if obs.tables and v not in obs.tables}
         if wrong:
             evidence = [f"{k}={v}: no such table (tables: {', '.join(sorted(obs.tables))})" for k, v in wrong.items()]
-            not_found = sum(s.aws_codes.get("ResourceNotFoundException", 0) for s in obs.logs.values())
-            evidence.append(f"ResourceNotFoundException {not_found} times in the logs")
+            summary = obs.logs.get(app)
+            codes = {c: n for c, n in (summary.aws_codes.items() if summary else ())
+                     if c in (*DENIED, "ResourceNotFoundException")}
+            evidence += [f"{c} {n} times in {app}'s log" for c, n in sorted(codes.items())]
             found.append(Finding(app, "config", "critical", f"{app} was deployed with a table that does not exist",
                                  evidence + failing_public(obs),
                                  f"set {', '.join(wrong)} back to the table's name in {app}'s environment "
-                                 f"(/etc/sre-workshop/{app}.env) and restart it; "
-                                 "locally: `sre-workshop fault clear bad-config-deploy`"))
+                                 f"(/etc/sre-workshop/{app}.env) and restart it (`systemctl restart {app}`)"))
     return found
 
 
 def unknown_table(obs: Observations) -> list[Finding]:
-    """An app whose DynamoDB calls name a table that does not exist, when its settings could not be read."""
+    """An app whose DynamoDB calls name a table that does not exist (or that the role, as the template has it,
+    does not grant), when its settings could not be read."""
     found = []
     for app in ("sre-app", "crm-app"):
         summary = obs.logs.get(app)
-        missing = summary.aws_codes.get("ResourceNotFoundException", 0) if summary else 0
-        if missing < 3 or app in obs.app_tables:
+        missing = refused_for_asking(obs, summary)
+        if missing < 3 or app in obs.app_tables or summary is None:
             continue  # with the app's settings read, missing_tables names the very setting
-        top = sorted(((m, n) for m, n in summary.errors.items() if "ResourceNotFound" in m), key=lambda kv: -kv[1])
+        top = sorted(((m, n) for m, n in summary.errors.items() if "ResourceNotFound" in m or "AccessDenied" in m),
+                     key=lambda kv: -kv[1])
         why = obs.unknown.get(f"{app} settings") or obs.unknown.get(f"{app} instance")
-        evidence = [f"ResourceNotFoundException {missing} times in {app}'s log in the window",
+        intact = obs.role_read and not obs.policy_drift
+        granted = ["the role grants DynamoDB access as the template does"] if intact else []
+        evidence = [f"ResourceNotFound or AccessDenied {missing} times in {app}'s log in the window", *granted,
                     *[f"error log: {m} ({n}x)" for m, n in top[:2]],
                     f"{app}'s table settings could not be read" + (f" ({why})" if why else ""),
                     *([f"tables that exist: {', '.join(sorted(obs.tables))}"] if obs.tables else [])]
@@ -351,6 +378,6 @@ def public_failures(obs: Observations) -> list[Finding]:
 
 
 RULES: list[Callable[[Observations], list[Finding]]] = [
-    processes_down, role_policy, dynamodb_refusals, missing_tables, unknown_table, nginx_config, security_groups,
+    processes_down, role_policy, missing_tables, unknown_table, dynamodb_refusals, nginx_config, security_groups,
     health_checks, hop_timeouts, cpu_saturation, latency, server_errors, memory_growth, public_failures,
 ]

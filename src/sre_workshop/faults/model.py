@@ -83,11 +83,16 @@ class Param:
                    tuple(data.get("choices", ())), data.get("unit", ""), data.get("intensity", False), worlds)
 
 
+def _strings(value: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    return (value,) if isinstance(value, str) else tuple(value)
+
+
 @dataclass(frozen=True)
 class Probe:
     """One symptom at a public entry point ("app": the public ALB, "crm": its :8080), in both worlds.
 
-    GET entry+path answers one of `status` (every one of `seen`, over `tries` answers), with `body` in it,
+    GET entry+path answers one of `status` (every one of `seen`, over `tries` answers), with one of `body`
+    in it (a string or a list of alternatives: what DynamoDB says can depend on whether IAM is enforced),
     taking at least `min_s` / at most `max_s` seconds; `within_s` allows time for it to show (health checks
     must fail first). `when` limits the probe to parameters (app-crash's target)."""
 
@@ -96,7 +101,7 @@ class Probe:
     status: tuple[int, ...] = ()
     seen: tuple[int, ...] = ()
     tries: int = 1
-    body: str = ""
+    body: tuple[str, ...] = ()
     min_s: float = 0.0
     max_s: float | None = None
     within_s: float = 0.0
@@ -108,7 +113,7 @@ class Probe:
         if data["entry"] not in ("app", "crm") or not (data.get("status") or data.get("seen")):
             raise ValueError(f"a probe needs entry app or crm and a status (or seen): {data}")
         return cls(data["entry"], data["path"], tuple(data.get("status", ())), tuple(data.get("seen", ())),
-                   data.get("tries", len(data.get("seen", ())) * 10 or 1), data.get("body", ""),
+                   data.get("tries", len(data.get("seen", ())) * 10 or 1), _strings(data.get("body", ())),
                    data.get("min_s", 0.0), data.get("max_s"), data.get("within_s", 0.0), dict(data.get("when", {})))
 
     def applies(self, params: dict[str, Any]) -> bool:
@@ -125,7 +130,8 @@ class Probe:
         return all(self._one(*answer) for answer in answers)
 
     def _one(self, status: int, body: bytes, seconds: float) -> bool:
-        return status in self.status and self.body.encode() in body and seconds >= self.min_s and (
+        said = not self.body or any(b.encode() in body for b in self.body)
+        return status in self.status and said and seconds >= self.min_s and (
             self.max_s is None or seconds <= self.max_s)
 
     def to_dict(self) -> dict[str, Any]:

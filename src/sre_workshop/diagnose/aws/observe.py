@@ -48,11 +48,12 @@ def observe(ctl: AwsControl, infra_dir: Path, window_s: float = WINDOW_S) -> Obs
         totals = pool.submit(guard, unknown, "metrics", _metrics, {}, ctl, now - METRICS_WINDOW_S, now)
         health = pool.submit(guard, unknown, "targets", targets.read, [], ctl, unknown)
         resources = guard(unknown, "template", template.resources, None, ctl)
-        role = pool.submit(guard, unknown, "role policy", _policy, [], ctl, resources)
+        role = pool.submit(guard, unknown, "role policy", role_drift, [], ctl, resources)
         groups = pool.submit(guard, unknown, "security groups", _network, [], ctl, resources)
         tables = pool.submit(guard, unknown, "tables", _tables, [], ctl)
         obs.logs, obs.metrics, obs.targets = summaries.result(), totals.result(), health.result()
         obs.policy_drift, obs.network_drift = role.result(), groups.result()
+        obs.role_read = resources is not None and "role policy" not in unknown
         obs.tables = tables.result()
         read = answers.result()
     _hosts(obs, ctl, read, infra_dir)
@@ -86,7 +87,7 @@ def _metrics(ctl: AwsControl, start: float, end: float) -> dict[str, float]:
     return metrics.totals(metrics.fetch(ctl, metrics.queries(ctl), start, end))
 
 
-def _policy(ctl: AwsControl, resources: dict[str, Any] | None) -> list[str]:
+def role_drift(ctl: AwsControl, resources: dict[str, Any] | None) -> list[str]:
     """Return how the role differs from the deployed template (nothing to compare without the template)."""
     return policy.drift(ctl, resources, template.Resolver(ctl)) if resources else []
 

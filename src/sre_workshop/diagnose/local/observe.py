@@ -8,8 +8,11 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 from ...local.components import engine_url
+from ...local.control import LocalControl
 from ...local.process import group_members
 from ...local.stack import Stack
+from ..aws.observe import guard, role_drift
+from ..aws.template import resources as deployed
 from ..model import Observations
 from . import probes, readers
 
@@ -22,10 +25,11 @@ def observe(stack: Stack, window_s: float = WINDOW_S) -> Observations:
     obs = Observations(checked_at=datetime.now(UTC).isoformat(timespec="seconds"), world="local")
     since = time.time() - window_s
     logs = stack.settings.logs_dir
-    with ThreadPoolExecutor(4) as pool:
+    with ThreadPoolExecutor(5) as pool:
         components = pool.submit(readers.components, stack)
         probed = pool.submit(probes.probe_all, stack.settings, engine_url(stack.settings))
         cpu = pool.submit(readers.host_cpu, _stack_pids(stack))
+        role = pool.submit(_role, stack, obs.unknown)
         obs.logs = {"nginx-access": readers.json_log("nginx-access", logs / "nginx-access.log", since),
                     "nginx-error": readers.nginx_error_log(logs / "nginx-error.log", since),
                     "sre-app": readers.json_log("sre-app", logs / "sre-app.json.log", since),
@@ -36,7 +40,21 @@ def observe(stack: Stack, window_s: float = WINDOW_S) -> Observations:
         obs.tables, obs.memory = _data(stack)
         obs.components, obs.probes = components.result(), probed.result()
         obs.host_cpu_percent, obs.top_processes = cpu.result()
+        obs.policy_drift, obs.role_read = role.result()
     return obs
+
+
+def _role(stack: Stack, unknown: dict[str, str]) -> tuple[list[str], bool]:
+    """Return how the instances' role in the AWS API twin differs from the template (the DynamoDB endpoint
+    enforces that role), and whether it was read; a stack without the twin has no role to read."""
+    if "aws-api" not in stack.components:
+        return [], False
+    if not stack.running("aws-api"):
+        unknown["role policy"] = "aws-api is not running"
+        return [], False
+    ctl = LocalControl(stack).twin()
+    found = guard(unknown, "role policy", lambda: role_drift(ctl, deployed(ctl)), None)
+    return found or [], found is not None
 
 
 def _stack_pids(stack: Stack) -> set[int]:
