@@ -388,8 +388,9 @@ def test_cli_doctor_aws_json_human_and_report(ctl, capsys, tmp_path):
     assert report["healthy"] is False and "crm-app instance" in report["unknown"]
     html = page.read_text()
     assert "(aws)" in html
-    chart = html.split("<h3>5xx per second</h3>", 1)[1].split("<h3>", 1)[0]
-    assert "<svg class=chart" in chart and "<title>app targets</title>" in chart
+    data = json.loads(html.split("<script type=application/json id=chart-data>", 1)[1].split("</script>", 1)[0])
+    (chart,) = [c for c in data["charts"].values() if c["title"] == "5xx per second" and c["data"][0]]
+    assert [s["label"] for s in chart["series"]] == ["app targets"] and chart["data"][1] == [0.5, 0.5]  # 30 a minute
     assert main(args) == ExitStatus.ERROR
     out = capsys.readouterr().out
     assert "unknown: nginx instance: observe-host.sh on its instance answered no JSON" in out
