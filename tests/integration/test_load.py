@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -172,7 +171,9 @@ def test_ctrl_c_stops_with_a_summary_and_leaves_no_process(stack):
                             text=True)
     children = eventually(lambda: Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split(), 60)
     eventually(lambda: b"load.child" in Path(f"/proc/{children[0]}/cmdline").read_bytes(), 30)
-    time.sleep(2)  # some traffic first (the run itself lasts 5 minutes)
+    log = stack.logs_dir / "crm-app.json.log"
+    size = log.stat().st_size
+    eventually(lambda: log.stat().st_size > size + 2000, 60)  # some traffic first (the run lasts 5 minutes)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err

@@ -75,7 +75,12 @@ def load(ctx: click.Context, users: int, rate: float | None, duration: str, targ
         return
     check_reachable(targets, hint)
     web_port = (WEB_PORT if aws else WEB_PORT + settings.port_offset) if web else None
-    handle = start(targets, users=options.users, rate=options.rate, duration=options.duration_s, web_port=web_port)
+    try:
+        handle = start(targets, users=options.users, rate=options.rate, duration=options.duration_s,
+                       web_port=web_port)
+    except KeyboardInterrupt:
+        click.echo("interrupted before the users started; no request was sent", err=True)
+        ctx.exit(ExitStatus.INTERRUPTED)
     if handle.web_url:
         click.echo(f"Locust web UI: {handle.web_url}  (the run ends after {duration}; Ctrl-C stops it)", err=True)
     summary, interrupted = follow(handle)

@@ -163,5 +163,9 @@ def start(targets: Targets, users: int = 10, rate: float | None = None, duration
     process.stdin.write(json.dumps(config).encode() + b"\n")
     process.stdin.flush()
     handle = LoadHandle(process, stderr, run_id)
-    handle.wait_started(startup_timeout)
+    try:
+        handle.wait_started(startup_timeout)
+    except BaseException:  # Ctrl-C while it starts too: the child has its own session and would run on
+        handle.kill()
+        raise
     return handle
