@@ -233,7 +233,7 @@ def test_instance_and_alb_metrics_arrive_as_measured(tmp_path, twin, agents, sta
         statuses += [get(f"http://127.0.0.1:{alb.port}/err") for _ in range(3)]
         statuses += [get(f"http://127.0.0.1:{app_port}/") for _ in range(2)]  # nginx's target is down: 503
         assert statuses == [200] * 5 + [500] * 3 + [503] * 2
-        time.sleep(4.5)
+        time.sleep(7.5)  # at least two whole 2 s periods between since and until, on a busy machine too
         share = 100 * (cpu_ticks(busy.pid) - ticks) / CLK_TCK / (time.monotonic() - wall)
         until = time.time() - 2  # the last period that ended before the burner's reading
         rss = int(Path(f"/proc/{busy.pid}/stat").read_text().rsplit(")", 1)[1].split()[21]) * PAGE_SIZE
