@@ -5,7 +5,9 @@ from __future__ import annotations
 import http.client
 import json
 import logging
+import re
 import threading
+import zlib
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -16,6 +18,10 @@ from .protocol import Call
 logger = logging.getLogger(__name__)
 
 ACCOUNT = "123456789012"
+# The control-plane answers that carry the tables' ARNs, which the engine makes with its own account (dynalite's
+# is 000000000000): the twin's account is the one the role's policy and the endpoint's IAM checks name.
+ARN_OPERATIONS = {"DescribeTable", "CreateTable", "UpdateTable", "DeleteTable"}
+ENGINE_ARN = re.compile(rb'"arn:aws:dynamodb:([a-z0-9-]+):\d{12}:')
 
 
 def install(app: Any, twin: Any) -> None:
@@ -91,6 +97,11 @@ class Engine:
         answer = self.forward(call, call.body, headers)
         if call.operation == "DescribeTable" and answer[0] == 200:
             answer = self._counted(call, answer, headers)
+        if call.operation in ARN_OPERATIONS and answer[0] == 200:
+            status, kept, body = answer
+            body = ENGINE_ARN.sub(rb'"arn:aws:dynamodb:\1:' + ACCOUNT.encode() + b":", body)
+            kept = [(k, v) for k, v in kept if k.lower() != "x-amz-crc32"] + [("x-amz-crc32", str(zlib.crc32(body)))]
+            answer = status, kept, body
         return answer
 
     def _counted(self, call: Call, answer: protocol.Answer, headers: dict[str, str]) -> protocol.Answer:
@@ -101,7 +112,7 @@ class Engine:
         table["ItemCount"] = self._count(call, headers, table["TableName"])
         for index in table.get("GlobalSecondaryIndexes", []):
             index["ItemCount"] = self._count(call, headers, table["TableName"], index["IndexName"])
-        return status, kept, json.dumps({"Table": table}).encode()
+        return status, [(k, v) for k, v in kept if k.lower() != "x-amz-crc32"], json.dumps({"Table": table}).encode()
 
     def _count(self, call: Call, headers: dict[str, str], table: str, index: str | None = None) -> int:
         """Count a table's (or an index's) items with Scan Select=COUNT, page by page."""
