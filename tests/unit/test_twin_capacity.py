@@ -91,6 +91,18 @@ def test_an_idle_table_has_its_burst_then_throttles_until_refilled():
     assert book.tokens("T", READ) == 300  # never more than the burst
 
 
+def test_a_switch_to_provisioned_starts_without_burst_and_saves_it_from_then_on():
+    clock = Clock()
+    book = CapacityBook(clock)
+    book.configure("T", throughputs(described("PAY_PER_REQUEST", 0, 0)))
+    book.configure("T", throughputs(described(rcu=1, wcu=1)))  # UpdateTable: PROVISIONED 1/1
+    assert book.tokens("T", READ) == 0 and book.admit("T", READ) is not None  # no unused capacity yet
+    clock.now += 2.0
+    assert book.tokens("T", READ) == 2 and book.admit("T", READ) is None
+    clock.now += 10_000
+    assert book.tokens("T", READ) == 300
+
+
 def test_writes_need_the_table_and_every_gsi():
     clock = Clock()
     book = CapacityBook(clock, burst_seconds=10)

@@ -7,9 +7,10 @@
 
 A bucket fills at the provisioned rate (units per second) and holds up to BURST_SECONDS of it: DynamoDB keeps
 up to 300 seconds of unused read and write capacity for bursts. A table the book has not seen starts full
-(an idle table). A call is admitted while its buckets hold any tokens; what it consumed is charged after it
-ran, as DynamoDB learns an item's size only when it reads it, so a bucket may go into debt, and calls are
-refused until it is paid back.
+(an idle table); one that gets a limit it did not have (on-demand switched to PROVISIONED) starts empty, as
+it has left no provisioned capacity unused yet, and saves burst from then on. A call is admitted while its
+buckets hold any tokens; what it consumed is charged after it ran, as DynamoDB learns an item's size only
+when it reads it, so a bucket may go into debt, and calls are refused until it is paid back.
 
 PAY_PER_REQUEST tables and indexes are unlimited, unless OnDemandThroughput sets MaxReadRequestUnits or
 MaxWriteRequestUnits (-1 or absent: no maximum): then the bucket fills at that rate and holds one second of
@@ -134,11 +135,11 @@ class CapacityBook:
 
     def configure(self, table: str, found: Mapping[str | None, Throughput]) -> None:
         """Set the throughput of `table` and its GSIs (from throughputs()); buckets keep their tokens."""
-        now = self.clock()
+        now, known = self.clock(), table in self.tables
         self.tables[table] = dict(found)
         for resource, throughput in found.items():
             for kind, rate in ((READ, throughput.read), (WRITE, throughput.write)):
-                self._set_bucket((table, resource, kind), rate, throughput.on_demand, now)
+                self._set_bucket((table, resource, kind), rate, throughput.on_demand, now, saved=not known)
 
     def forget(self, table: str) -> None:
         """Drop a deleted table's buckets."""
@@ -146,8 +147,9 @@ class CapacityBook:
         for key in [k for k in self.buckets if k[0] == table]:
             del self.buckets[key]
 
-    def _set_bucket(self, key: tuple[str, str | None, str], rate: float | None, on_demand: bool, now: float) -> None:
-        """Create, retune or drop (unlimited) one bucket."""
+    def _set_bucket(self, key: tuple[str, str | None, str], rate: float | None, on_demand: bool, now: float,
+                    saved: bool) -> None:
+        """Create (full if `saved`, else empty), retune or drop (unlimited) one bucket."""
         if rate is None:
             self.buckets.pop(key, None)
             return
@@ -155,6 +157,8 @@ class CapacityBook:
         bucket = self.buckets.get(key)
         if bucket is None:
             self.buckets[key] = Bucket(rate, burst, now)
+            if not saved and not on_demand:  # an on-demand maximum is a rate, with no burst to save
+                self.buckets[key].tokens = 0.0
         elif bucket.rate != rate or bucket.capacity != rate * burst:
             bucket.retune(rate, burst, now)
 
