@@ -152,6 +152,10 @@ def test_dynamodb_through_the_twin_is_the_engines(aws):
             "IncidentHistoryTable"} <= set(tables)
     described = aws("dynamodb").describe_table(TableName="CRMDealsTable")["Table"]
     assert [i["IndexName"] for i in described["GlobalSecondaryIndexes"]] == ["customer-index"]
+    # the twin's account, which the role's policy names (the engine makes ARNs with an account of its own)
+    account = aws("sts").get_caller_identity()["Account"]
+    assert described["TableArn"] == f"arn:aws:dynamodb:us-east-1:{account}:table/CRMDealsTable"
+    assert described["GlobalSecondaryIndexes"][0]["IndexArn"] == described["TableArn"] + "/index/customer-index"
     customers = aws("dynamodb").describe_table(TableName="CRMCustomersTable")["Table"]
     assert customers["ItemCount"] == aws("dynamodb").scan(TableName="CRMCustomersTable", Select="COUNT")["Count"] > 0
 
