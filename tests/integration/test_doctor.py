@@ -139,7 +139,7 @@ def test_a_healthy_stack_under_steady_load_is_healthy_every_time(steady, capsys)
         for _ in range(8):
             report = doctor(steady, capsys)
             verdicts.append(report["healthy"] or report["findings"])
-            assert report["seconds"] < 3
+            assert report["seconds"] < 10  # never hangs (how fast: bench/bench_doctor.py)
             time.sleep(1)
     finally:
         stop.set()

@@ -76,22 +76,9 @@ def test_a_bad_deploy_refused_by_iam_is_the_deploy_not_the_role():
     findings = diagnose(obs)
     assert [(f.component, f.category) for f in findings] == [("crm-app", "config")]
     assert "AccessDeniedException 10 times in crm-app's log" in findings[0].evidence
-    # the same denials with the settings right: the role, whether or not it could be read
+    # the same denials with the settings right, or unreadable: the role
     assert top(healthy(logs=denied, probes=probes)) == ("iam-role", "permissions")
-    assert top(healthy(logs=denied, role_read=True, policy_drift=["DynamoDBAccess of role R denies dynamodb:Scan"])) \
-        == ("iam-role", "permissions")
-
-
-def test_access_denied_under_a_role_as_the_template_has_it_is_the_apps_config():
-    # Settings unreadable (no SSM), the role read and unchanged: the app asks for a table the role does not name.
-    logs = {"crm-app": LogSummary("crm-app", 10, {"503": 5}, {"database error: AccessDeniedException: User": 5},
-                                  {"AccessDeniedException": 5})}
-    obs = healthy(logs=logs, app_tables={}, role_read=True, unknown={"crm-app settings": "not read"})
-    (finding,) = diagnose(obs)
-    assert (finding.component, finding.category) == ("crm-app", "config")
-    assert "the role grants DynamoDB access as the template does" in finding.evidence
-    # the role not read: the denials cannot be told apart from a role that lost its grants
-    assert top(healthy(logs=logs, app_tables={})) == ("iam-role", "permissions")
+    assert top(healthy(logs=denied, probes=probes, app_tables={})) == ("iam-role", "permissions")
 
 
 def test_an_edited_upstream_is_an_nginx_config_finding():

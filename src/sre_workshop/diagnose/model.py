@@ -90,7 +90,6 @@ class Observations:
     # local stack's role is the AWS API twin's, which the DynamoDB endpoint enforces; its security groups are
     # not enforced yet, so locally network_drift stays empty).
     policy_drift: list[str] = field(default_factory=list)  # a Deny, a missing or changed DynamoDBAccess
-    role_read: bool = False  # the role was read: no policy_drift then means it grants what the template grants
     network_drift: list[str] = field(default_factory=list)  # an ingress rule of the chain that is gone
     metrics: dict[str, float] = field(default_factory=dict)  # CloudWatch totals over the window (METRIC_*)
     # What could not be read, and why: never a finding, and never taken as healthy either.

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .model import METRIC_THROTTLE_EVENTS, METRIC_THROTTLED, Finding, LogSummary, Observations, Probe
+from .model import METRIC_THROTTLE_EVENTS, METRIC_THROTTLED, Finding, Observations, Probe
 from .trend import Trend, fit
 
 # The paths, entry point first: a hop fails because of itself or of something below it.
@@ -100,16 +100,6 @@ def misdeployed(obs: Observations) -> set[str]:
             if obs.tables and any(v not in obs.tables for v in settings.values())}
 
 
-def refused_for_asking(obs: Observations, summary: LogSummary | None) -> int:
-    """Count an app's DynamoDB errors that say it asked for the wrong table: ResourceNotFound, and
-    AccessDenied while the role grants what the template grants (IAM refuses a table it does not name before
-    DynamoDB looks for it)."""
-    if summary is None:
-        return 0
-    denied = sum(summary.aws_codes.get(c, 0) for c in DENIED) if obs.role_read and not obs.policy_drift else 0
-    return summary.aws_codes.get("ResourceNotFoundException", 0) + denied
-
-
 def role_policy(obs: Observations) -> list[Finding]:
     """The instances' role no longer grants what the template grants (a Deny, a changed or missing policy)."""
     if not obs.policy_drift:
@@ -143,7 +133,7 @@ def dynamodb_refusals(obs: Observations) -> list[Finding]:
             codes[f"{metric} (CloudWatch)"] = int(obs.metrics[metric])
     found = []
     denied = {c: n for c, n in codes.items() if c in DENIED}
-    if denied and not (obs.role_read and not obs.policy_drift):  # else the app asks for a table not granted
+    if denied:
         found.append(Finding("iam-role", "permissions", "critical",
                              "DynamoDB refuses the instances' requests: access denied",
                              [f"{c}: {n} times in the apps' logs and probes" for c, n in denied.items()]
@@ -176,20 +166,18 @@ def missing_tables(obs: Observations) -> list[Finding]:
 
 
 def unknown_table(obs: Observations) -> list[Finding]:
-    """An app whose DynamoDB calls name a table that does not exist (or that the role, as the template has it,
-    does not grant), when its settings could not be read."""
+    """An app whose DynamoDB calls name a table that does not exist, when its settings could not be read. (An
+    AccessDenied is not taken for a wrong table here, even with the role as the template has it: a table's
+    resource policy or an organisation's SCP can refuse too.)"""
     found = []
     for app in ("sre-app", "crm-app"):
         summary = obs.logs.get(app)
-        missing = refused_for_asking(obs, summary)
+        missing = summary.aws_codes.get("ResourceNotFoundException", 0) if summary else 0
         if missing < 3 or app in obs.app_tables or summary is None:
             continue  # with the app's settings read, missing_tables names the very setting
-        top = sorted(((m, n) for m, n in summary.errors.items() if "ResourceNotFound" in m or "AccessDenied" in m),
-                     key=lambda kv: -kv[1])
+        top = sorted(((m, n) for m, n in summary.errors.items() if "ResourceNotFound" in m), key=lambda kv: -kv[1])
         why = obs.unknown.get(f"{app} settings") or obs.unknown.get(f"{app} instance")
-        intact = obs.role_read and not obs.policy_drift
-        granted = ["the role grants DynamoDB access as the template does"] if intact else []
-        evidence = [f"ResourceNotFound or AccessDenied {missing} times in {app}'s log in the window", *granted,
+        evidence = [f"ResourceNotFoundException {missing} times in {app}'s log in the window",
                     *[f"error log: {m} ({n}x)" for m, n in top[:2]],
                     f"{app}'s table settings could not be read" + (f" ({why})" if why else ""),
                     *([f"tables that exist: {', '.join(sorted(obs.tables))}"] if obs.tables else [])]

@@ -53,7 +53,6 @@ def observe(ctl: AwsControl, infra_dir: Path, window_s: float = WINDOW_S) -> Obs
         tables = pool.submit(guard, unknown, "tables", _tables, [], ctl)
         obs.logs, obs.metrics, obs.targets = summaries.result(), totals.result(), health.result()
         obs.policy_drift, obs.network_drift = role.result(), groups.result()
-        obs.role_read = resources is not None and "role policy" not in unknown
         obs.tables = tables.result()
         read = answers.result()
     _hosts(obs, ctl, read, infra_dir)

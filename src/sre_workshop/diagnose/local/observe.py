@@ -40,21 +40,20 @@ def observe(stack: Stack, window_s: float = WINDOW_S) -> Observations:
         obs.tables, obs.memory = _data(stack)
         obs.components, obs.probes = components.result(), probed.result()
         obs.host_cpu_percent, obs.top_processes = cpu.result()
-        obs.policy_drift, obs.role_read = role.result()
+        obs.policy_drift = role.result()
     return obs
 
 
-def _role(stack: Stack, unknown: dict[str, str]) -> tuple[list[str], bool]:
+def _role(stack: Stack, unknown: dict[str, str]) -> list[str]:
     """Return how the instances' role in the AWS API twin differs from the template (the DynamoDB endpoint
-    enforces that role), and whether it was read; a stack without the twin has no role to read."""
+    enforces that role); a stack without the twin has no role to read."""
     if "aws-api" not in stack.components:
-        return [], False
+        return []
     if not stack.running("aws-api"):
         unknown["role policy"] = "aws-api is not running"
-        return [], False
+        return []
     ctl = LocalControl(stack).twin()
-    found = guard(unknown, "role policy", lambda: role_drift(ctl, deployed(ctl)), None)
-    return found or [], found is not None
+    return guard(unknown, "role policy", lambda: role_drift(ctl, deployed(ctl)), [])
 
 
 def _stack_pids(stack: Stack) -> set[int]:
