@@ -173,7 +173,7 @@ def unknown_table(obs: Observations) -> list[Finding]:
     for app in ("sre-app", "crm-app"):
         summary = obs.logs.get(app)
         missing = summary.aws_codes.get("ResourceNotFoundException", 0) if summary else 0
-        if missing < 3 or app in obs.app_tables or summary is None:
+        if missing < 3 or app in obs.app_tables:
             continue  # with the app's settings read, missing_tables names the very setting
         top = sorted(((m, n) for m, n in summary.errors.items() if "ResourceNotFound" in m), key=lambda kv: -kv[1])
         why = obs.unknown.get(f"{app} settings") or obs.unknown.get(f"{app} instance")
