@@ -95,24 +95,24 @@ class Engine:
                    if f"HTTP_{k.upper().replace('-', '_')}" in environ}
         headers["Content-Type"] = environ.get("CONTENT_TYPE", "application/x-amz-json-1.0")
         answer = self.forward(call, call.body, headers)
-        if call.operation == "DescribeTable" and answer[0] == 200:
-            answer = self._counted(call, answer, headers)
-        if call.operation in ARN_OPERATIONS and answer[0] == 200:
-            status, kept, body = answer
-            body = ENGINE_ARN.sub(rb'"arn:aws:dynamodb:\1:' + ACCOUNT.encode() + b":", body)
-            kept = [(k, v) for k, v in kept if k.lower() != "x-amz-crc32"] + [("x-amz-crc32", str(zlib.crc32(body)))]
-            answer = status, kept, body
-        return answer
+        if call.operation not in ARN_OPERATIONS or answer[0] != 200:
+            return answer
+        status, kept, body = answer
+        if call.operation == "DescribeTable":
+            body = self._counted(call, body, headers)
+        body = ENGINE_ARN.sub(rb'"arn:aws:dynamodb:\1:' + ACCOUNT.encode() + b":", body)
+        # The body changed: its checksum, which botocore verifies, is made again.
+        kept = [(k, v) for k, v in kept if k.lower() != "x-amz-crc32"] + [("x-amz-crc32", str(zlib.crc32(body)))]
+        return status, kept, body
 
-    def _counted(self, call: Call, answer: protocol.Answer, headers: dict[str, str]) -> protocol.Answer:
+    def _counted(self, call: Call, body: bytes, headers: dict[str, str]) -> bytes:
         """Put live item counts in a DescribeTable answer: the engines leave ItemCount at 0 or stale (DynamoDB
         itself refreshes it about every six hours); the twin counts, the local tables being small."""
-        status, kept, body = answer
         table = json.loads(body)["Table"]
         table["ItemCount"] = self._count(call, headers, table["TableName"])
         for index in table.get("GlobalSecondaryIndexes", []):
             index["ItemCount"] = self._count(call, headers, table["TableName"], index["IndexName"])
-        return status, [(k, v) for k, v in kept if k.lower() != "x-amz-crc32"], json.dumps({"Table": table}).encode()
+        return json.dumps({"Table": table}).encode()
 
     def _count(self, call: Call, headers: dict[str, str], table: str, index: str | None = None) -> int:
         """Count a table's (or an index's) items with Scan Select=COUNT, page by page."""

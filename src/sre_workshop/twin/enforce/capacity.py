@@ -104,10 +104,10 @@ class Bucket:
 
     __slots__ = ("capacity", "rate", "stamp", "tokens")
 
-    def __init__(self, rate: float, burst_seconds: float, now: float) -> None:
+    def __init__(self, rate: float, burst_seconds: float, now: float, full: bool = True) -> None:
         self.rate = rate
         self.capacity = rate * burst_seconds
-        self.tokens = self.capacity
+        self.tokens = self.capacity if full else 0.0
         self.stamp = now
 
     def refill(self, now: float) -> None:
@@ -156,9 +156,8 @@ class CapacityBook:
         burst = ON_DEMAND_BURST_SECONDS if on_demand else self.burst_seconds
         bucket = self.buckets.get(key)
         if bucket is None:
-            self.buckets[key] = Bucket(rate, burst, now)
-            if not saved and not on_demand:  # an on-demand maximum is a rate, with no burst to save
-                self.buckets[key].tokens = 0.0
+            # an on-demand maximum is a rate, with no burst to save: it starts with its second's worth
+            self.buckets[key] = Bucket(rate, burst, now, full=saved or on_demand)
         elif bucket.rate != rate or bucket.capacity != rate * burst:
             bucket.retune(rate, burst, now)
 
