@@ -129,7 +129,6 @@ def iso(delta_s: float) -> str:
     return (datetime.now(UTC) + timedelta(seconds=delta_s)).isoformat(timespec="seconds")
 
 
-@pytest.mark.skipif(not (MCP_VENV / "awslabs.cloudwatch-mcp-server").exists(), reason="scripts/install --test")
 def test_the_cloudwatch_server_finds_the_alarm_the_metric_and_the_error_lines(incident, env):
     alarm = incident["alarm"]
     dimensions = [{"name": d["Name"], "value": d["Value"]} for d in alarm["Dimensions"]]
@@ -157,7 +156,6 @@ def test_the_cloudwatch_server_finds_the_alarm_the_metric_and_the_error_lines(in
     assert "connect() failed" in text(analysed), "the error pattern among the group's top patterns"
 
 
-@pytest.mark.skipif(not (MCP_VENV / "awslabs.cloudtrail-mcp-server").exists(), reason="scripts/install --test")
 def test_the_cloudtrail_server_finds_the_iam_change(incident, env):
     _, (events,) = asyncio.run(session(server(MCP_VENV / "awslabs.cloudtrail-mcp-server", env), [
         ("lookup_events", {"attribute_key": "EventName", "attribute_value": "PutRolePolicy",
