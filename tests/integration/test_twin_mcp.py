@@ -1,7 +1,7 @@
-"""Investigating a fault through MCP servers pointed at the AWS API twin: the AWS Labs CloudWatch, CloudTrail and
-AWS API servers (from PyPI, in .venv-mcp and .venv-mcp-api, each started as a real stdio server with the
-variables `sre-workshop aws-env` prints), and our own server's AWS-shaped tools, all driven by the official
-SDK's client. nginx is crashed; the evidence (the unhealthy target, the alarm, an error line, the trail event)
+"""Investigating a fault through MCP servers pointed at the AWS API twin: the AWS Labs CloudWatch and CloudTrail
+servers (from PyPI, in .venv-mcp, each started as a real stdio server with the variables `sre-workshop aws-env`
+prints), and our own server's AWS-shaped tools, all driven by the official SDK's client. (The AWS API server's
+check is bench/bench_aws_api_mcp.py: its install does not fit CI's time.) nginx is crashed; the evidence (the unhealthy target, the alarm, an error line, the trail event)
 must show through each. The cloudwatch-agent's shipping is stood in for by PutLogEvents and PutMetricData."""
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from conftest import cli, eventually, local_stack, port_offset
 
 OFFSET = port_offset(500)
 ROOT = Path(__file__).resolve().parents[2]
-MCP_VENV, API_VENV = ROOT / ".venv-mcp" / "bin", ROOT / ".venv-mcp-api" / "bin"
+MCP_VENV = ROOT / ".venv-mcp" / "bin"
 ERROR_GROUP = "/aws/sre-workshop/nginx/error"
 ERROR_LINE = ("{when} [error] 4242#4242: *17 connect() failed (111: Connection refused) while connecting to "
               "upstream, client: 127.0.0.1, server: _, request: \"GET / HTTP/1.1\"")
@@ -69,8 +69,7 @@ def incident(stack, aws):
         aws("iam").delete_role_policy(RoleName=role, PolicyName="TwinMcpTest")
         aws("cloudwatch").set_alarm_state(AlarmName=alarm["AlarmName"], StateValue="OK", StateReason="cleared")
     finally:
-        # Not the exit status: until the cloudwatch-agent lands, its component exits, and clear's steady-state
-        # check names it. nginx back behind the ALB is what this module needs.
+        # Not the exit status: nginx back behind the ALB is what this module needs.
         cli(stack, "fault", "clear", "nginx-crash")
         elb = aws("elbv2")
         arns = [g["TargetGroupArn"] for g in elb.describe_target_groups()["TargetGroups"]]
@@ -85,8 +84,9 @@ def public_alarm(aws) -> dict:
 
 
 def ship_evidence(aws, alarm: dict) -> None:
-    """What the cloudwatch-agent and the ALB would have sent: error lines, and UnHealthyHostCount over two
-    periods; the alarm goes to ALARM (set as the evaluator would, until the evaluator runs in the twin)."""
+    """What the cloudwatch-agent and the ALB send, made certain within the test's time (the agent's periods are
+    60 s here): error lines, and UnHealthyHostCount over two periods; the alarm goes to ALARM (set as the
+    twin's evaluator would, if it has not yet)."""
     now = datetime.now(UTC)
     logs = aws("logs")
     logs.create_log_stream(logGroupName=ERROR_GROUP, logStreamName="i-twinmcp")
@@ -162,24 +162,6 @@ def test_the_cloudtrail_server_finds_the_iam_change(incident, env):
                            "start_time": iso(-900)})]))
     found = json.loads(text(events))["events"]
     assert any(r.get("ResourceName") == incident["role"] for e in found for r in e.get("Resources", []))
-
-
-@pytest.mark.skipif(not (API_VENV / "awslabs.aws-api-mcp-server").exists(),
-                    reason="bench/manual: scripts/install --test --aws-api-mcp")
-def test_the_aws_api_server_shows_the_unhealthy_target_and_refuses_writes(incident, env, aws, tmp_path):
-    (group,) = [g for g in aws("elbv2").describe_target_groups()["TargetGroups"]
-                if g["TargetGroupArn"].split(":")[-1] in {d["Value"] for d in incident["alarm"]["Dimensions"]}]
-    shim = ROOT / "tests" / "integration" / "mcp_shims" / "aws_api_offline.py"
-    params = server(API_VENV / "python", env, str(shim), READ_OPERATIONS_ONLY="true",
-                    AWS_API_MCP_WORKING_DIR=str(tmp_path), AWS_API_MCP_TELEMETRY="false")
-    _, (health, write) = asyncio.run(session(params, [
-        ("call_aws", {"cli_command": f"aws elbv2 describe-target-health --target-group-arn {group['TargetGroupArn']}"}),
-        ("call_aws", {"cli_command": f"aws iam delete-role-policy --role-name {incident['role']} "
-                                     "--policy-name TwinMcpTest"})]))
-    (answer,) = json.loads(text(health))
-    (target,) = json.loads(answer["response"]["as_json"])["TargetHealthDescriptions"]
-    assert target["TargetHealth"]["State"] == "unhealthy"
-    assert "denied by security policy" in text(write)
 
 
 def test_our_server_answers_the_same_calls_from_the_twin(stack, incident):

@@ -44,7 +44,7 @@ import threading
 import time
 from pathlib import Path
 
-import boto3
+import botocore.session
 from botocore.config import Config
 
 from ..errors import ExitStatus, UsageError, WorkshopError
@@ -63,9 +63,10 @@ CLIENT_CONFIG = Config(retries={"max_attempts": 1, "mode": "standard"}, connect_
 
 
 def client(plan: Plan, service: str):
-    """Return a client of the twin's `service`."""
-    session = boto3.session.Session(region_name=plan.region, **plan.credentials)
-    return session.client(service, endpoint_url=plan.endpoint, config=CLIENT_CONFIG)
+    """Return a client of the twin's `service` (botocore's own: boto3 would add its S3 transfer machinery to a
+    process that stays up beside the stack)."""
+    return botocore.session.get_session().create_client(service, region_name=plan.region, endpoint_url=plan.endpoint,
+                                                        config=CLIENT_CONFIG, **plan.credentials)
 
 
 def read_config(path: Path) -> dict:

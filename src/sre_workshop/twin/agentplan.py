@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -46,7 +47,7 @@ def stack_resources(settings: Settings, timeout: float = 120) -> dict[str, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Write the plan, then run the agent in this process."""
+    """Write the plan, then become the agent (exec: the same pid, without the CloudFormation client's ~20 MB)."""
     parser = argparse.ArgumentParser(prog="sre-workshop-cloudwatch-agent")
     parser.add_argument("--metrics-period", type=int, default=60)
     args = parser.parse_args(argv)
@@ -57,9 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     path = Path(plan["spool_dir"]) / "plan.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(plan, indent=1))
-    from .agent import main as agent_main
-
-    return agent_main(["--plan", str(path)])
+    sys.stdout.flush()
+    os.execv(sys.executable, [sys.executable, "-m", "sre_workshop.twin.agent", "--plan", str(path)])  # noqa: S606 - our own module
 
 
 if __name__ == "__main__":

@@ -192,7 +192,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(asctime)s %(levelname)s %(message)s")
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     started = time.monotonic()
-    twin = Twin(Settings.from_env(), args.metrics_period, args.engine_url)
+    settings = Settings.from_env()
+    from .slim import import_ec2_for
+
+    import_ec2_for(settings.region)
+    twin = Twin(settings, args.metrics_period, args.engine_url)
     origin = twin.load_or_deploy()
     app = twin.build_app()
     from werkzeug.serving import make_server
