@@ -299,3 +299,23 @@ def test_the_leak_shows_in_the_app_servers_memory_and_its_cpu_is_published(stack
         assert statistic(aws, "AWS/EC2", "CPUUtilization", {"InstanceId": app}, "Average", 60)
     finally:
         assert cli(stack, "fault", "clear", "memory-leak") == 0
+
+
+def test_metric_reads_over_the_stacks_own_data_answer_as_cloudwatch(stack, aws):
+    """GetMetricData over what the stack publishes, beside a datapoint sent without a Timestamp (as the apps
+    send theirs), and the exact-dimensions rule: cpu_usage_active is published with InstanceId and cpu, so
+    InstanceId alone finds nothing, as on CloudWatch (moto found it, and failed GetMetricData once the
+    agent's timestamps and server-stamped ones met)."""
+    app = aws("ssm").get_parameter(Name="/sre-workshop/ec2/app-instance-id")["Parameter"]["Value"]
+    both = {"InstanceId": app, "cpu": "cpu-total"}
+    eventually(lambda: statistic(aws, "CWAgent", "cpu_usage_active", both, "Average", 60), timeout=3 * PERIOD + 5)
+    assert statistic(aws, "CWAgent", "cpu_usage_active", {"InstanceId": app}, "Average", 60) == []
+    aws("cloudwatch").put_metric_data(Namespace="TwinTest", MetricData=[{"MetricName": "Stamped", "Value": 1.0}])
+    now = datetime.now(UTC)
+    (result,) = aws("cloudwatch").get_metric_data(
+        StartTime=now - timedelta(seconds=60), EndTime=now, MetricDataQueries=[{"Id": "cpu", "MetricStat": {
+            "Metric": {"Namespace": "CWAgent", "MetricName": "cpu_usage_active",
+                       "Dimensions": [{"Name": k, "Value": v} for k, v in both.items()]},
+            "Period": PERIOD, "Stat": "Average"}}])["MetricDataResults"]
+    assert result["StatusCode"] == "Complete" and result["Values"]
+    assert all(t.timestamp() % PERIOD == 0 for t in result["Timestamps"])

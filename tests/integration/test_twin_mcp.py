@@ -1,8 +1,9 @@
 """Investigating a fault through MCP servers pointed at the AWS API twin: the AWS Labs CloudWatch and CloudTrail
 servers (from PyPI, in .venv-mcp, each started as a real stdio server with the variables `sre-workshop aws-env`
 prints), and our own server's AWS-shaped tools, all driven by the official SDK's client. (The AWS API server's
-check is bench/bench_aws_api_mcp.py: its install does not fit CI's time.) nginx is crashed; the evidence (the unhealthy target, the alarm, an error line, the trail event)
-must show through each. The cloudwatch-agent's shipping is stood in for by PutLogEvents and PutMetricData."""
+check is bench/bench_aws_api_mcp.py: its install does not fit CI's time.) nginx is crashed; the evidence (the
+unhealthy target, the alarm, an error line, the trail event) must show through each. The cloudwatch-agent's
+shipping is made certain within the test's time by PutLogEvents and PutMetricData of its own."""
 
 from __future__ import annotations
 

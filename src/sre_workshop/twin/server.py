@@ -115,16 +115,16 @@ class Twin:
 
     # --- serving -------------------------------------------------------------------------------------
 
-    @staticmethod
-    def _moto_app() -> Any:
+    def _moto_app(self) -> Any:
         from moto.elbv2.models import FakeTargetGroup
         from moto.server import DomainDispatcherApplication, create_backend_app
 
-        from . import alarm_history
+        from . import alarm_history, metric_reads
 
         if not hasattr(FakeTargetGroup, "get_cfn_attribute"):  # moto 5.2 lacks GetAtt on target groups
             FakeTargetGroup.get_cfn_attribute = _target_group_attribute
         alarm_history.install()  # moto 5.2 lacks DescribeAlarmHistory
+        metric_reads.install(self.metrics_period)  # and reads metrics otherwise than CloudWatch
         return DomainDispatcherApplication(create_backend_app)
 
     def build_app(self) -> Any:
