@@ -319,3 +319,48 @@ def test_metric_reads_over_the_stacks_own_data_answer_as_cloudwatch(stack, aws):
             "Period": PERIOD, "Stat": "Average"}}])["MetricDataResults"]
     assert result["StatusCode"] == "Complete" and result["Values"]
     assert all(t.timestamp() % PERIOD == 0 for t in result["Timestamps"])
+
+
+def test_a_provisioned_table_answers_an_idle_stack_throttles_under_load_and_is_counted(stack, aws, env):
+    """CRMCustomersTable set to PROVISIONED 1/1 with the aws CLI: single requests through the CRM answer; load
+    is refused with ProvisionedThroughputExceededException; the twin's ThrottledRequests count exactly the
+    endpoint's refusals; back on demand, the load is served."""
+    table, crm = "CRMCustomersTable", f"http://127.0.0.1:{8080 + OFFSET}/api/customers?limit=1"
+    stats_path = stack / "run" / "dynamodb-endpoint.stats.json"
+
+    def refusals() -> int:
+        totals = json.loads(stats_path.read_text())["totals"]
+        return sum(t["count"] for t in totals if t["table"] == table and t["outcome"] == "throttled")
+
+    def throttled_metric(since: datetime) -> float:
+        cloudwatch, total = aws("cloudwatch"), 0.0
+        for metric in cloudwatch.list_metrics(Namespace="AWS/DynamoDB", MetricName="ThrottledRequests",
+                                              Dimensions=[{"Name": "TableName", "Value": table}])["Metrics"]:
+            total += sum(p["Sum"] for p in cloudwatch.get_metric_statistics(
+                Namespace="AWS/DynamoDB", MetricName="ThrottledRequests", Dimensions=metric["Dimensions"],
+                StartTime=since, EndTime=datetime.now(UTC) + timedelta(seconds=PERIOD), Period=PERIOD,
+                Statistics=["Sum"])["Datapoints"])
+        return total
+
+    result = aws_cli(env, "dynamodb", "update-table", "--table-name", table, "--billing-mode", "PROVISIONED",
+                     "--provisioned-throughput", "ReadCapacityUnits=1,WriteCapacityUnits=1")
+    assert result.returncode == 0, result.stderr
+    try:
+        time.sleep(2)  # the endpoint reads the tables' capacity every second
+        since, before = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=PERIOD), refusals()
+        for _ in range(3):
+            with urllib.request.urlopen(crm, timeout=10) as answer:
+                assert answer.status == 200
+            time.sleep(1.5)
+        assert refusals() == before
+        out = subprocess.run([str(Path(sys.executable).with_name("sre-workshop")), "--state-dir", str(stack), "load",
+                              "--target", "crm", "--users", "10", "--rate", "50", "--duration", "6s", "--json"],
+                             capture_output=True, text=True, timeout=90,
+                             env={**os.environ, "SRE_WORKSHOP_PORT_OFFSET": str(OFFSET)})
+        assert out.returncode in (0, 1), out.stderr
+        assert refusals() > before, out.stdout
+        # the CRM's retries still in flight when the load ends are refused too: compare once both settle
+        eventually(lambda: throttled_metric(since) == refusals() - before, timeout=5 * PERIOD + 10, interval=1)
+    finally:
+        result = aws_cli(env, "dynamodb", "update-table", "--table-name", table, "--billing-mode", "PAY_PER_REQUEST")
+        assert result.returncode == 0, result.stderr

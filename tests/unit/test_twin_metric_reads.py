@@ -1,5 +1,5 @@
-"""GetMetricStatistics and GetMetricData through moto with the twin's reads installed: exact dimensions, the
-period grid, extended statistics, metric math and AWS's errors."""
+"""ListMetrics, GetMetricStatistics and GetMetricData through moto with the twin's reads installed: each metric
+listed once, exact dimensions, the period grid, extended statistics, metric math and AWS's errors."""
 
 from datetime import UTC, datetime, timedelta
 
@@ -22,6 +22,7 @@ def cloudwatch(monkeypatch):
     # the originals come back after the test: install() changes moto's classes for the whole process
     monkeypatch.setattr(CloudWatchResponse, "get_metric_statistics", CloudWatchResponse.get_metric_statistics)
     monkeypatch.setattr(CloudWatchBackend, "get_metric_data", CloudWatchBackend.get_metric_data)
+    monkeypatch.setattr(CloudWatchBackend, "get_filtered_metrics", CloudWatchBackend.get_filtered_metrics)
     metric_reads.install()
     with mock_aws():
         client = boto3.client("cloudwatch", region_name="us-east-1", aws_access_key_id="x",
@@ -87,3 +88,11 @@ def test_bad_reads_get_aws_errors(cloudwatch, kwargs, code, words):
     with pytest.raises(ClientError) as caught:
         cloudwatch.get_metric_statistics(**call)
     assert caught.value.response["Error"]["Code"] == code and words in caught.value.response["Error"]["Message"]
+
+
+def test_each_metric_is_listed_once_and_the_dimension_filter_matches_names_and_values(cloudwatch):
+    listed = cloudwatch.list_metrics(Namespace="CWAgent")["Metrics"]
+    assert sorted(len(m["Dimensions"]) for m in listed) == [1, 2]  # four datapoints of the two-dimension metric
+    by_name = cloudwatch.list_metrics(Namespace="CWAgent", Dimensions=[{"Name": "cpu"}])["Metrics"]
+    assert [len(m["Dimensions"]) for m in by_name] == [2]
+    assert cloudwatch.list_metrics(Dimensions=[{"Name": "InstanceId", "Value": "i-other"}])["Metrics"] == []

@@ -1,6 +1,9 @@
-"""GetMetricStatistics and GetMetricData answered as CloudWatch answers them, from moto's stored datapoints.
+"""ListMetrics, GetMetricStatistics and GetMetricData answered as CloudWatch answers them, from moto's stored
+datapoints.
 
 Where moto 5.2 answers otherwise:
+- ListMetrics lists a metric of two or more dimensions once per datapoint (its duplicate check compares
+  every dimension with every other), so a caller summing over the metrics it lists counts each many times;
 - dimensions: CloudWatch returns only the metric with exactly the dimensions asked for (cpu_usage_active
   {InstanceId, cpu} is not found by InstanceId alone, and a query without dimensions finds only the metric
   that has none); moto matches a subset, or everything when none are given;
@@ -8,7 +11,7 @@ Where moto 5.2 answers otherwise:
   protocols give moto naive ones), and GetMetricStatistics ignores ExtendedStatistics (p99);
 - periods: CloudWatch rounds StartTime down to the minute and counts whole periods from there; moto starts
   at the first datapoint (GetMetricStatistics) or at StartTime to the microsecond.
-moto's responses still parse and serialize the calls; `install()` replaces the two reads on its CloudWatch
+moto's responses still parse and serialize the calls; `install()` replaces the three reads on its CloudWatch
 classes. Statistics and metric math are the alarm evaluator's (alarms.py, metricmath.py), so an alarm and a
 read of its metric agree. Limits as AWS: 1,440 datapoints per GetMetricStatistics; 100,800 per GetMetricData
 (beyond that the newest are returned with StatusCode PartialData; no NextToken). A Period must be one AWS
@@ -150,9 +153,26 @@ def get_metric_data(self: CloudWatchBackend, queries: list[dict[str, Any]], star
     return results
 
 
+def get_filtered_metrics(self: CloudWatchBackend, metric_name: str | None, namespace: str | None,
+                         dimensions: list[dict[str, str]] | None) -> list[Any]:
+    """ListMetrics' metrics: each (namespace, name, dimension set) once, filtered by the dimensions asked for
+    (a name alone, or a name and a value)."""
+    wanted = [(d["Name"], d.get("Value")) for d in dimensions or []]
+    found: dict[tuple, Any] = {}
+    for datum in self.get_all_metrics():
+        if (namespace and datum.namespace != namespace) or (metric_name and datum.name != metric_name):
+            continue
+        dims = {d.name: d.value for d in datum.dimensions}
+        if any(name not in dims or (value is not None and dims[name] != value) for name, value in wanted):
+            continue
+        found.setdefault((datum.namespace, datum.name, frozenset(dims.items())), datum)
+    return list(found.values())
+
+
 def install(metrics_period: int = 60) -> None:
     """Answer the two reads with this module's functions (moto parses the requests and writes the answers);
     `metrics_period` is the stack's own period, accepted as a Period beside AWS's."""
     _local_period[0] = metrics_period
     CloudWatchResponse.get_metric_statistics = get_metric_statistics  # type: ignore[method-assign]
     CloudWatchBackend.get_metric_data = get_metric_data  # type: ignore[method-assign]
+    CloudWatchBackend.get_filtered_metrics = get_filtered_metrics  # type: ignore[method-assign]
