@@ -3,8 +3,8 @@
 Setup: dynalite with the CRM's sample data (100 customers); a moto server standing for the twin (IAM: the role
 with the template's DynamoDBAccess policy; CloudWatch); the endpoint enforcing both (policies and tables read
 every second, metrics sent every 10 s); two CRMs under Gunicorn (2 sync workers), one on dynalite, one on the
-endpoint; today's HAProxy endpoint on dynalite, for comparison; a CRM on each of the three paths. Measured,
-the paths taking turns (ABBA):
+endpoint; the former HAProxy endpoint (a plain proxy) on dynalite, for comparison; a CRM on each of the three
+paths. Measured, the paths taking turns (ABBA):
 - the added latency of one call: GetItem, Query on customer-index, Scan of 100 items, one at a time on a
   kept-alive connection (p50, p99 of each path; the difference is the endpoint's cost);
 - wrk at concurrency 8 sending the three calls in turn, straight to DynamoDB: calls/s of each path and the
@@ -140,12 +140,31 @@ def start(tmp: Path) -> dict:
             "crm_endpoint": crm_endpoint, "crm_haproxy": crm_haproxy}
 
 
+# The dynamodb-endpoint before the twin's (infra/haproxy/dynamodb-endpoint.cfg until session 5): a plain HTTP
+# proxy, one thread, the baseline a proxy in that place costs.
+HAPROXY_ENDPOINT = """global
+    maxconn 4096
+    nbthread 1
+defaults
+    mode http
+    option http-server-close
+    timeout connect 2s
+    timeout client 30s
+    timeout server 30s
+frontend dynamodb
+    bind 127.0.0.1:${endpoint_port}
+    default_backend emulator
+backend emulator
+    server dynamodb ${dynamodb_address}
+"""
+
+
 def start_haproxy(tmp: Path, engine_port: int):
-    """Start today's dynamodb-endpoint, HAProxy with infra/haproxy/dynamodb-endpoint.cfg, for comparison."""
+    """Start the former dynamodb-endpoint, a plain HAProxy HTTP proxy, for comparison."""
     port = free_port()
-    template = Template((ROOT / "infra" / "haproxy" / "dynamodb-endpoint.cfg").read_text())
     config = tmp / "dynamodb-endpoint.cfg"
-    config.write_text(template.substitute(endpoint_port=port, dynamodb_address=f"127.0.0.1:{engine_port}"))
+    config.write_text(Template(HAPROXY_ENDPOINT).substitute(endpoint_port=port,
+                                                            dynamodb_address=f"127.0.0.1:{engine_port}"))
     return start_server(ProcessSpec("haproxy", ["haproxy", "-db", "-f", str(config)], tmp / "haproxy.log",
                                     cwd=tmp, ports=[port]))
 

@@ -15,6 +15,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import boto3
@@ -23,15 +24,17 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from sre_workshop.cli.main import ExitStatus
+from sre_workshop.cli.twin import aws_environment
 from sre_workshop.faults.catalogue import catalogue
 from sre_workshop.faults.model import Probe
 from sre_workshop.local.lbstats import target_health
 from sre_workshop.local.process import ProcessRecord, group_members, is_alive
-from sre_workshop.settings import BASE_PORTS, TABLE_NAMES
+from sre_workshop.settings import BASE_PORTS, TABLE_NAMES, Settings
 
 from conftest import REGION, Reply, cli, cli_json, dynamodb, eventually, http, local_stack, port_offset, scan_all
 
 OFFSET = port_offset(800)
+METRICS_PERIOD = 2
 APP = f"http://127.0.0.1:{BASE_PORTS['public-alb'] + OFFSET}"
 CRM = f"http://127.0.0.1:{BASE_PORTS['public-alb-crm'] + OFFSET}"
 ENGINE = f"http://127.0.0.1:{BASE_PORTS['dynamodb'] + OFFSET}"
@@ -59,8 +62,10 @@ def record(state: Path, name: str) -> ProcessRecord:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    with local_stack(tmp_path_factory, "faults", OFFSET) as state:
-        yield state
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SRE_WORKSHOP_METRICS_PERIOD", str(METRICS_PERIOD))  # the twin's metrics within seconds
+        with local_stack(tmp_path_factory, "faults", OFFSET) as state:
+            yield state
 
 
 @pytest.fixture
@@ -232,7 +237,8 @@ def median_ms(url: str, count: int = 30) -> float:
 
 
 class Slower:
-    """GET / takes longer than just before the fault, and the burners really use CPU."""
+    """GET / takes longer than just before the fault, the burners really use CPU, and the app server's
+    CPUUtilization in the twin (what the cloudwatch-agent measured) shows it."""
 
     def before(self, state: Path) -> None:
         self.baseline = min(median_ms(APP + "/") for _ in range(2))
@@ -240,7 +246,23 @@ class Slower:
     def __call__(self, state: Path) -> bool:
         eventually(lambda: median_ms(APP + "/") > 1.5 * self.baseline, timeout=20, interval=0)
         pids = [int(line.split()[0]) for line in (state / "run" / "faults" / "cpu-burn.pids").read_text().splitlines()]
+        # two burners on the instance's two vCPUs: near 100 % alone, at least half on a shared CI machine
+        eventually(lambda: max(app_server_cpu(state), default=0) >= 50, timeout=6 * METRICS_PERIOD + 10, interval=1)
         return len(pids) == BURNERS and all(Path(f"/proc/{pid}").exists() for pid in pids)
+
+
+def app_server_cpu(state: Path) -> list[float]:
+    """The app server's AWS/EC2 CPUUtilization (Average per period) of the last 10 s, from the twin."""
+    env = aws_environment(Settings.from_env(port_offset=OFFSET, state_dir=state))
+    session = boto3.session.Session(aws_access_key_id=env["AWS_ACCESS_KEY_ID"], region_name=env["AWS_REGION"],
+                                    aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"])
+    ssm, cloudwatch = (session.client(s, endpoint_url=env["AWS_ENDPOINT_URL"]) for s in ("ssm", "cloudwatch"))
+    app = ssm.get_parameter(Name="/sre-workshop/ec2/app-instance-id")["Parameter"]["Value"]
+    now = datetime.now(UTC)
+    points = cloudwatch.get_metric_statistics(
+        Namespace="AWS/EC2", MetricName="CPUUtilization", Dimensions=[{"Name": "InstanceId", "Value": app}],
+        StartTime=now - timedelta(seconds=10), EndTime=now, Period=METRICS_PERIOD, Statistics=["Average"])
+    return [p["Average"] for p in points["Datapoints"]]
 
 
 # cpu-burn's default (2, a t3.micro's vCPUs) is raised to this machine's cores, so that it shows here too.
