@@ -33,11 +33,11 @@ from .settings import Settings
 
 @dataclass(frozen=True)
 class Overlay:
-    """A change to one rendered config or one component's environment, made by `owner`.
+    """A change to one rendered config, made by `owner`.
 
-    `target` is a rendered file's name ("nginx.conf", "public-alb.cfg") or "env:<component>"; for a
-    file, `replace` maps exact text of the rendered config to its replacement (each must be found);
-    for an environment, it maps variable names to values.
+    `target` is a rendered file's name ("nginx.conf", "public-alb.cfg"); `replace` maps exact text of the
+    rendered config to its replacement (each must be found). (An app's settings are its env file, which it
+    reads at each start: twin/hostview.py.)
     """
 
     owner: str
@@ -69,7 +69,7 @@ class StackState:
         return asdict(self)
 
     def overlays_for(self, target: str) -> list[Overlay]:
-        """Return the overlays on one config or environment, oldest first."""
+        """Return the overlays on one config, oldest first."""
         return [o for o in self.overlays if o.target == target]
 
 

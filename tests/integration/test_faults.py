@@ -251,15 +251,26 @@ class Slower:
         return len(pids) == BURNERS and all(Path(f"/proc/{pid}").exists() for pid in pids)
 
 
-def app_server_cpu(state: Path) -> list[float]:
-    """The app server's AWS/EC2 CPUUtilization (Average per period) of the last 10 s, from the twin."""
+def twin(state: Path, service: str):
+    """A client of the stack's AWS API twin, with the variables `aws-env` gives."""
     env = aws_environment(Settings.from_env(port_offset=OFFSET, state_dir=state))
     session = boto3.session.Session(aws_access_key_id=env["AWS_ACCESS_KEY_ID"], region_name=env["AWS_REGION"],
                                     aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"])
-    ssm, cloudwatch = (session.client(s, endpoint_url=env["AWS_ENDPOINT_URL"]) for s in ("ssm", "cloudwatch"))
-    app = ssm.get_parameter(Name="/sre-workshop/ec2/app-instance-id")["Parameter"]["Value"]
+    return session.client(service, endpoint_url=env["AWS_ENDPOINT_URL"])
+
+
+def instance_id(state: Path, name: str) -> str:
+    """The id of the instance tagged Name=`name` in the twin."""
+    reservations = twin(state, "ec2").describe_instances(Filters=[{"Name": "tag:Name", "Values": [name]}])
+    (instance,) = [i for r in reservations["Reservations"] for i in r["Instances"]]
+    return instance["InstanceId"]
+
+
+def app_server_cpu(state: Path) -> list[float]:
+    """The app server's AWS/EC2 CPUUtilization (Average per period) of the last 10 s, from the twin."""
+    app = instance_id(state, "sre-workshop-app")
     now = datetime.now(UTC)
-    points = cloudwatch.get_metric_statistics(
+    points = twin(state, "cloudwatch").get_metric_statistics(
         Namespace="AWS/EC2", MetricName="CPUUtilization", Dimensions=[{"Name": "InstanceId", "Value": app}],
         StartTime=now - timedelta(seconds=10), EndTime=now, Period=METRICS_PERIOD, Statistics=["Average"])
     return [p["Average"] for p in points["Datapoints"]]
@@ -354,6 +365,40 @@ def test_a_cpu_burn_that_runs_its_course_is_recorded_as_expired(steady, capsys):
 def test_a_fault_fixed_by_hand_is_recorded_as_remediated(steady, capsys):
     _code, injected = cli_json(steady, capsys, "fault", "inject", "nginx-crash")
     assert cli(steady, "service", "start", "nginx") == 0  # the real fix, as `systemctl start nginx`
+    _code, status = cli_json(steady, capsys, "fault", "status")
+    assert status["faults"] == [] or status["faults"][0]["state"] == "remediated"
+    assert [e["event"] for e in _incident(steady, capsys, injected["incident_id"])["events"]] == \
+        ["injected", "remediated"]
+
+
+def run_command(state: Path, instance: str, *commands: str) -> dict:
+    """SSM Run Command (AWS-RunShellScript) through the twin; return the finished invocation."""
+    ssm = twin(state, "ssm")
+    command_id = ssm.send_command(InstanceIds=[instance], DocumentName="AWS-RunShellScript",
+                                  Parameters={"commands": list(commands)})["Command"]["CommandId"]
+
+    def done() -> dict | None:
+        try:
+            invocation = ssm.get_command_invocation(CommandId=command_id, InstanceId=instance)
+        except ClientError:
+            return None
+        return invocation if invocation["Status"] not in ("Pending", "InProgress") else None
+
+    return eventually(done, timeout=60, interval=0.2)
+
+
+def test_a_bad_deploy_repaired_on_the_instance_is_recorded_as_remediated(steady, capsys):
+    """bad-config-deploy is an edit of crm-app's env file on its instance: an operator puts the line back
+    there (Run Command through the twin; `sre-workshop shell` gives the same view) and restarts crm-app."""
+    _code, injected = cli_json(steady, capsys, "fault", "inject", "bad-config-deploy", "--set",
+                               "variable=DEALS_TABLE")
+    crm = instance_id(steady, "sre-workshop-crm-app")
+    seen = run_command(steady, crm, "grep DEALS_TABLE /etc/sre-workshop/crm-app.env")
+    assert seen["StandardOutputContent"].strip() == "DEALS_TABLE=CRMDealsTable-v2", seen
+    fixed = run_command(steady, crm, "sed -i 's/^DEALS_TABLE=.*/DEALS_TABLE=CRMDealsTable/' "
+                                     "/etc/sre-workshop/crm-app.env", "systemctl restart crm-app")
+    assert fixed["Status"] == "Success", fixed
+    eventually(lambda: status_of(CRM + "/api/deals?limit=1") == 200, timeout=30)
     _code, status = cli_json(steady, capsys, "fault", "status")
     assert status["faults"] == [] or status["faults"][0]["state"] == "remediated"
     assert [e["event"] for e in _incident(steady, capsys, injected["incident_id"])["events"]] == \

@@ -4,6 +4,7 @@ systemctl, scripts really run in a view, and the SSM API's validation and answer
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from pathlib import Path
@@ -126,10 +127,11 @@ def test_a_script_cannot_write_the_host_and_an_edit_of_nginx_conf_lands_in_the_s
 @needs_bwrap
 def test_a_script_past_its_timeout_is_killed_with_its_children(settings):
     started = time.monotonic()
-    result = hostview.run(settings, "NginxInstance1", "sleep 300 & sleep 300\n", timeout=1)
+    seconds = f"300.{os.getpid()}"  # this run's sleeps only: other tests on the machine may sleep 300 too
+    result = hostview.run(settings, "NginxInstance1", f"sleep {seconds} & sleep {seconds}\n", timeout=1)
     assert result.timed_out and time.monotonic() - started < 10
     time.sleep(0.2)
-    assert not [p for p in Path("/proc").glob("[0-9]*") if _cmdline(p) == "sleep\x00300\x00"]
+    assert not [p for p in Path("/proc").glob("[0-9]*") if _cmdline(p) == f"sleep\x00{seconds}\x00"]
 
 
 def _cmdline(proc: Path) -> str:

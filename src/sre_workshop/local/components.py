@@ -113,6 +113,27 @@ def app_env(settings: Settings, name: str) -> dict[str, str]:
     return env
 
 
+# The settings an app takes from its env file (/etc/sre-workshop/NAME.env on its instance, as systemd's
+# EnvironmentFile): the spec's. The file's other lines (PORT, LOG_FILE, the runtime dir) name AWS paths and
+# ports; locally those stay the stack's (app_env).
+ENV_FILE_SETTINGS = {"sre-app": ("AWS_REGION", "METRICS_TABLE"),
+                     "crm-app": ("AWS_REGION", "CUSTOMERS_TABLE", "DEALS_TABLE", "ACTIVITIES_TABLE")}
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """Return the NAME=value lines of an env file (comments and blank lines skipped; {} if it is missing)."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return {}
+    found = {}
+    for line in text.splitlines():
+        name, sep, value = line.strip().partition("=")
+        if sep and name and not name.startswith("#"):
+            found[name.strip()] = value.strip()
+    return found
+
+
 def gunicorn_spec(settings: Settings, name: str, package: str) -> ProcessSpec:
     """Return the spec of an app under Gunicorn, run from the apps directory."""
     argv = [sys.executable, "-m", "gunicorn", "--chdir", str(settings.apps_dir),

@@ -74,7 +74,7 @@ class LocalControl:
         return [o for o in self.stack.store.read().overlays if o.owner == owner]
 
     def add_overlay(self, owner: str, target: str, replace: dict[str, str]) -> None:
-        """Record a change to a config (or "env:<component>") made by `owner`."""
+        """Record a change to a config made by `owner`."""
         with self.stack.store.update() as state:
             state.overlays = [o for o in state.overlays if not (o.owner == owner and o.target == target)]
             state.overlays.append(Overlay(owner, target, replace))

@@ -16,9 +16,9 @@ from dataclasses import replace
 from ..errors import ComponentFailed, PortInUse
 from ..tables import create_tables
 from ..twin import trail
-from ..twin.instances import IN_VIEW, instance_of
+from ..twin.instances import IN_VIEW, env_file, instance_of
 from . import configs, snapshot
-from .components import LOCAL_CREDENTIALS, create_fault_token, dynamodb_address
+from .components import ENV_FILE_SETTINGS, LOCAL_CREDENTIALS, create_fault_token, dynamodb_address, read_env_file
 from .data import StackData
 from .process import find_program, group_members, port_open, spawn, stop, tail, wait_ready
 
@@ -107,8 +107,12 @@ class StackServices(StackData):
     def _spawn(self, name: str) -> None:
         component = self.components[name]
         env = dict(component.spec.env)
-        for overlay in self.store.read().overlays_for(f"env:{name}"):
-            env.update(overlay.replace)
+        deployed = read_env_file(env_file(self.settings, name)) if name in ENV_FILE_SETTINGS else {}
+        for key in ENV_FILE_SETTINGS.get(name, ()) if deployed else ():  # as EnvironmentFile, at each start
+            if key in deployed:
+                env[key] = deployed[key]
+            else:
+                env.pop(key, None)
         if component.fault_control:
             env["FAULT_CONTROL_TOKEN"] = create_fault_token(self.settings)
         if component.runtime_dir:  # a fresh start forgets run-time changes (the leak's control file)

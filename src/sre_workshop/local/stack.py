@@ -25,6 +25,8 @@ from pathlib import Path
 from ..errors import StackBusy
 from ..settings import Settings
 from ..state import StateStore, ensure_dir
+from ..twin.hostview import write_etc
+from ..twin.instances import APPS
 from . import configs
 from .components import ORDER, create_fault_token, dynamodb_address
 from .health import Problem, StackHealth
@@ -91,6 +93,8 @@ class Stack(StackServices, StackHealth):
             state.engine = None if self.settings.dynamodb_endpoint else self.settings.engine
             state.metrics_period = self.settings.metrics_period
         configs.write_configs(self.settings, engine, state.overlays)
+        for logical in APPS:  # each app's env file, which it reads at every start (kept if it exists)
+            write_etc(self.settings, logical)
         for name in names:
             self._check_config(name)
             self._spawn(name)

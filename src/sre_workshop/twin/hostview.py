@@ -126,8 +126,11 @@ def write_view(settings: Settings, logical: str, view_dir: Path, script: str | N
 
 
 def write_etc(settings: Settings, logical: str) -> None:
-    """Write what the instance has in /etc/sre-workshop, as its user data and install.sh write it."""
-    from ..local.components import app_env, token_path
+    """Write what the instance has in /etc/sre-workshop, as its user data and install.sh write it. An app's
+    env file (the lines install.sh writes, but the fault-control token, kept in fault-token) is written
+    only when missing: the app reads it at each start, so a change made on the instance holds across
+    restarts and `down`/`up`, as it would on the instance."""
+    from ..local.components import ENV_FILE_SETTINGS, app_env, token_path
 
     etc = host_dir(settings, logical) / "etc-sre-workshop"
     etc.mkdir(parents=True, exist_ok=True)
@@ -137,9 +140,13 @@ def write_etc(settings: Settings, logical: str) -> None:
     (etc / "instance.env").write_text("\n".join(lines) + "\n")
     if logical in APPS:
         name = COMPONENTS[logical][0]
-        env = {k: v for k, v in app_env(settings, name).items() if not k.startswith("AWS_SECRET")}
-        env["LOG_FILE"] = next(iter(LOGS[logical]))
-        (etc / f"{name}.env").write_text("".join(f"{k}={v}\n" for k, v in sorted(env.items())))
+        env_path = etc / f"{name}.env"
+        if not env_path.exists():
+            env = app_env(settings, name)
+            lines = [f"{k}={env[k]}" for k in ENV_FILE_SETTINGS[name]]
+            lines += ["PORT=8080", f"LOG_FILE={next(iter(LOGS[logical]))}",
+                      f"{name.upper().replace('-', '_')}_RUNTIME_DIR=/run/{name}"]
+            env_path.write_text("\n".join(lines) + "\n")
         token = token_path(settings)
         if token.exists():
             target = etc / "fault-token"

@@ -52,13 +52,21 @@ def binds(settings: Settings, logical: str) -> list[Bind]:
     if logical in APPS:
         target, package = APPS[logical]
         found.append(Bind(target, settings.apps_dir / package, directory=True))
-    found.append(Bind("/etc/sre-workshop", host_dir(settings, logical) / "etc-sre-workshop", directory=True))
+    # writable on an app's instance: its env file is the app's deployed configuration, edited there by hand
+    # (or by a bad deploy) and read again at the app's next start
+    found.append(Bind("/etc/sre-workshop", host_dir(settings, logical) / "etc-sre-workshop", writable=logical in APPS,
+                      directory=True))
     return found
 
 
 def host_dir(settings: Settings, logical: str) -> Path:
     """Return the directory of what the stack writes for one instance (its /etc/sre-workshop)."""
     return settings.run_dir / "hosts" / logical
+
+
+def env_file(settings: Settings, component: str) -> Path:
+    """Return an app's env file (/etc/sre-workshop/NAME.env on its instance), as the stack keeps it."""
+    return host_dir(settings, instance_of(component) or "") / "etc-sre-workshop" / f"{component}.env"
 
 
 def instance_of(component: str) -> str | None:

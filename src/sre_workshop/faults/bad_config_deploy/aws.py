@@ -12,9 +12,12 @@ from ...aws.ssm import script, shell
 from ...errors import AwsError, ComponentFailed
 from ..contract import AwsCtl
 from ..model import NotYet
-from .local import PROBES, SUFFIX
 
 APP = "crm-app"
+# What the bad deploy sets: the right name with a "-v2" suffix, a table that was never created.
+SUFFIX = "-v2"
+PROBES = {"CUSTOMERS_TABLE": "/api/customers?limit=1", "DEALS_TABLE": "/api/deals?limit=1",
+          "ACTIVITIES_TABLE": "/api/activities?limit=1"}
 ENV_FILE = ENV_FILES[APP]
 # The stack output naming each table the variable should hold.
 OUTPUTS = {"CUSTOMERS_TABLE": "CustomersTableName", "DEALS_TABLE": "DealsTableName",
