@@ -22,6 +22,7 @@ from string import Template
 import boto3
 import pytest
 from botocore.config import Config
+from botocore.exceptions import ClientError
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 
@@ -312,6 +313,23 @@ def eventually(check: Callable[[], object], timeout: float = 10, interval: float
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s (last result: {result!r})")
         time.sleep(interval)
+
+
+
+def run_command(ssm, instance: str, *commands: str, timeout: int = 60) -> dict:
+    """Send AWS-RunShellScript (SSM Run Command, here through the twin) and return the finished invocation."""
+    command_id = ssm.send_command(InstanceIds=[instance], DocumentName="AWS-RunShellScript",
+                                  Parameters={"commands": list(commands)})["Command"]["CommandId"]
+
+    def done() -> dict | None:
+        try:
+            invocation = ssm.get_command_invocation(CommandId=command_id, InstanceId=instance)
+        except ClientError as exc:
+            assert exc.response["Error"]["Code"] == "InvocationDoesNotExist"
+            return None
+        return invocation if invocation["Status"] not in ("Pending", "InProgress") else None
+
+    return eventually(done, timeout=timeout, interval=0.2)
 
 
 def seed(endpoint: str, *args: str) -> subprocess.CompletedProcess:

@@ -31,7 +31,19 @@ from sre_workshop.local.lbstats import target_health
 from sre_workshop.local.process import ProcessRecord, group_members, is_alive
 from sre_workshop.settings import BASE_PORTS, TABLE_NAMES, Settings
 
-from conftest import REGION, Reply, cli, cli_json, dynamodb, eventually, http, local_stack, port_offset, scan_all
+from conftest import (
+    REGION,
+    Reply,
+    cli,
+    cli_json,
+    dynamodb,
+    eventually,
+    http,
+    local_stack,
+    port_offset,
+    run_command,
+    scan_all,
+)
 
 OFFSET = port_offset(800)
 METRICS_PERIOD = 2
@@ -371,31 +383,15 @@ def test_a_fault_fixed_by_hand_is_recorded_as_remediated(steady, capsys):
         ["injected", "remediated"]
 
 
-def run_command(state: Path, instance: str, *commands: str) -> dict:
-    """SSM Run Command (AWS-RunShellScript) through the twin; return the finished invocation."""
-    ssm = twin(state, "ssm")
-    command_id = ssm.send_command(InstanceIds=[instance], DocumentName="AWS-RunShellScript",
-                                  Parameters={"commands": list(commands)})["Command"]["CommandId"]
-
-    def done() -> dict | None:
-        try:
-            invocation = ssm.get_command_invocation(CommandId=command_id, InstanceId=instance)
-        except ClientError:
-            return None
-        return invocation if invocation["Status"] not in ("Pending", "InProgress") else None
-
-    return eventually(done, timeout=60, interval=0.2)
-
-
 def test_a_bad_deploy_repaired_on_the_instance_is_recorded_as_remediated(steady, capsys):
     """bad-config-deploy is an edit of crm-app's env file on its instance: an operator puts the line back
     there (Run Command through the twin; `sre-workshop shell` gives the same view) and restarts crm-app."""
     _code, injected = cli_json(steady, capsys, "fault", "inject", "bad-config-deploy", "--set",
                                "variable=DEALS_TABLE")
     crm = instance_id(steady, "sre-workshop-crm-app")
-    seen = run_command(steady, crm, "grep DEALS_TABLE /etc/sre-workshop/crm-app.env")
+    seen = run_command(twin(steady, "ssm"), crm, "grep DEALS_TABLE /etc/sre-workshop/crm-app.env")
     assert seen["StandardOutputContent"].strip() == "DEALS_TABLE=CRMDealsTable-v2", seen
-    fixed = run_command(steady, crm, "sed -i 's/^DEALS_TABLE=.*/DEALS_TABLE=CRMDealsTable/' "
+    fixed = run_command(twin(steady, "ssm"), crm, "sed -i 's/^DEALS_TABLE=.*/DEALS_TABLE=CRMDealsTable/' "
                                      "/etc/sre-workshop/crm-app.env", "systemctl restart crm-app")
     assert fixed["Status"] == "Success", fixed
     eventually(lambda: status_of(CRM + "/api/deals?limit=1") == 200, timeout=30)

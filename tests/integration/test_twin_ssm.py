@@ -14,7 +14,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import cli, cli_json, eventually, http, local_stack, port_offset
+from conftest import cli, cli_json, eventually, http, local_stack, port_offset, run_command
 
 OFFSET = port_offset(700)
 AWS = str(Path(sys.executable).with_name("aws"))
@@ -60,22 +60,6 @@ def ids(env) -> dict[str, str]:
     return found
 
 
-def run(ssm, instance: str, *commands: str, timeout: int = 60) -> dict:
-    """Send AWS-RunShellScript and return the finished invocation."""
-    command_id = ssm.send_command(InstanceIds=[instance], DocumentName="AWS-RunShellScript",
-                                  Parameters={"commands": list(commands)})["Command"]["CommandId"]
-
-    def done() -> dict | None:
-        try:
-            invocation = ssm.get_command_invocation(CommandId=command_id, InstanceId=instance)
-        except ClientError as exc:
-            assert exc.response["Error"]["Code"] == "InvocationDoesNotExist"
-            return None
-        return invocation if invocation["Status"] not in ("Pending", "InProgress") else None
-
-    return eventually(done, timeout=timeout, interval=0.2)
-
-
 def pid_of(stack: Path, capsys, name: str) -> int:
     _, status = cli_json(stack, capsys, "status")
     (row,) = [c for c in status["components"] if c["name"] == name]
@@ -83,28 +67,28 @@ def pid_of(stack: Path, capsys, name: str) -> int:
 
 
 def test_a_script_reads_the_instance_files_at_their_aws_paths(stack, ssm, ids):
-    invocation = run(ssm, ids["nginx"], "cat /etc/nginx/nginx.conf", "ls /var/log/nginx")
+    invocation = run_command(ssm, ids["nginx"], "cat /etc/nginx/nginx.conf", "ls /var/log/nginx")
     assert (invocation["Status"], invocation["ResponseCode"]) == ("Success", 0), invocation["StandardErrorContent"]
     conf = (stack / "run" / "nginx.conf").read_text()
     assert invocation["StandardOutputContent"] == conf + "access.log\nerror.log\n"
-    app = run(ssm, ids["app"], "ls /opt/sre-app/wsgi.py && grep ^LOG_FILE= /etc/sre-workshop/sre-app.env")
+    app = run_command(ssm, ids["app"], "ls /opt/sre-app/wsgi.py && grep ^LOG_FILE= /etc/sre-workshop/sre-app.env")
     assert app["StandardOutputContent"] == "/opt/sre-app/wsgi.py\nLOG_FILE=/var/log/sre-app/app.log\n"
 
 
 def test_systemctl_and_ps_act_on_the_instance_components(stack, ssm, ids, capsys):
-    invocation = run(ssm, ids["nginx"], "systemctl is-active nginx", "ps -eo pid,comm")
+    invocation = run_command(ssm, ids["nginx"], "systemctl is-active nginx", "ps -eo pid,comm")
     lines = invocation["StandardOutputContent"].splitlines()
     assert lines[0] == "active" and lines[1].split() == ["PID", "COMMAND"]
     commands = {line.split()[1] for line in lines[2:]}
     assert "nginx" in commands and "gunicorn" not in commands and "haproxy" not in commands
-    unknown = run(ssm, ids["nginx"], "systemctl status sre-app")
+    unknown = run_command(ssm, ids["nginx"], "systemctl status sre-app")
     assert (unknown["Status"], unknown["ResponseCode"]) == ("Failed", 4)
     assert unknown["StandardErrorContent"] == "Unit sre-app.service could not be found.\n"
 
 
 def test_systemctl_restart_restarts_the_stack_component(stack, ssm, ids, capsys, cloudtrail):
     before = pid_of(stack, capsys, "nginx")
-    invocation = run(ssm, ids["nginx"], "systemctl restart nginx && systemctl is-active nginx")
+    invocation = run_command(ssm, ids["nginx"], "systemctl restart nginx && systemctl is-active nginx")
     assert invocation["StandardOutputContent"] == "active\n", invocation["StandardErrorContent"]
     after = pid_of(stack, capsys, "nginx")
     assert after and after != before
@@ -122,13 +106,13 @@ def test_an_edit_of_nginx_conf_and_a_reload_take_effect(stack, ssm, ids):
     url = f"http://127.0.0.1:{OFFSET + 8001}/health"  # answered by nginx itself, from nginx.conf
     conf = "/etc/nginx/nginx.conf"
     try:
-        edit = run(ssm, ids["nginx"], f"sed -i 's/\"tier\":\"nginx\"/\"tier\":\"edited\"/' {conf}",
+        edit = run_command(ssm, ids["nginx"], f"sed -i 's/\"tier\":\"nginx\"/\"tier\":\"edited\"/' {conf}",
                    f"grep -c edited {conf}", "systemctl reload nginx")
         assert (edit["Status"], edit["StandardOutputContent"]) == ("Success", "1\n"), edit["StandardErrorContent"]
         assert "edited" in (stack / "run" / "nginx.conf").read_text()
         eventually(lambda: b"edited" in http("GET", url).body, timeout=15)
     finally:
-        run(ssm, ids["nginx"], f"sed -i 's/\"tier\":\"edited\"/\"tier\":\"nginx\"/' {conf}",
+        run_command(ssm, ids["nginx"], f"sed -i 's/\"tier\":\"edited\"/\"tier\":\"nginx\"/' {conf}",
             "systemctl reload nginx")
     eventually(lambda: b'"tier":"nginx"' in http("GET", url).body, timeout=15)
 
@@ -138,7 +122,7 @@ def test_errors_and_exit_codes_are_ssm_s(ssm, ids):
         ssm.send_command(InstanceIds=["i-0123456789abcdef0"], DocumentName="AWS-RunShellScript",
                          Parameters={"commands": ["true"]})
     assert caught.value.response["Error"]["Code"] == "InvalidInstanceId"
-    failed = run(ssm, ids["app"], "echo out; echo err >&2; exit 3")
+    failed = run_command(ssm, ids["app"], "echo out; echo err >&2; exit 3")
     assert (failed["Status"], failed["ResponseCode"]) == ("Failed", 3)
     assert (failed["StandardOutputContent"], failed["StandardErrorContent"]) == ("out\n", "err\n")
     listed = ssm.list_command_invocations(InstanceId=ids["app"], Details=True)["CommandInvocations"][0]

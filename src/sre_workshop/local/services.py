@@ -107,12 +107,12 @@ class StackServices(StackData):
     def _spawn(self, name: str) -> None:
         component = self.components[name]
         env = dict(component.spec.env)
-        deployed = read_env_file(env_file(self.settings, name)) if name in ENV_FILE_SETTINGS else {}
-        for key in ENV_FILE_SETTINGS.get(name, ()) if deployed else ():  # as EnvironmentFile, at each start
-            if key in deployed:
-                env[key] = deployed[key]
-            else:
-                env.pop(key, None)
+        if name in ENV_FILE_SETTINGS and (deployed := read_env_file(env_file(self.settings, name))):
+            for key in ENV_FILE_SETTINGS[name]:  # as systemd's EnvironmentFile, at each start
+                if key in deployed:
+                    env[key] = deployed[key]
+                else:
+                    env.pop(key, None)
         if component.fault_control:
             env["FAULT_CONTROL_TOKEN"] = create_fault_token(self.settings)
         if component.runtime_dir:  # a fresh start forgets run-time changes (the leak's control file)

@@ -141,18 +141,25 @@ def _percentile(raw: list[float], sets: list[dict], rank: float) -> float | None
     return values[max(0, math.ceil(rank / 100 * len(values)) - 1)]
 
 
+def period_datapoints(
+    read: Reader, metric: tuple[str, str, dict], unit: Any, starts: list[datetime], period: int
+) -> dict[datetime, list[tuple[Any, Any]]]:
+    """One metric's (value, unit) datapoints per period start (a datapoint of another unit left out)."""
+    end = starts[-1] + timedelta(seconds=period)
+    buckets: dict[datetime, list[tuple[Any, Any]]] = {start: [] for start in starts}
+    for stamp, value, datum_unit in read(*metric, starts[0], end):
+        if unit and datum_unit and datum_unit != unit:
+            continue
+        buckets[starts[int((stamp - starts[0]).total_seconds() // period)]].append((value, datum_unit))
+    return buckets
+
+
 def stat_series(
     read: Reader, metric: tuple[str, str, dict], stat: str, unit: Any, starts: list[datetime], period: int
 ) -> list[Point]:
     """One metric aggregated per period over the given period starts."""
-    end = starts[-1] + timedelta(seconds=period)
-    buckets: dict[datetime, list[Any]] = {start: [] for start in starts}
-    for stamp, value, datum_unit in read(*metric, starts[0], end):
-        if unit and datum_unit and datum_unit != unit:
-            continue
-        index = int((stamp - starts[0]).total_seconds() // period)
-        buckets[starts[index]].append(value)
-    return [Point(start, *aggregate(buckets[start], stat)) for start in starts]
+    buckets = period_datapoints(read, metric, unit, starts, period)
+    return [Point(start, *aggregate([v for v, _ in buckets[start]], stat)) for start in starts]
 
 
 # ---- the alarm's datapoints ---------------------------------------------------------------------------

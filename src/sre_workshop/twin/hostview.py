@@ -143,10 +143,10 @@ def write_etc(settings: Settings, logical: str) -> None:
         env_path = etc / f"{name}.env"
         if not env_path.exists():
             env = app_env(settings, name)
-            lines = [f"{k}={env[k]}" for k in ENV_FILE_SETTINGS[name]]
-            lines += ["PORT=8080", f"LOG_FILE={next(iter(LOGS[logical]))}",
-                      f"{name.upper().replace('-', '_')}_RUNTIME_DIR=/run/{name}"]
-            env_path.write_text("\n".join(lines) + "\n")
+            settings_lines = [f"{k}={env[k]}" for k in ENV_FILE_SETTINGS[name]]
+            settings_lines += ["PORT=8080", f"LOG_FILE={next(iter(LOGS[logical]))}",
+                               f"{name.upper().replace('-', '_')}_RUNTIME_DIR=/run/{name}"]
+            env_path.write_text("\n".join(settings_lines) + "\n")
         token = token_path(settings)
         if token.exists():
             target = etc / "fault-token"

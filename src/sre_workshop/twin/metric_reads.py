@@ -29,7 +29,7 @@ from moto.cloudwatch.responses import CloudWatchResponse
 from moto.core.responses import ActionResult
 
 from . import metricmath
-from .alarms import aggregate, moto_reader, stat_series, utc
+from .alarms import aggregate, moto_reader, period_datapoints, stat_series, utc
 
 STATISTICS = ("SampleCount", "Average", "Sum", "Minimum", "Maximum")
 HIGH_RESOLUTION = (1, 5, 10, 30)
@@ -84,12 +84,7 @@ def get_metric_statistics(self: CloudWatchResponse) -> ActionResult:
             f"You have requested up to {len(starts):,} datapoints, which exceeds the limit of 1,440. You may "
             "reduce the datapoints requested by increasing Period, or decreasing the time range.")
     dims = {d["Name"]: d["Value"] for d in self._get_param("Dimensions", []) or []}
-    read = moto_reader(self.cloudwatch_backend)
-    buckets: dict[datetime, list[tuple[Any, Any]]] = {s: [] for s in starts}
-    for stamp, value, datum_unit in read(namespace, name, dims, starts[0], starts[-1] + timedelta(seconds=period)):
-        if unit and datum_unit and datum_unit != unit:
-            continue
-        buckets[starts[int((stamp - starts[0]).total_seconds() // period)]].append((value, datum_unit))
+    buckets = period_datapoints(moto_reader(self.cloudwatch_backend), (namespace, name, dims), unit, starts, period)
     datapoints = []
     for stamp, found in buckets.items():
         if not found:
@@ -122,7 +117,8 @@ def get_metric_data(self: CloudWatchBackend, queries: list[dict[str, Any]], star
         _check_range(start_time, end_time, period)
         starts = grid(start_time, end_time, period)
         if len(starts) > MAX_DATA_POINTS:
-            starts, _ = starts[-MAX_DATA_POINTS:], partial.add(query["Id"])
+            starts = starts[-MAX_DATA_POINTS:]
+            partial.add(query["Id"])
         metric = stat["Metric"]
         dims = {d["Name"]: d["Value"] for d in metric.get("Dimensions", []) or []}
         points = stat_series(read, (metric["Namespace"], metric["MetricName"], dims), _statistic(stat["Stat"]),
@@ -170,7 +166,7 @@ def get_filtered_metrics(self: CloudWatchBackend, metric_name: str | None, names
 
 
 def install(metrics_period: int = 60) -> None:
-    """Answer the two reads with this module's functions (moto parses the requests and writes the answers);
+    """Answer the three reads with this module's functions (moto parses the requests and writes the answers);
     `metrics_period` is the stack's own period, accepted as a Period beside AWS's."""
     _local_period[0] = metrics_period
     CloudWatchResponse.get_metric_statistics = get_metric_statistics  # type: ignore[method-assign]
