@@ -6,6 +6,7 @@ scenario and the control."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -18,7 +19,7 @@ import pytest
 from sre_workshop.local.process import port_open
 from sre_workshop.scenarios.catalogue import scenarios
 
-from conftest import cli, cli_json, eventually, local_stack, port_offset
+from conftest import agent_env_args, cli, cli_json, eventually, examinee_python, local_stack, port_offset
 
 OFFSET = port_offset(100)
 # One of each kind: hard down, wrong config, only under load; then the control.
@@ -105,13 +106,14 @@ def test_an_interrupted_run_leaves_the_stack_recoverable(steady, capsys, how):
     assert status["faults"] == []
 
 
-REFERENCE = f"{sys.executable} -m sre_workshop.agents.reference"
+REFERENCE = f"{examinee_python()} -m sre_workshop.agents.reference"
 
 
-def test_the_reference_agent_over_mcp_on_a_fault_and_the_control(steady, capsys):
-    code, out = cli_json(steady, capsys, "scenario", "run", "nginx-crash", "--agent", REFERENCE)
+def test_the_reference_agent_over_mcp_on_a_fault_and_the_control(steady, capsys, monkeypatch):
+    passed = agent_env_args(monkeypatch)
+    code, out = cli_json(steady, capsys, "scenario", "run", "nginx-crash", "--agent", REFERENCE, "--assist", *passed)
     doctor_card, agent_card = out["scorecards"]
-    assert agent_card["scorer"] == "agent:reference"
+    assert agent_card["scorer"] == "agent:reference (assisted)" and agent_card["results"][0]["agent"]["assisted"]
     result = agent_card["results"][0]
     assert result["error"] is None, result
     agent = result["agent"]
@@ -121,10 +123,11 @@ def test_the_reference_agent_over_mcp_on_a_fault_and_the_control(steady, capsys)
     assert agent["tool_calls"] == sum(agent["tools"].values()) and 0 < agent["time_to_submit_s"] < 45
     assert result["recovered_at"] and doctor_card["results"][0]["passed"] and code == 0
     events = events_of(steady, capsys, result["incident_id"])
-    assert events["agent_submitted"]["scorer"] == "agent:reference" and events["agent_submitted"]["mitigated"]
-    assert events["scored"]["passed"] is True
+    submitted = events["agent_submitted"]
+    assert submitted["scorer"] == "agent:reference (assisted)" and submitted["mitigated"] and submitted["assisted"]
+    assert events["scored"]["passed"] is True and events["scored"]["assisted"] is True
 
-    code, out = cli_json(steady, capsys, "scenario", "run", "control", "--agent", REFERENCE)
+    code, out = cli_json(steady, capsys, "scenario", "run", "control", "--agent", REFERENCE, "--assist", *passed)
     control = out["scorecards"][1]["results"][0]
     assert control["agent"]["submitted"] and control["agent"]["false_alarm"] is False, control["agent"]
     assert control["false_positives"] == 0 and control["passed"]
@@ -132,27 +135,35 @@ def test_the_reference_agent_over_mcp_on_a_fault_and_the_control(steady, capsys)
 
 def test_an_agent_that_never_submits_scores_nothing(steady, capsys):
     code, out = cli_json(steady, capsys, "scenario", "run", "nginx-crash", "--time-limit", "8",
-                         "--agent", f"{sys.executable} -c 'import time; time.sleep(60)'")
+                         "--agent", f"{examinee_python()} -c 'import time; time.sleep(60)'")
     result = out["scorecards"][1]["results"][0]
     assert not result["agent"]["submitted"] and not result["localized"] and not result["passed"]
     assert result["agent"]["tool_calls"] == 0 and code == 1
     assert result["recovered_at"], "the tool cleared the fault all the same"
 
 
+def agent_pid(token: str) -> int | None:
+    """Return the pid of the process whose arguments carry `token` (the agent writes nothing where we can
+    read: it runs in its own empty directory, as nobody when we are root)."""
+    for entry in Path("/proc").iterdir():
+        with contextlib.suppress(OSError):
+            if entry.name.isdigit() and token.encode() in (entry / "cmdline").read_bytes().split(b"\0"):
+                return int(entry.name)
+    return None
+
+
 def test_ctrl_c_during_an_agent_run_ends_the_agent_and_the_server_too(steady, capsys, tmp_path):
-    marker = tmp_path / "agent.pid"
-    code = 'import os, sys, time; open(sys.argv[1], \"w\").write(str(os.getpid())); time.sleep(120)'
-    agent = f"{sys.executable} -c '{code}'"
-    run = run_in_background(steady, "scenario", "run", "nginx-crash", "--agent", f"{agent} {marker}")
+    token = f"agent-{tmp_path.name}"
+    agent = f"{examinee_python()} -c 'import time; time.sleep(120)' {token}"
+    run = run_in_background(steady, "scenario", "run", "nginx-crash", "--agent", agent)
     try:
-        eventually(lambda: marker.exists() and marker.read_text(), timeout=120, interval=0.2)
+        pid = eventually(lambda: agent_pid(token), timeout=120, interval=0.2)
         run.send_signal(signal.SIGINT)
         assert run.wait(timeout=120) == 130
     finally:
         if run.poll() is None:
             os.killpg(run.pid, signal.SIGKILL)
             run.wait()
-    agent_pid = int(marker.read_text())
-    assert not Path(f"/proc/{agent_pid}").exists(), "the agent was ended"
+    assert not Path(f"/proc/{pid}").exists(), "the agent was ended"
     assert not port_open(8766 + OFFSET), "the run's MCP server was ended"
     assert not injected(steady), "the fault was cleared"
