@@ -35,8 +35,9 @@ Tools over a running system: an AWS-style architecture (public load balancer -> 
 balancer -> sre-app, and -> crm-app on :8080; both apps use DynamoDB), here running as real processes.
 Something may be wrong. Find out from the signals (get_architecture, check_health, get_target_health,
 get_logs, get_metrics, and the AWS-shaped reads: filter_log_events, logs_insights_query, get_metric_data,
-describe_alarms, describe_target_health, lookup_events), act if you can (restart_service), then call submit_diagnosis once with the
-root-cause component and category from the vocabulary (none/none if nothing is wrong)."""
+describe_alarms, describe_target_health, lookup_events), act if you can (restart_service), then call
+submit_diagnosis once with the root-cause component and category from the vocabulary (none/none if nothing
+is wrong)."""
 
 
 def instructions(assist: bool) -> str:

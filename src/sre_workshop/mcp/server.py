@@ -22,8 +22,7 @@ from pydantic import Field
 
 from ..errors import WorkshopError
 from ..vocabulary import CATEGORIES, COMPONENTS
-from . import aws_tools
-from . import examinee
+from . import aws_tools, examinee
 from . import world as worlds
 from .logs import LINE_CHARS
 from .metrics import METRICS, STATISTICS
