@@ -4,7 +4,7 @@ Faults act on components by their pid records (never by a process name or a glob
 through overlays kept in the stack's state, and reach the apps' fault controls on the apps' own loopback
 ports with the stack's token, never through the public entry points. DynamoDB faults answer at the
 `dynamodb-endpoint` proxy in DynamoDB's own error shape; processes a fault starts (a blackhole listener)
-are recorded by pid under run/faults/ and stopped by that record.
+are recorded by pid under run/helpers/ and stopped by that record.
 """
 
 from __future__ import annotations
@@ -152,8 +152,9 @@ class LocalControl:
     # --- processes a fault starts, recorded by pid as the components are ---------------------------------
 
     def helper_path(self, name: str) -> Path:
-        """Where a fault's helper process is recorded."""
-        return self.settings.run_dir / "faults" / f"{name}.json"
+        """Where a fault's helper process is recorded: a neutral folder, since files beside the record (a
+        port file) are named in the helper's command line, which the process table shows to anyone."""
+        return self.settings.run_dir / "helpers" / f"{name}.json"
 
     def start_helper(self, name: str, argv: list[str]) -> ProcessRecord:
         """Start a process a fault needs under dumb-init, in a session of its own; record it by pid at once."""

@@ -1,9 +1,10 @@
 """security-group-block on the local stack: one hop's connections time out, on loopback only.
 
-The hop's source is pointed at a blackhole (blackhole.py: a listener of this fault whose full accept
-queue makes the kernel drop every SYN), by an overlay on the source's config that carries a marker; the
-blackhole is recorded by pid (run/faults/) and stopped by that record. clear drops the overlay first, so
-the hop never meets a closed port on the way back.
+The hop's source is pointed at a blackhole (local/listener.py: a listener whose full accept queue makes
+the kernel drop every SYN), by an overlay on the source's config; the blackhole is recorded by pid
+(run/helpers/) and stopped by that record. clear drops the overlay first, so the hop never meets a closed
+port on the way back. Neither the rendered line nor the listener's name or command line says which fault
+this is: an examinee reads configs and the process table.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from ...settings import LOOPBACK
 from ..contract import LocalCtl
 from ..model import NotYet
 
-OWNER = HELPER = "security-group-block"
-MARKER = "# security-group-block"
+OWNER = "security-group-block"
+HELPER = "listener"  # an ordinary name: it shows in the helper's log file and record (the examiner's)
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,7 @@ def inject(ctl: LocalCtl, params: dict[str, Any]) -> None:
     """Start the blackhole, point the hop's source at it, and have the source read its config."""
     hop = HOPS[params["hop"]]
     port = _start_blackhole(ctl)
-    cut = hop.line.format(address=f"{LOOPBACK}:{port}") + " " + MARKER
+    cut = hop.line.format(address=f"{LOOPBACK}:{port}")
     ctl.add_overlay(OWNER, hop.config, {_line(ctl, hop): cut})
     ctl.reload(hop.source)
 
@@ -75,7 +76,7 @@ def _start_blackhole(ctl: LocalCtl, timeout: float = 15.0) -> int:
     ctl.stop_helper(HELPER)
     port_file = ctl.helper_path(HELPER).with_suffix(".port")
     port_file.unlink(missing_ok=True)
-    ctl.start_helper(HELPER, [sys.executable, "-m", f"{__package__}.blackhole", str(port_file)])
+    ctl.start_helper(HELPER, [sys.executable, "-m", "sre_workshop.local.listener", str(port_file)])
     deadline = time.monotonic() + timeout
     while not port_file.exists():
         if ctl.helper(HELPER) is None or time.monotonic() > deadline:
@@ -115,11 +116,11 @@ def _status(url: str) -> int:
 
 
 def active(ctl: LocalCtl, params: dict[str, Any]) -> bool:
-    """True while the source's config points the hop elsewhere (marked line), blackhole running or not:
-    either way the hop is cut."""
+    """True while the source's config names the hop's line with another address than the destination's,
+    blackhole running or not: either way the hop is cut (a hand repair of the line ends it too)."""
     hop = HOPS[params["hop"]]
-    start = hop.line.split("{address}")[0]
-    return any(line.strip().startswith(start) and line.rstrip().endswith(MARKER)
+    start, right = hop.line.split("{address}")[0], _line(ctl, hop)
+    return any(line.strip().startswith(start) and line.strip() != right
                for line in ctl.rendered(hop.config).splitlines())
 
 
