@@ -29,6 +29,7 @@ from typing import Any
 from ..errors import ComponentFailed, PortInUse, UsageError
 from ..faults import runner as faults
 from ..faults.backends import LocalBackend
+from ..local.components import dynamodb_address
 from ..local.process import port_open
 from ..local.stack import Stack
 from ..mcp.run import NONE, RunRecord
@@ -89,7 +90,7 @@ def run_agent(stack: Stack, scenario: Scenario, options: Options, progress: Prog
         record = RunRecord(Path(folder))
         limit = limit_of(scenario, options)
         with isolation.agent_process(command, url, limit, Path(folder), stack.settings.state_dir,
-                                     agent.env) as process:
+                                     agent.env, private_ports(stack)) as process:
             submission = wait_for_submission(record, process, result.injected_at + limit)
         score(result, submission, record)
         result.agent["assisted"] = agent.assist
@@ -107,6 +108,13 @@ def run_agent(stack: Stack, scenario: Scenario, options: Options, progress: Prog
         signals.collect(stack, result)
     backend.ledger.event(result.incident_id, "scored", **summary(result))
     return result
+
+
+def private_ports(stack: Stack) -> tuple[int, ...]:
+    """The ports an examinee must not connect to: the engine (it holds the ledger, and checks no
+    credentials), the apps' DynamoDB endpoint and the AWS API twin (the stack's own admin credentials)."""
+    engine = int(dynamodb_address(stack.settings).rsplit(":", 1)[1])
+    return (engine, stack.settings.port("dynamodb-endpoint"), stack.settings.port("aws-api"))
 
 
 @contextlib.contextmanager

@@ -3,7 +3,9 @@
 The agent gets a scrubbed environment (the MCP URL, the time limit, a few neutral variables, and only the
 names the user passes with `--agent-env`), a fresh empty working directory (its HOME too), and no path of
 the stack's state dir in its arguments. When the tool runs as root, the agent runs as an unprivileged user
-(`nobody`) and the state dir (records, ledger, logs) is made unreadable to others for the run.
+(`nobody`) and the state dir (records, ledger, logs) is made unreadable to others for the run. It cannot
+connect to the stack's private ports (the engine that holds the ledger, the AWS API twin, the apps'
+endpoint: netguard.py), where the kernel allows that.
 """
 
 from __future__ import annotations
@@ -14,11 +16,13 @@ import shlex
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 from ..errors import UsageError
+from . import netguard
 
 URL_ENV = "SRE_WORKSHOP_MCP_URL"
 LIMIT_ENV = "SRE_WORKSHOP_TIME_LIMIT_S"
@@ -57,15 +61,16 @@ def unprivileged() -> tuple[int, int] | None:
 
 @contextlib.contextmanager
 def agent_process(command: str, url: str, limit_s: float, folder: Path, state_dir: Path,
-                  passed: tuple[str, ...] = ()) -> Iterator[subprocess.Popen]:
+                  passed: tuple[str, ...] = (), denied_ports: tuple[int, ...] = ()) -> Iterator[subprocess.Popen]:
     """Start the agent, isolated, with the server's URL; its output goes to FOLDER/agent.log; end it (its
     whole process group) afterwards."""
     user = unprivileged()
-    with tempfile.TemporaryDirectory(prefix="sre-workshop-examinee-") as home, _closed(state_dir, user):
+    with tempfile.TemporaryDirectory(prefix="sre-workshop-examinee-") as home, _closed(state_dir, user), \
+            _guard(denied_ports) as confine:
         if user:
             os.chown(home, *user)
         env = agent_env(url, limit_s, Path(home), passed)
-        process = _start(agent_argv(command, url), env, Path(home), folder / "agent.log", user)
+        process = _start(agent_argv(command, url), env, Path(home), folder / "agent.log", user, confine)
         try:
             yield process
             with contextlib.suppress(subprocess.TimeoutExpired):
@@ -74,14 +79,29 @@ def agent_process(command: str, url: str, limit_s: float, folder: Path, state_di
             end(process)
 
 
+@contextlib.contextmanager
+def _guard(denied_ports: tuple[int, ...]) -> Iterator[dict]:
+    """Yield the Popen arguments that keep the child off `denied_ports` ({} when there are none, or when the
+    kernel cannot: then say so, since the ledger is in reach); close the rule set afterwards."""
+    fd = netguard.ruleset(denied_ports) if denied_ports else None
+    if denied_ports and fd is None:
+        print("sre-workshop: warning: this kernel has no Landlock network rules (Linux >= 6.7): the agent can "
+              "connect to the stack's private ports, the ledger's engine included", file=sys.stderr, flush=True)
+    try:
+        yield {} if fd is None else {"preexec_fn": netguard.enter(fd), "pass_fds": (fd,)}
+    finally:
+        if fd is not None:
+            os.close(fd)
+
+
 def _start(argv: list[str], env: dict[str, str], home: Path, log_path: Path,
-           user: tuple[int, int] | None) -> subprocess.Popen:
-    """Start argv in `home` (as `user` if given); say plainly when that user cannot run it."""
+           user: tuple[int, int] | None, confine: dict) -> subprocess.Popen:
+    """Start argv in `home` (as `user` if given, confined if asked); say plainly when that user cannot run it."""
     ids = {"user": user[0], "group": user[1], "extra_groups": []} if user else {}
     with log_path.open("wb") as log:
         try:
             return subprocess.Popen(argv, env=env, cwd=home, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
-                                    start_new_session=True, **ids)
+                                    start_new_session=True, **ids, **confine)
         except PermissionError as exc:
             raise UsageError(f"--agent: {argv[0]} cannot be run by the unprivileged user {UNPRIVILEGED} "
                              "(the agent runs as that user when the tool runs as root): install it where "
