@@ -24,6 +24,7 @@ from ..scenarios.catalogue import get, scenarios
 from ..scenarios.html import page
 from ..scenarios.result import Result
 from ..scenarios.runner import Options, run_many
+from .argv import blank
 from .common import Context, emit, json_option, pass_context, say
 
 
@@ -72,6 +73,8 @@ def run_command(ctx: Context, names: tuple[str, ...], run_all: bool, agent_comma
     if (assist or agent_env) and not agent_command:
         raise UsageError("--assist and --agent-env go with --agent")
     chosen = list(scenarios().values()) if run_all else [get(name) for name in dict.fromkeys(names)]
+    if agent_command:
+        blank(set(names))  # the agent may read our command line in the process table: not the scenario's name
     options = Options(interval_s=interval, time_limit_s=time_limit)
     stack = ctx.stack()
     cards = [("doctor", run_many(stack, chosen, options, say))]
