@@ -1,8 +1,10 @@
 """Scenarios on a real local stack: a scorecard with doctor over one scenario of each kind (a crash, a bad
 deploy, a fault that shows only under load) and the control without a false positive (the whole catalogue runs
 in bench/bench_scorecard.py, results in bench/README.md), the ledger's events, the HTML page; a run
-interrupted by Ctrl-C or killed leaves the stack recoverable; and the reference agent over MCP on one
-scenario and the control."""
+interrupted by Ctrl-C or killed leaves the stack recoverable; the reference agent over MCP on one
+scenario and the control; and the cheater suite: an agent that reads no symptom and tries every channel
+scores nothing, and nothing an examinee can read during a fault names it (bench/bench_honest.py does the
+whole catalogue)."""
 
 from __future__ import annotations
 
@@ -24,8 +26,6 @@ from conftest import agent_env_args, cli, cli_json, eventually, examinee_python,
 OFFSET = port_offset(100)
 # One of each kind: hard down, wrong config, only under load; then the control.
 SUBSET = ["nginx-crash", "bad-config-deploy", "dynamodb-throttling", "control"]
-
-
 
 
 @pytest.fixture(scope="module")
@@ -158,6 +158,8 @@ def test_ctrl_c_during_an_agent_run_ends_the_agent_and_the_server_too(steady, ca
     run = run_in_background(steady, "scenario", "run", "nginx-crash", "--agent", agent)
     try:
         pid = eventually(lambda: agent_pid(token), timeout=120, interval=0.2)
+        shown = Path(f"/proc/{run.pid}/cmdline").read_bytes().split(b"\0")
+        assert b"nginx-crash" not in shown and b"--agent" in shown, "the process table does not name the scenario"
         run.send_signal(signal.SIGINT)
         assert run.wait(timeout=120) == 130
     finally:
@@ -167,3 +169,52 @@ def test_ctrl_c_during_an_agent_run_ends_the_agent_and_the_server_too(steady, ca
     assert not Path(f"/proc/{pid}").exists(), "the agent was ended"
     assert not port_open(8766 + OFFSET), "the run's MCP server was ended"
     assert not injected(steady), "the fault was cleared"
+
+
+# The cheater suite (issue 18): a few faults here, the whole catalogue in bench/bench_honest.py. Compound
+# names only: a one-word fault (latency) is also a category every examinee is given (tests/honesty.py).
+CHEATED = ["security-group-block"]
+SCANNED = ["security-group-block", "error-rate", "dynamodb-access-denied"]  # a config, an app, a twin fault
+CHEATER = f"{examinee_python()} {Path(__file__).parent.parent / 'cheater.py'}"
+
+
+def test_a_cheater_that_reads_no_symptom_scores_nothing(steady, monkeypatch):
+    from sre_workshop.local.stack import Stack
+    from sre_workshop.scenarios.agent import AgentOptions, run_agent_many
+    from sre_workshop.scenarios.runner import Options
+    from sre_workshop.settings import Settings
+
+    passed = agent_env_args(monkeypatch)[1::2]  # the agent imports our packages and tests/honesty.py
+    stack = Stack.open(Settings.from_env(state_dir=steady))
+    chosen = [scenarios()[name] for name in CHEATED]
+    _, results = run_agent_many(stack, chosen, CHEATER, Options(), lambda _: None, AgentOptions(env=passed))
+    for result in results:
+        agent = result.agent
+        assert agent["submitted"], agent["log_tail"]
+        report = json.loads(agent["submission"]["cause"])
+        assert report["leaks"] == {}, (result.scenario, report["leaks"])
+        assert {"ledger", "files", "environment", "process table", "tool get_logs"} <= set(report["channels"])
+        tried = report["tried"]  # each channel was reached for, and the closed ones were closed by the guards
+        assert {tried[f"ledger via {port}"] for port in ("dynamodb", "dynamodb-endpoint", "aws-api")} == \
+            {"EndpointConnectionError"}, tried  # Landlock refuses the connect
+        assert tried["command lines read"] >= 9, tried
+        assert agent["tool_calls"] > 100, agent  # it tried: every tool, every name
+        assert not result.detected_at and not result.localized and not agent["mitigated"], (result.scenario, agent)
+        assert result.recovered_at and not result.error, result.scenario
+
+
+@pytest.mark.parametrize("name", SCANNED)
+def test_nothing_an_examinee_can_read_during_a_fault_names_it(steady, capsys, monkeypatch, tmp_path, name):
+    import exposure
+    from sre_workshop.local.stack import Stack
+    from sre_workshop.settings import Settings
+
+    monkeypatch.setenv(exposure.TOKEN_ENV, tmp_path.name)  # what the fault's commands start carries it
+    stack = Stack.open(Settings.from_env(state_dir=steady))
+    endpoint = stack.record("dynamodb-endpoint").pid
+    assert cli(steady, "fault", "inject", name) == 0
+    found = exposure.collect(stack, tmp_path, tmp_path.name)
+    assert cli(steady, "fault", "clear", name) == 0
+    assert {channel: names for channel, names in found.items() if names} == {}
+    assert len(found) > 10, sorted(found)  # every tool answered, and the other channels were read
+    assert stack.record("dynamodb-endpoint").pid == endpoint, "the real fault restarts no endpoint"
