@@ -388,6 +388,7 @@ def test_each_hop_of_the_chain_can_be_cut(steady, capsys, hop, url, status):
     source, config = {"nginx->private-alb": ("nginx", "nginx.conf"), "private-alb->sre-app": ("private-alb",
                       "private-alb.cfg"), "public-alb->crm-app": ("public-alb", "public-alb.cfg")}[hop]
     config_text = (steady / "run" / config).read_text()
+    source_pid = ProcessRecord.load(steady / "run" / "pids" / f"{source}.json").pid
     assert cli(steady, "fault", "inject", "security-group-block", "--set", f"hop={hop}") == 0
     blackhole = ProcessRecord.load(steady / "run" / "helpers" / "listener.json")
     assert is_alive(blackhole)
@@ -411,6 +412,8 @@ def test_each_hop_of_the_chain_can_be_cut(steady, capsys, hop, url, status):
     assert cli(steady, "fault", "clear", "security-group-block") == 0
     assert not is_alive(blackhole) and not (steady / "run" / "helpers" / "listener.json").exists()
     assert config_text == (steady / "run" / config).read_text(), "the template's line is back"
+    # A revoked rule restarts nothing on AWS: the source read its config in place, both ways.
+    assert ProcessRecord.load(steady / "run" / "pids" / f"{source}.json").pid == source_pid
 
 
 def test_a_blackhole_started_by_a_killed_inject_is_stopped_by_clear(steady, capsys):
