@@ -3,6 +3,7 @@ the ports it cannot reach (a real child process on real sockets), and what count
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -59,12 +60,29 @@ def test_a_confined_child_cannot_connect_to_a_denied_port_but_can_to_others():
         child = subprocess.run([sys.executable, "-c", code, *ports], preexec_fn=netguard.enter(fd),
                                pass_fds=(fd,), capture_output=True, text=True, timeout=30, check=True)
     finally:
-        import os
-
         os.close(fd)
         denied.close()
         allowed.close()
     assert child.stdout.split() == ["PermissionError", "open"], child.stderr
+
+
+def test_a_confined_child_of_our_own_user_cannot_read_the_state_dir_but_can_read_beside_it(tmp_path):
+    state, beside = tmp_path / "state", tmp_path / "beside"
+    for folder in (state / "run", beside):
+        folder.mkdir(parents=True)
+    (state / "run" / "state.json").write_text("{}")
+    (beside / "notes").write_text("hi")
+    code = ("import sys\nfor p in sys.argv[1:]:\n    try:\n        open(p).read(); print('read')\n"
+            "    except OSError as e: print(type(e).__name__)")
+    fd = netguard.ruleset({1}, state)
+    assert fd is not None
+    try:  # the same user as ours (root included): Landlock holds whoever the child is
+        child = subprocess.run([sys.executable, "-c", code, str(state / "run" / "state.json"), str(beside / "notes")],
+                               preexec_fn=netguard.enter(fd), pass_fds=(fd,), capture_output=True, text=True,
+                               timeout=30, check=True)
+    finally:
+        os.close(fd)
+    assert child.stdout.split() == ["PermissionError", "read"], child.stderr
 
 
 def test_a_fault_is_named_by_any_spelling_but_not_by_what_the_reader_said():

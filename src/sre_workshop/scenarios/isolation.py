@@ -5,7 +5,7 @@ names the user passes with `--agent-env`), a fresh empty working directory (its 
 the stack's state dir in its arguments. When the tool runs as root, the agent runs as an unprivileged user
 (`nobody`) and the state dir (records, ledger, logs) is made unreadable to others for the run. It cannot
 connect to the stack's private ports (the engine that holds the ledger, the AWS API twin, the apps'
-endpoint: netguard.py), where the kernel allows that.
+endpoint) nor read the state dir, even as our own user (netguard.py), where the kernel allows that.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def agent_process(command: str, url: str, limit_s: float, folder: Path, state_di
     whole process group) afterwards."""
     user = unprivileged()
     with tempfile.TemporaryDirectory(prefix="sre-workshop-examinee-") as home, _closed(state_dir, user), \
-            _guard(denied_ports) as confine:
+            _guard(denied_ports, state_dir) as confine:  # after the home exists: it stays readable
         if user:
             os.chown(home, *user)
         env = agent_env(url, limit_s, Path(home), passed)
@@ -80,13 +80,15 @@ def agent_process(command: str, url: str, limit_s: float, folder: Path, state_di
 
 
 @contextlib.contextmanager
-def _guard(denied_ports: tuple[int, ...]) -> Iterator[dict]:
-    """Yield the Popen arguments that keep the child off `denied_ports` ({} when there are none, or when the
-    kernel cannot: then say so, since the ledger is in reach); close the rule set afterwards."""
-    fd = netguard.ruleset(denied_ports) if denied_ports else None
+def _guard(denied_ports: tuple[int, ...], state_dir: Path) -> Iterator[dict]:
+    """Yield the Popen arguments that keep the child off `denied_ports` and out of `state_dir` (even as our
+    own user, when we are not root) ({} when there are no ports, or when the kernel cannot: then say so,
+    since the ledger is in reach); close the rule set afterwards."""
+    fd = netguard.ruleset(denied_ports, state_dir) if denied_ports else None
     if denied_ports and fd is None:
         print("sre-workshop: warning: this kernel has no Landlock network rules (Linux >= 6.7): the agent can "
-              "connect to the stack's private ports, the ledger's engine included", file=sys.stderr, flush=True)
+              "connect to the stack's private ports, the ledger's engine included, and read the state dir "
+              "unless it runs as another user", file=sys.stderr, flush=True)
     try:
         yield {} if fd is None else {"preexec_fn": netguard.enter(fd), "pass_fds": (fd,)}
     finally:
