@@ -2,8 +2,9 @@
 scenarios' own time limits, and a control of CONTROL_S seconds under load for the false-positive rate.
 
 Goals (issue "Scored incident scenarios"): doctor localizes every fault and recovery is verified for each;
-the control has no false positive; the reference agent (which acts on doctor's findings through MCP)
-localizes every fault too. Writes bench/out/scorecard.json and bench/out/scorecard.html.
+the control has no false positive; the reference agent (which acts on doctor's findings through MCP, so it
+runs assisted: `--assist`, scored as "agent:reference (assisted)") localizes every fault too. Writes
+bench/out/scorecard.json and bench/out/scorecard.html.
 """
 
 from __future__ import annotations
@@ -19,21 +20,30 @@ from pathlib import Path
 from sre_workshop.cli.main import main
 from sre_workshop.local.stack import Stack
 from sre_workshop.scenarios import scorecard
-from sre_workshop.scenarios.agent import run_agent_many
+from sre_workshop.scenarios.agent import AgentOptions, run_agent_many
 from sre_workshop.scenarios.catalogue import scenarios
 from sre_workshop.scenarios.html import page
 from sre_workshop.scenarios.runner import Options, run_many
 from sre_workshop.settings import Settings
 
 from common import ROOT, machine
+from conftest import examinee_python
 
 OFFSET = int(os.environ.get("SRE_WORKSHOP_PORT_OFFSET", "22300"))
 CONTROL_S = float(os.environ.get("BENCH_CONTROL_S", "300"))
-AGENT = f"{sys.executable} -m sre_workshop.agents.reference"
+AGENT = f"{examinee_python()} -m sre_workshop.agents.reference"  # as root the agent runs as nobody
 
 
 def say(message: str) -> None:
     print(f"  {message}", file=sys.stderr, flush=True)
+
+
+def agent_options() -> AgentOptions:
+    """The reference agent reads doctor (assisted) and imports our packages: pass it PYTHONPATH."""
+    import site
+
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), *site.getsitepackages()])
+    return AgentOptions(assist=True, env=("PYTHONPATH",))
 
 
 def chosen() -> list:
@@ -50,7 +60,7 @@ def main_bench() -> int:
     try:
         stack = Stack.open(Settings.from_env(state_dir=state))
         cards = [("doctor", run_many(stack, chosen(), Options(), say))]
-        cards.append(run_agent_many(stack, chosen(), AGENT, Options(), say))
+        cards.append(run_agent_many(stack, chosen(), AGENT, Options(), say, agent_options()))
     finally:
         main(["--state-dir", str(state), "fault", "clear", "--all"])
         main(["--state-dir", str(state), "down"])

@@ -413,3 +413,19 @@ def local_stack(tmp_path_factory, name: str, offset: int) -> Iterator[Path]:
         yield state
         cli(state, "fault", "clear", "--all")
         cli(state, "down")
+
+
+def examinee_python() -> str:
+    """Return a Python the evaluated agent's user can run: ours, or as root (the agent then runs as nobody,
+    who cannot reach /root's interpreters) the system's, given our packages by PYTHONPATH (agent_env_args)."""
+    if os.geteuid() != 0:
+        return sys.executable
+    return "/usr/bin/python3.11" if Path("/usr/bin/python3.11").exists() else "/usr/bin/python3"
+
+
+def agent_env_args(monkeypatch) -> list[str]:
+    """Set PYTHONPATH to our packages and return the `--agent-env` arguments that pass it to the agent."""
+    import site
+
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT / "src"), *site.getsitepackages()]))
+    return ["--agent-env", "PYTHONPATH"]

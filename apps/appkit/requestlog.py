@@ -92,6 +92,8 @@ class RequestLog:
     def finish(self, environ: dict[str, Any], request_id: str, endpoint: str, status: int, seconds: float) -> None:
         """Observe and log one finished request."""
         method, path = environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", "")
+        if is_control(path, endpoint):
+            return  # the operator's fault control is not a user's request: logs and metrics show symptoms only
         if self.observe is not None:
             self.observe(method, endpoint, status, seconds)
         # The same fields JsonFormatter writes, formatted by hand: this line is on every request's path.
@@ -101,6 +103,11 @@ class RequestLog:
             f'"request_id":{quote(request_id)},"method":{quote(method)},"path":{quote(path)},"status":{status},'
             f'"duration_ms":{seconds * 1000:.3f},"remote_addr":{quote(remote)},'
             f'"dynamodb_calls":{call_stats.calls},"dynamodb_scanned":{call_stats.scanned}')
+
+
+def is_control(path: str, endpoint: str) -> bool:
+    """True for a request to the apps' control API (/admin, however the path is spelled)."""
+    return any(p == "/admin" or p.startswith("/admin/") for p in (endpoint, "/" + path.lstrip("/")))
 
 
 def install(app: Flask, log_file: str | None, logger_name: str, observe: Observer | None = None) -> None:

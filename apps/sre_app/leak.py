@@ -135,7 +135,7 @@ class Leak:
             self.release()
         self.settings = settings  # after the release: whoever sees the new generation sees the memory freed
         if settings != old:
-            logger.info("leak settings now %s", settings.to_dict())
+            logger.debug("run-time settings now %s", settings.to_dict())
 
     def change(self, derive: Callable[[LeakSettings], LeakSettings]) -> LeakSettings:
         """Publish `derive(latest settings)` to every worker and apply it here; return it.

@@ -450,11 +450,17 @@ def test_clear_all_returns_a_crashed_stack_to_steady_state(steady, capsys):
 def test_each_hop_of_the_chain_can_be_cut(steady, capsys, hop, url, status):
     source, config = {"nginx->private-alb": ("nginx", "nginx.conf"), "private-alb->sre-app": ("private-alb",
                       "private-alb.cfg"), "public-alb->crm-app": ("public-alb", "public-alb.cfg")}[hop]
+    config_text = (steady / "run" / config).read_text()
+    source_pid = ProcessRecord.load(steady / "run" / "pids" / f"{source}.json").pid
     assert cli(steady, "fault", "inject", "security-group-block", "--set", f"hop={hop}") == 0
-    blackhole = ProcessRecord.load(steady / "run" / "faults" / "security-group-block.json")
+    blackhole = ProcessRecord.load(steady / "run" / "helpers" / "listener.json")
     assert is_alive(blackhole)
-    cut = [line for line in (steady / "run" / config).read_text().splitlines() if "# security-group-block" in line]
-    assert len(cut) == 1 and "127.0.0.1:" in cut[0], cut  # the hop points at loopback, nowhere else
+    assert not {"security", "group", "block", "fault"} & set(re.split(r"[^a-z]+", " ".join(blackhole.argv)))
+    port = (steady / "run" / "helpers" / "listener.port").read_text()
+    now = (steady / "run" / config).read_text()
+    changed = list(set(now.splitlines()) - set(config_text.splitlines()))
+    assert len(changed) == 1 and f"127.0.0.1:{port}" in changed[0], "the hop points at loopback, nowhere else"
+    assert "#" not in changed[0] and "security" not in now, "and carries no marker"
     started = time.monotonic()
     assert status_of(url) == status
     other = CRM + "/api/customers" if url.startswith(APP) else APP + "/"
@@ -467,8 +473,10 @@ def test_each_hop_of_the_chain_can_be_cut(steady, capsys, hop, url, status):
         server = "AppServerInstance1" if source == "private-alb" else "CRMAppInstance"
         assert target(steady, source, server).reason == "Layer4 timeout"
     assert cli(steady, "fault", "clear", "security-group-block") == 0
-    assert not is_alive(blackhole) and not (steady / "run" / "faults" / "security-group-block.json").exists()
-    assert "# security-group-block" not in (steady / "run" / config).read_text()
+    assert not is_alive(blackhole) and not (steady / "run" / "helpers" / "listener.json").exists()
+    assert config_text == (steady / "run" / config).read_text(), "the template's line is back"
+    # A revoked rule restarts nothing on AWS: the source read its config in place, both ways.
+    assert ProcessRecord.load(steady / "run" / "pids" / f"{source}.json").pid == source_pid
 
 
 def test_a_blackhole_started_by_a_killed_inject_is_stopped_by_clear(steady, capsys):
@@ -476,7 +484,8 @@ def test_a_blackhole_started_by_a_killed_inject_is_stopped_by_clear(steady, caps
     proc = subprocess.Popen([sys.executable, "-m", "sre_workshop.cli.main", "--state-dir", str(steady),
                              "fault", "inject", "security-group-block"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    path = steady / "run" / "faults" / "security-group-block.json"
+    path = steady / "run" / "helpers" / "listener.json"
+    before = (steady / "run" / "public-alb.cfg").read_text()
     eventually(path.exists, timeout=30, interval=0.01)  # killed once the blackhole is recorded
     proc.kill()
     proc.wait()
@@ -484,12 +493,12 @@ def test_a_blackhole_started_by_a_killed_inject_is_stopped_by_clear(steady, caps
     cleared = fresh_cli(steady, "fault", "clear", "--all")
     assert cleared.returncode == 0, cleared.stderr
     assert not is_alive(blackhole)
-    assert "# security-group-block" not in (steady / "run" / "public-alb.cfg").read_text()
+    assert (steady / "run" / "public-alb.cfg").read_text() == before, "the template's line is back"
 
 
 def test_up_with_a_fault_that_keeps_a_target_unhealthy_starts_and_says_so(steady, capsys):
     assert cli(steady, "fault", "inject", "security-group-block") == 0
-    blackholes = [ProcessRecord.load(p) for p in (steady / "run" / "faults").glob("*.json")]
+    blackholes = [ProcessRecord.load(steady / "run" / "helpers" / "listener.json")]
     assert blackholes
     assert cli(steady, "down") == 0
     assert not [r for r in blackholes if list(group_members(r.pid))], "down stops the fault's helper processes"

@@ -131,6 +131,19 @@ def test_http_with_changes_breaks_diagnoses_and_repairs(stack, http_server):
     assert unknown.is_error and unknown.structured_content["error"] == "usage"
 
 
+def test_an_evaluated_run_offers_only_the_examinees_tools(stack, tmp_path):
+    from sre_workshop.mcp import examinee
+
+    run = ["--allow-changes", "--run-dir", str(tmp_path)]
+    names, (refused, restart) = over_stdio(stack, [("clear_fault", {"name": "nginx-crash"}),
+                                                   ("restart_service", {"name": "nginx-crash"})], *run)
+    assert names == set(examinee.names(assist=False)) and "diagnose" not in names, "no oracle, no undo"
+    assert refused.is_error and "nginx-crash" not in refused.content[0].text.replace("'nginx-crash'", "")
+    assert restart.is_error and "security-group-block" not in restart.content[0].text, "no catalogue in errors"
+    names, _ = over_stdio(stack, [], *run, "--assist")
+    assert names == set(examinee.names(assist=True)) and "diagnose" in names
+
+
 def test_the_architecture_resource_and_the_prompt(stack, http_server):
     async def read():
         async with Client(http_server) as client:

@@ -1,11 +1,14 @@
 """Scenarios on a real local stack: a scorecard with doctor over one scenario of each kind (a crash, a bad
 deploy, a fault that shows only under load) and the control without a false positive (the whole catalogue runs
 in bench/bench_scorecard.py, results in bench/README.md), the ledger's events, the HTML page; a run
-interrupted by Ctrl-C or killed leaves the stack recoverable; and the reference agent over MCP on one
-scenario and the control."""
+interrupted by Ctrl-C or killed leaves the stack recoverable; the reference agent over MCP on one
+scenario and the control; and the cheater suite: an agent that reads no symptom and tries every channel
+scores nothing, and nothing an examinee can read during a fault names it (bench/bench_honest.py does the
+whole catalogue)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -18,13 +21,11 @@ import pytest
 from sre_workshop.local.process import port_open
 from sre_workshop.scenarios.catalogue import scenarios
 
-from conftest import cli, cli_json, eventually, local_stack, port_offset
+from conftest import agent_env_args, cli, cli_json, eventually, examinee_python, local_stack, port_offset
 
 OFFSET = port_offset(100)
 # One of each kind: hard down, wrong config, only under load; then the control.
 SUBSET = ["nginx-crash", "bad-config-deploy", "dynamodb-throttling", "control"]
-
-
 
 
 @pytest.fixture(scope="module")
@@ -105,13 +106,14 @@ def test_an_interrupted_run_leaves_the_stack_recoverable(steady, capsys, how):
     assert status["faults"] == []
 
 
-REFERENCE = f"{sys.executable} -m sre_workshop.agents.reference"
+REFERENCE = f"{examinee_python()} -m sre_workshop.agents.reference"
 
 
-def test_the_reference_agent_over_mcp_on_a_fault_and_the_control(steady, capsys):
-    code, out = cli_json(steady, capsys, "scenario", "run", "nginx-crash", "--agent", REFERENCE)
+def test_the_reference_agent_over_mcp_on_a_fault_and_the_control(steady, capsys, monkeypatch):
+    passed = agent_env_args(monkeypatch)
+    code, out = cli_json(steady, capsys, "scenario", "run", "nginx-crash", "--agent", REFERENCE, "--assist", *passed)
     doctor_card, agent_card = out["scorecards"]
-    assert agent_card["scorer"] == "agent:reference"
+    assert agent_card["scorer"] == "agent:reference (assisted)" and agent_card["results"][0]["agent"]["assisted"]
     result = agent_card["results"][0]
     assert result["error"] is None, result
     agent = result["agent"]
@@ -121,10 +123,11 @@ def test_the_reference_agent_over_mcp_on_a_fault_and_the_control(steady, capsys)
     assert agent["tool_calls"] == sum(agent["tools"].values()) and 0 < agent["time_to_submit_s"] < 45
     assert result["recovered_at"] and doctor_card["results"][0]["passed"] and code == 0
     events = events_of(steady, capsys, result["incident_id"])
-    assert events["agent_submitted"]["scorer"] == "agent:reference" and events["agent_submitted"]["mitigated"]
-    assert events["scored"]["passed"] is True
+    submitted = events["agent_submitted"]
+    assert submitted["scorer"] == "agent:reference (assisted)" and submitted["mitigated"] and submitted["assisted"]
+    assert events["scored"]["passed"] is True and events["scored"]["assisted"] is True
 
-    code, out = cli_json(steady, capsys, "scenario", "run", "control", "--agent", REFERENCE)
+    code, out = cli_json(steady, capsys, "scenario", "run", "control", "--agent", REFERENCE, "--assist", *passed)
     control = out["scorecards"][1]["results"][0]
     assert control["agent"]["submitted"] and control["agent"]["false_alarm"] is False, control["agent"]
     assert control["false_positives"] == 0 and control["passed"]
@@ -132,27 +135,86 @@ def test_the_reference_agent_over_mcp_on_a_fault_and_the_control(steady, capsys)
 
 def test_an_agent_that_never_submits_scores_nothing(steady, capsys):
     code, out = cli_json(steady, capsys, "scenario", "run", "nginx-crash", "--time-limit", "8",
-                         "--agent", f"{sys.executable} -c 'import time; time.sleep(60)'")
+                         "--agent", f"{examinee_python()} -c 'import time; time.sleep(60)'")
     result = out["scorecards"][1]["results"][0]
     assert not result["agent"]["submitted"] and not result["localized"] and not result["passed"]
     assert result["agent"]["tool_calls"] == 0 and code == 1
     assert result["recovered_at"], "the tool cleared the fault all the same"
 
 
+def agent_pid(token: str) -> int | None:
+    """Return the pid of the process whose arguments carry `token` (the agent writes nothing where we can
+    read: it runs in its own empty directory, as nobody when we are root)."""
+    for entry in Path("/proc").iterdir():
+        with contextlib.suppress(OSError):
+            if entry.name.isdigit() and token.encode() in (entry / "cmdline").read_bytes().split(b"\0"):
+                return int(entry.name)
+    return None
+
+
 def test_ctrl_c_during_an_agent_run_ends_the_agent_and_the_server_too(steady, capsys, tmp_path):
-    marker = tmp_path / "agent.pid"
-    code = 'import os, sys, time; open(sys.argv[1], \"w\").write(str(os.getpid())); time.sleep(120)'
-    agent = f"{sys.executable} -c '{code}'"
-    run = run_in_background(steady, "scenario", "run", "nginx-crash", "--agent", f"{agent} {marker}")
+    token = f"agent-{tmp_path.name}"
+    agent = f"{examinee_python()} -c 'import time; time.sleep(120)' {token}"
+    run = run_in_background(steady, "scenario", "run", "nginx-crash", "--agent", agent)
     try:
-        eventually(lambda: marker.exists() and marker.read_text(), timeout=120, interval=0.2)
+        pid = eventually(lambda: agent_pid(token), timeout=120, interval=0.2)
+        shown = Path(f"/proc/{run.pid}/cmdline").read_bytes().split(b"\0")
+        assert b"nginx-crash" not in shown and b"--agent" in shown, "the process table does not name the scenario"
         run.send_signal(signal.SIGINT)
         assert run.wait(timeout=120) == 130
     finally:
         if run.poll() is None:
             os.killpg(run.pid, signal.SIGKILL)
             run.wait()
-    agent_pid = int(marker.read_text())
-    assert not Path(f"/proc/{agent_pid}").exists(), "the agent was ended"
+    assert not Path(f"/proc/{pid}").exists(), "the agent was ended"
     assert not port_open(8766 + OFFSET), "the run's MCP server was ended"
     assert not injected(steady), "the fault was cleared"
+
+
+# The cheater suite (issue 18): a few faults here, the whole catalogue in bench/bench_honest.py. Compound
+# names only: a one-word fault (latency) is also a category every examinee is given (tests/honesty.py).
+CHEATED = ["security-group-block"]
+SCANNED = ["security-group-block", "error-rate", "dynamodb-access-denied"]  # a config, an app, a twin fault
+CHEATER = f"{examinee_python()} {Path(__file__).parent.parent / 'cheater.py'}"
+
+
+def test_a_cheater_that_reads_no_symptom_scores_nothing(steady, monkeypatch):
+    from sre_workshop.local.stack import Stack
+    from sre_workshop.scenarios.agent import AgentOptions, run_agent_many
+    from sre_workshop.scenarios.runner import Options
+    from sre_workshop.settings import Settings
+
+    passed = agent_env_args(monkeypatch)[1::2]  # the agent imports our packages and tests/honesty.py
+    stack = Stack.open(Settings.from_env(state_dir=steady))
+    chosen = [scenarios()[name] for name in CHEATED]
+    _, results = run_agent_many(stack, chosen, CHEATER, Options(), lambda _: None, AgentOptions(env=passed))
+    for result in results:
+        agent = result.agent
+        assert agent["submitted"], agent["log_tail"]
+        report = json.loads(agent["submission"]["cause"])
+        assert report["leaks"] == {}, (result.scenario, report["leaks"])
+        assert {"ledger", "files", "environment", "process table", "tool get_logs"} <= set(report["channels"])
+        tried = report["tried"]  # each channel was reached for, and the closed ones were closed by the guards
+        assert {tried[f"ledger via {port}"] for port in ("dynamodb", "dynamodb-endpoint", "aws-api")} == \
+            {"EndpointConnectionError"}, tried  # Landlock refuses the connect
+        assert tried["command lines read"] >= 9, tried
+        assert agent["tool_calls"] > 100, agent  # it tried: every tool, every name
+        assert not result.detected_at and not result.localized and not agent["mitigated"], (result.scenario, agent)
+        assert result.recovered_at and not result.error, result.scenario
+
+
+@pytest.mark.parametrize("name", SCANNED)
+def test_nothing_an_examinee_can_read_during_a_fault_names_it(steady, capsys, monkeypatch, tmp_path, name):
+    import exposure
+    from sre_workshop.local.stack import Stack
+    from sre_workshop.settings import Settings
+
+    monkeypatch.setenv(exposure.TOKEN_ENV, tmp_path.name)  # what the fault's commands start carries it
+    stack = Stack.open(Settings.from_env(state_dir=steady))
+    endpoint = stack.record("dynamodb-endpoint").pid
+    assert cli(steady, "fault", "inject", name) == 0
+    found = exposure.collect(stack, tmp_path, tmp_path.name)
+    assert cli(steady, "fault", "clear", name) == 0
+    assert {channel: names for channel, names in found.items() if names} == {}
+    assert len(found) > 10, sorted(found)  # every tool answered, and the other channels were read
+    assert stack.record("dynamodb-endpoint").pid == endpoint, "the real fault restarts no endpoint"

@@ -142,7 +142,7 @@ def test_the_reference_agent_takes_the_first_step_a_tool_can_take():
     assert action_for("start it: `sre-workshop service start nginx` (AWS: systemctl)") == ("restart_service", "nginx")
     assert action_for("restart (`sre-workshop service restart sre-app`) or "
                       "`sre-workshop fault clear memory-leak`") == ("restart_service", "sre-app")
-    assert action_for("locally: `sre-workshop fault clear bad-config-deploy`") == ("clear_fault", "bad-config-deploy")
+    assert action_for("locally: `sre-workshop fault clear bad-config-deploy`") is None  # no fault controls
     assert action_for("then `sre-workshop service reload nginx`") is None
 
 

@@ -5,7 +5,7 @@
 It uses only the MCP tools: `diagnose` until the same top finding shows twice in a row (one noisy reading
 is not a diagnosis), or until its patience runs out (then it reports nothing wrong); then the action the
 finding's remediation names, when it is one the tools offer (`service start|restart X` ->
-restart_service, `fault clear X` -> clear_fault); then `submit_diagnosis`. Exit 0 once submitted.
+restart_service; an evaluated agent has no fault controls); then `submit_diagnosis`. Exit 0 once submitted.
 """
 
 from __future__ import annotations
@@ -24,8 +24,7 @@ URL_ENV = "SRE_WORKSHOP_MCP_URL"
 LIMIT_ENV = "SRE_WORKSHOP_TIME_LIMIT_S"
 INTERVAL_S = 2.0
 CONFIRMATIONS = 2  # the same top finding this many times in a row
-ACTIONS = ((re.compile(r"`sre-workshop service (?:start|restart) ([\w-]+)`"), "restart_service"),
-           (re.compile(r"`sre-workshop fault clear ([\w-]+)`"), "clear_fault"))
+ACTIONS = ((re.compile(r"`sre-workshop service (?:start|restart) ([\w-]+)`"), "restart_service"),)
 
 
 def action_for(remediation: str) -> tuple[str, str] | None:

@@ -33,10 +33,11 @@ from .fault import DEFAULT_STACK, backend_options
 @click.option("--allow-changes", is_flag=True, help="Offer inject_fault, clear_fault and restart_service.")
 @click.option("--run-dir", type=click.Path(path_type=Path, file_okay=False), hidden=True,
               help="An evaluated agent run: record tool calls here and offer submit_diagnosis.")
+@click.option("--assist", is_flag=True, hidden=True, help="An evaluated agent run may call doctor (diagnose).")
 @backend_options
 @pass_context
 def mcp(ctx: Context, transport: str, host: str, port: int | None, allow_changes: bool, run_dir: Path | None,
-        on_aws: bool, stack_name: str | None, region: str | None) -> int:
+        assist: bool, on_aws: bool, stack_name: str | None, region: str | None) -> int:
     """Serve the stack's signals (and with --allow-changes its remediations) as MCP tools."""
     if not is_loopback(host):
         print(f"sre-workshop: warning: serving on {host}, not loopback: anyone who reaches it can use the tools",
@@ -48,7 +49,7 @@ def mcp(ctx: Context, transport: str, host: str, port: int | None, allow_changes
     else:
         world = LocalWorld(ctx.stack())
     record = RunRecord(run_dir) if run_dir else None
-    server = mcp_server.build(world, allow_changes, record)
+    server = mcp_server.build(world, allow_changes, record, assist)
     port = port or mcp_server.BASE_PORT + ctx.settings().port_offset
     if transport == "http":
         print(f"MCP server: http://{host}:{port}/mcp", file=sys.stderr, flush=True)

@@ -1,7 +1,8 @@
 """`sre-workshop scenario list|run`: scored incident scenarios on the local stack.
 
     scenario list [--json]
-    scenario run NAME...|--all [--agent "COMMAND"] [--json] [--html FILE] [--time-limit S] [--interval S]
+    scenario run NAME...|--all [--agent "COMMAND" [--assist] [--agent-env NAME]...] [--json] [--html FILE]
+                 [--time-limit S] [--interval S]
 
 `run` checks steady state, starts load, injects the scenario's fault, lets doctor (and with --agent an
 agent over MCP) diagnose it, clears it, verifies sustained recovery and writes the score to
@@ -23,6 +24,7 @@ from ..scenarios.catalogue import get, scenarios
 from ..scenarios.html import page
 from ..scenarios.result import Result
 from ..scenarios.runner import Options, run_many
+from .argv import blank
 from .common import Context, emit, json_option, pass_context, say
 
 
@@ -51,6 +53,10 @@ def _print_list(result: dict[str, Any]) -> None:
 @click.option("--all", "run_all", is_flag=True, help="Run every scenario, the control last.")
 @click.option("--agent", "agent_command", metavar="COMMAND",
               help="Also let this agent diagnose each scenario over MCP (it gets the server's URL).")
+@click.option("--assist", is_flag=True,
+              help="Also give the agent doctor (diagnose); the run is scored as assisted.")
+@click.option("--agent-env", "agent_env", multiple=True, metavar="NAME",
+              help="Pass this environment variable to the agent (repeatable); it gets nothing else of ours.")
 @click.option("--html", "html_path", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE.html",
               help="Also write the scorecard with per-scenario timelines as one HTML page.")
 @click.option("--time-limit", type=click.FloatRange(min=5), help="Seconds to detect, instead of each scenario's own.")
@@ -58,19 +64,25 @@ def _print_list(result: dict[str, Any]) -> None:
               help="Seconds between doctor's diagnoses.")
 @json_option
 @pass_context
-def run_command(ctx: Context, names: tuple[str, ...], run_all: bool, agent_command: str | None, html_path: Path | None,
-                time_limit: float | None, interval: float, as_json: bool) -> int:
+def run_command(ctx: Context, names: tuple[str, ...], run_all: bool, agent_command: str | None, assist: bool,
+                agent_env: tuple[str, ...], html_path: Path | None, time_limit: float | None, interval: float,
+                as_json: bool) -> int:
     """Run scenarios NAME... (or --all) and print the scorecard."""
     if bool(names) == run_all:
         raise UsageError("give scenario NAMEs or --all")
+    if (assist or agent_env) and not agent_command:
+        raise UsageError("--assist and --agent-env go with --agent")
     chosen = list(scenarios().values()) if run_all else [get(name) for name in dict.fromkeys(names)]
+    if agent_command:
+        blank(set(names))  # the agent may read our command line in the process table: not the scenario's name
     options = Options(interval_s=interval, time_limit_s=time_limit)
     stack = ctx.stack()
     cards = [("doctor", run_many(stack, chosen, options, say))]
     if agent_command:
-        from ..scenarios.agent import run_agent_many  # the MCP SDK loads only for agent runs
+        from ..scenarios.agent import AgentOptions, run_agent_many  # the MCP SDK loads only for agent runs
 
-        cards.append(run_agent_many(stack, chosen, agent_command, options, say))
+        agent = AgentOptions(assist=assist, env=agent_env)
+        cards.append(run_agent_many(stack, chosen, agent_command, options, say, agent))
     emit({"scorecards": [scorecard.card(s, r) for s, r in cards]}, as_json, lambda _: print(scorecard.table(cards)))
     if html_path:
         html_path.write_text(page(cards))

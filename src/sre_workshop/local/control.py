@@ -4,7 +4,7 @@ Faults act on components by their pid records (never by a process name or a glob
 through overlays kept in the stack's state, and reach the apps' fault controls on the apps' own loopback
 ports with the stack's token, never through the public entry points. DynamoDB faults answer at the
 `dynamodb-endpoint` proxy in DynamoDB's own error shape; processes a fault starts (a blackhole listener)
-are recorded by pid under run/faults/ and stopped by that record.
+are recorded by pid under run/helpers/ and stopped by that record.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from ..errors import ComponentFailed, UsageError
 from ..state import Overlay
 from ..steps import STEPS_DIR
 from ..twin.instances import STACK_NAME as TWIN_STACK
-from . import configs
+from . import configs, lbstats
 from .components import LOCAL_CREDENTIALS, dynamodb_address, token_path
 from .process import ProcessRecord, ProcessSpec, is_alive, spawn, stop
 from .stack import Stack
@@ -97,6 +97,18 @@ class LocalControl:
         if self.running(name):
             self.reload(name)
 
+    def render(self) -> None:
+        """Render every config again with the overlays in effect, without having anything read it."""
+        configs.write_configs(self.settings, dynamodb_address(self.settings), self.stack.store.read().overlays)
+
+    def set_server(self, balancer: str, backend: str, server: str, port: int) -> None:
+        """Point one server of a running load balancer at another loopback port through its runtime API (as an
+        ALB's targets change without the ALB restarting); the rendered config says the same after render()."""
+        answer = lbstats.command(self.settings.run_dir / f"{balancer}.sock",
+                                 f"set server {backend}/{server} addr 127.0.0.1 port {port}")
+        if "changed" not in answer and "no need to change" not in answer:
+            raise ComponentFailed(f"{balancer} refused to move {backend}/{server}: {answer.strip()[:200]}")
+
     def rendered(self, target: str) -> str:
         """Return a rendered config as the component reads it now ("" if it was never rendered)."""
         path = self.settings.run_dir / target
@@ -152,8 +164,9 @@ class LocalControl:
     # --- processes a fault starts, recorded by pid as the components are ---------------------------------
 
     def helper_path(self, name: str) -> Path:
-        """Where a fault's helper process is recorded."""
-        return self.settings.run_dir / "faults" / f"{name}.json"
+        """Where a fault's helper process is recorded: a neutral folder, since files beside the record (a
+        port file) are named in the helper's command line, which the process table shows to anyone."""
+        return self.settings.run_dir / "helpers" / f"{name}.json"
 
     def start_helper(self, name: str, argv: list[str]) -> ProcessRecord:
         """Start a process a fault needs under dumb-init, in a session of its own; record it by pid at once."""

@@ -126,9 +126,11 @@ class Stack(StackServices, StackHealth):
         return stopped
 
     def _stop_fault_helpers(self) -> list[str]:
-        """Stop the processes faults started for this stack (recorded by pid under run/faults/)."""
+        """Stop the processes faults started for this stack (recorded by pid under run/helpers/; run/faults/
+        held them before, and a stack upgraded with a fault active may still have one there)."""
         stopped = []
-        for path in sorted((self.settings.run_dir / "faults").glob("*.json")):
+        run = self.settings.run_dir
+        for path in sorted([*(run / "helpers").glob("*.json"), *(run / "faults").glob("*.json")]):
             record = ProcessRecord.load(path)
             if record is not None and is_alive(record):
                 stop(record, timeout=5)

@@ -22,7 +22,7 @@ from pydantic import Field
 
 from ..errors import WorkshopError
 from ..vocabulary import CATEGORIES, COMPONENTS
-from . import aws_tools
+from . import aws_tools, examinee
 from . import world as worlds
 from .logs import LINE_CHARS
 from .metrics import METRICS, STATISTICS
@@ -66,21 +66,25 @@ def guarded(name: str, function: Callable[..., Any], record: RunRecord | None) -
 
 
 def build(world: worlds.LocalWorld | worlds.AwsWorld, allow_changes: bool = False,
-          record: RunRecord | None = None) -> MCPServer:
-    """Return the server with its tools for `world`; changes only if allowed, submit only in an agent run."""
-    server = MCPServer("sre-workshop", instructions=INSTRUCTIONS, log_level="WARNING")
+          record: RunRecord | None = None, assist: bool = False) -> MCPServer:
+    """Return the server with its tools for `world`; changes only if allowed. In an agent run (`record`),
+    only the examinee's tools (mcp/examinee.py): signals, operator actions, doctor if `assist`, submit."""
+    text = INSTRUCTIONS if record is None else examinee.instructions(assist)
+    server = MCPServer("sre-workshop", instructions=text, log_level="WARNING")
     tools = read_tools(world, hide_open=record is not None)
     tools.update(aws_tools.tools(aws_tools.clients_for(world)))
     if allow_changes:
         tools.update(change_tools(world, inject=record is None))
     if record is not None:
         tools["submit_diagnosis"] = (submit_tool(record), SUBMIT, CHANGES)
+        tools = examinee.select(tools, assist)
     for name, (function, description, hints) in tools.items():
         server.add_tool(guarded(name, function, record), name=name, description=description, annotations=hints)
     server.resource("sre-workshop://architecture", name="architecture", mime_type="application/json",
                     description="The live architecture, as get_architecture returns it.")(
         lambda: json.dumps(world.architecture()))
-    server.prompt(name="investigate", description="Investigate a reported symptom with these tools.")(investigate)
+    prompt = investigate if record is None or assist else investigate_unassisted
+    server.prompt(name="investigate", description="Investigate a reported symptom with these tools.")(prompt)
     return server
 
 
@@ -89,6 +93,12 @@ def investigate(symptom: str) -> str:
     return (f"A user reports: {symptom}\nFind the root cause: start with get_architecture and check_health, "
             "confirm with get_logs, get_metrics and diagnose, name the component and category, and say "
             "what fixes it.")
+
+
+def investigate_unassisted(symptom: str) -> str:
+    """Return the prompt of an unassisted evaluated run (no doctor to lean on)."""
+    return (f"A user reports: {symptom}\nFind the root cause: start with get_architecture and check_health, "
+            "confirm with get_logs and get_metrics, name the component and category, and say what fixes it.")
 
 
 Window = Annotated[float, Field(ge=10, le=3600, description="How far back to look, in seconds.")]

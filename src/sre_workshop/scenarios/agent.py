@@ -1,11 +1,13 @@
 """Evaluate an agent on a scenario over MCP: `scenario run NAME --agent "COMMAND"`.
 
-baseline -> start an MCP server for the run (streamable HTTP on loopback, changes allowed, no
-inject_fault, list_incidents hiding open incidents) -> load -> inject without saying which -> start the
-agent with the server's URL (as its last argument and in SRE_WORKSHOP_MCP_URL) -> wait, within the time
-limit, for its submit_diagnosis -> score: detected, localized, category, mitigated (the fault no longer in
-effect and the stack steady for a sustained window after the agent's own actions, before the tool's
-clear), time to submit, tool calls -> the tool's clear -> recovery -> events in IncidentHistoryTable.
+baseline -> start an MCP server for the run (streamable HTTP on loopback, the examinee's tools only:
+mcp/examinee.py; doctor only with --assist) -> load -> inject without saying which -> start the agent,
+isolated (isolation.py), with the server's URL (as its last argument and in SRE_WORKSHOP_MCP_URL) -> wait,
+within the time limit, for its submit_diagnosis -> score: detected, localized, category, mitigated (the
+fault no longer in effect and the stack steady for a sustained window after the agent's own actions,
+before the tool's clear, and credited only with a localized diagnosis: restarting everything blindly is
+not a repair), time to submit, tool calls -> the tool's clear -> recovery -> events in IncidentHistoryTable.
+An assisted run is scored under `agent:NAME (assisted)` and carries `assisted: true` everywhere.
 """
 
 from __future__ import annotations
@@ -13,13 +15,13 @@ from __future__ import annotations
 import contextlib
 import os
 import shlex
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -27,20 +29,26 @@ from typing import Any
 from ..errors import ComponentFailed, PortInUse, UsageError
 from ..faults import runner as faults
 from ..faults.backends import LocalBackend
+from ..local.components import dynamodb_address
 from ..local.process import port_open
 from ..local.stack import Stack
 from ..mcp.run import NONE, RunRecord
 from ..mcp.server import BASE_PORT
-from . import signals
+from . import isolation, signals
 from .model import Scenario
 from .result import Result
 from .runner import Options, Progress, baseline, limit_of, run_many, summary
 from .session import Session
 
-URL_ENV = "SRE_WORKSHOP_MCP_URL"
-LIMIT_ENV = "SRE_WORKSHOP_TIME_LIMIT_S"
 MITIGATION_TIMEOUT_S = 30.0  # the agent's action may need this long to show (a restart, health checks)
-GRACE_S = 5.0  # an agent that submitted gets this long to exit by itself
+
+
+@dataclass(frozen=True)
+class AgentOptions:
+    """How an agent is evaluated: with doctor (`--assist`), and which of our variables it may see."""
+
+    assist: bool = False
+    env: tuple[str, ...] = ()  # names passed with --agent-env
 
 
 def agent_name(command: str) -> str:
@@ -53,31 +61,41 @@ def agent_name(command: str) -> str:
     return Path(argv[0]).name
 
 
-def run_agent_many(stack: Stack, chosen: list[Scenario], command: str, options: Options,
-                   progress: Progress) -> tuple[str, list[Result]]:
+def scorer_name(command: str, assist: bool = False) -> str:
+    """Name the scorer of an agent run; an assisted run says so in its name, so every output shows it."""
+    return f"agent:{agent_name(command)}" + (" (assisted)" if assist else "")
+
+
+def run_agent_many(stack: Stack, chosen: list[Scenario], command: str, options: Options, progress: Progress,
+                   agent: AgentOptions = AgentOptions()) -> tuple[str, list[Result]]:
     """Run the agent on each scenario; return its name and results."""
-    name = f"agent:{agent_name(command)}"
-    return name, run_many(stack, chosen, options, progress, one=partial(run_agent, command=command), scorer=name)
+    name = scorer_name(command, agent.assist)
+    one = partial(run_agent, command=command, agent=agent)
+    return name, run_many(stack, chosen, options, progress, one=one, scorer=name)
 
 
-def run_agent(stack: Stack, scenario: Scenario, options: Options, progress: Progress, *, command: str) -> Result:
+def run_agent(stack: Stack, scenario: Scenario, options: Options, progress: Progress, *, command: str,
+              agent: AgentOptions = AgentOptions()) -> Result:
     """Run one scenario with the agent diagnosing; return its score (written to the ledger too)."""
     backend = LocalBackend(stack)
     truth = scenario.truth()
-    name = f"agent:{agent_name(command)}"
+    name = scorer_name(command, agent.assist)
     result = Result(scenario.name, name, truth.to_dict() if truth else None)
     baseline(stack, backend, options, progress)
     with tempfile.TemporaryDirectory(prefix="sre-workshop-agent-") as folder, \
-            mcp_server(stack, Path(folder)) as url, \
+            mcp_server(stack, Path(folder), agent.assist) as url, \
             Session(backend, scenario, f"agent-run:{name}", progress) as session:
         result.incident_id, result.injected_at = session.incident_id, session.injected_at
         result.mark("injected", "fault injected; the agent is not told which")
         record = RunRecord(Path(folder))
-        with agent_process(command, url, limit_of(scenario, options), Path(folder)) as agent:
-            submission = wait_for_submission(record, agent, result.injected_at + limit_of(scenario, options))
+        limit = limit_of(scenario, options)
+        with isolation.agent_process(command, url, limit, Path(folder), stack.settings.state_dir,
+                                     agent.env, private_ports(stack)) as process:
+            submission = wait_for_submission(record, process, result.injected_at + limit)
         score(result, submission, record)
+        result.agent["assisted"] = agent.assist
         if submission and not scenario.is_control:
-            result.agent["mitigated"] = mitigated(backend, session, options)
+            result.agent["mitigated"] = result.localized and mitigated(backend, session, options)
             result.mark("mitigated" if result.agent["mitigated"] else "not mitigated", "after the agent's actions",
                         ok=result.agent["mitigated"])
         backend.ledger.event(result.incident_id, "agent_submitted" if submission else "agent_silent",
@@ -92,14 +110,22 @@ def run_agent(stack: Stack, scenario: Scenario, options: Options, progress: Prog
     return result
 
 
+def private_ports(stack: Stack) -> tuple[int, ...]:
+    """The ports an examinee must not connect to: the engine (it holds the ledger, and checks no
+    credentials), the apps' DynamoDB endpoint and the AWS API twin (the stack's own admin credentials)."""
+    engine = int(dynamodb_address(stack.settings).rsplit(":", 1)[1])
+    return (engine, stack.settings.port("dynamodb-endpoint"), stack.settings.port("aws-api"))
+
+
 @contextlib.contextmanager
-def mcp_server(stack: Stack, folder: Path) -> Iterator[str]:
+def mcp_server(stack: Stack, folder: Path, assist: bool = False) -> Iterator[str]:
     """Serve MCP for the run on a free loopback port; yield its URL; stop it afterwards."""
     port = BASE_PORT + 1 + stack.settings.port_offset  # beside a server the user may run on BASE_PORT
     if port_open(port):
         raise PortInUse(f"port {port} (the agent run's MCP server) is taken by another program")
     argv = [sys.executable, "-m", "sre_workshop.cli.main", "--state-dir", str(stack.settings.state_dir), "mcp",
             "--transport", "http", "--port", str(port), "--allow-changes", "--run-dir", str(folder)]
+    argv += ["--assist"] if assist else []
     env = {**os.environ, "SRE_WORKSHOP_PORT_OFFSET": str(stack.settings.port_offset)}
     with (folder / "mcp.log").open("wb") as log:
         process = subprocess.Popen(argv, env=env, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
@@ -112,33 +138,7 @@ def mcp_server(stack: Stack, folder: Path) -> Iterator[str]:
             time.sleep(0.1)
         yield f"http://127.0.0.1:{port}/mcp"
     finally:
-        end(process)
-
-
-@contextlib.contextmanager
-def agent_process(command: str, url: str, limit_s: float, folder: Path) -> Iterator[subprocess.Popen]:
-    """Start the agent with the server's URL; end it (its whole process group) afterwards."""
-    env = {**os.environ, URL_ENV: url, LIMIT_ENV: f"{limit_s:g}"}
-    with (folder / "agent.log").open("wb") as log:
-        process = subprocess.Popen([*shlex.split(command), url], env=env, stdout=log, stderr=log,
-                                   stdin=subprocess.DEVNULL, start_new_session=True)
-    try:
-        yield process
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(GRACE_S)
-    finally:
-        end(process)
-
-
-def end(process: subprocess.Popen) -> None:
-    """Stop a process group we started: SIGTERM, then SIGKILL."""
-    for signum, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 10)):
-        if process.poll() is not None:
-            break
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signum)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(wait)
+        isolation.end(process)
 
 
 def wait_for_submission(record: RunRecord, agent: subprocess.Popen, deadline: float) -> dict[str, Any] | None:

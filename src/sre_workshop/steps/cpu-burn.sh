@@ -50,7 +50,7 @@ start() {
     i=0
     while [ "$i" -lt "$1" ]; do
         # No output kept open: SSM (and the local caller) wait until the script's output closes.
-        timeout "$2" sh -c 'while :; do :; done' cpu-burn </dev/null >/dev/null 2>&1 &
+        timeout "$2" sh -c 'while :; do :; done' worker </dev/null >/dev/null 2>&1 &
         echo "$! $(start_time $!)" >>"$3"  # recorded at once: stop finds every burner started so far
         i=$((i + 1))
     done

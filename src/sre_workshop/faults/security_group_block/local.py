@@ -1,9 +1,11 @@
 """security-group-block on the local stack: one hop's connections time out, on loopback only.
 
-The hop's source is pointed at a blackhole (blackhole.py: a listener of this fault whose full accept
-queue makes the kernel drop every SYN), by an overlay on the source's config that carries a marker; the
-blackhole is recorded by pid (run/faults/) and stopped by that record. clear drops the overlay first, so
-the hop never meets a closed port on the way back.
+The hop's source is pointed at a blackhole (local/listener.py: a listener whose full accept queue makes
+the kernel drop every SYN), by an overlay on the source's config, which the source reads without a restart
+(nginx reloads, a load balancer's server moves through its runtime API); the blackhole is recorded by pid
+(run/helpers/) and stopped by that record. clear drops the overlay first, so the hop never meets a closed
+port on the way back. Neither the rendered line nor the listener's name or command line says which fault
+this is: an examinee reads configs and the process table.
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ from ...settings import LOOPBACK
 from ..contract import LocalCtl
 from ..model import NotYet
 
-OWNER = HELPER = "security-group-block"
-MARKER = "# security-group-block"
+OWNER = "security-group-block"
+HELPER = "listener"  # an ordinary name: it shows in the helper's log file and record (the examiner's)
 
 
 @dataclass(frozen=True)
@@ -35,17 +37,18 @@ class Hop:
     target: str | None  # the load balancer's target whose health checks time out (nginx checks none)
     entry: str  # the public entry point and path where the symptom shows
     status: int  # what that entry point answers
+    backend: str = ""  # a load balancer's backend (target group) holding `target`
 
 
 HOPS = {
     "public-alb->nginx": Hop("public-alb", "public-alb.cfg", "server NginxInstance1 {address} check", "nginx",
-                             "NginxInstance1", "app:/", 503),
+                             "NginxInstance1", "app:/", 503, "PublicALBTargetGroup"),
     "nginx->private-alb": Hop("nginx", "nginx.conf", 'set $private_alb "{address}";', "private-alb", None,
                               "app:/", 504),
     "private-alb->sre-app": Hop("private-alb", "private-alb.cfg", "server AppServerInstance1 {address} check",
-                                "sre-app", "AppServerInstance1", "app:/", 503),
+                                "sre-app", "AppServerInstance1", "app:/", 503, "PrivateALBTargetGroup"),
     "public-alb->crm-app": Hop("public-alb", "public-alb.cfg", "server CRMAppInstance {address} check", "crm-app",
-                               "CRMAppInstance", "crm:/health", 503),
+                               "CRMAppInstance", "crm:/health", 503, "CRMAppTargetGroup"),
 }
 
 
@@ -65,9 +68,21 @@ def inject(ctl: LocalCtl, params: dict[str, Any]) -> None:
     """Start the blackhole, point the hop's source at it, and have the source read its config."""
     hop = HOPS[params["hop"]]
     port = _start_blackhole(ctl)
-    cut = hop.line.format(address=f"{LOOPBACK}:{port}") + " " + MARKER
+    cut = hop.line.format(address=f"{LOOPBACK}:{port}")
     ctl.add_overlay(OWNER, hop.config, {_line(ctl, hop): cut})
-    ctl.reload(hop.source)
+    _apply(ctl, hop, port)
+
+
+def _apply(ctl: LocalCtl, hop: Hop, port: int) -> None:
+    """Have the running source connect to `port` as its rendered config now says: nginx by a reload, a load
+    balancer through its runtime API. A revoked rule restarts nothing on AWS, so nothing restarts here."""
+    ctl.render()
+    if not ctl.running(hop.source):
+        return  # it reads the rendered config when it starts
+    if hop.backend:
+        ctl.set_server(hop.source, hop.backend, hop.target or "", port)
+    else:
+        ctl.reload(hop.source)
 
 
 def _start_blackhole(ctl: LocalCtl, timeout: float = 15.0) -> int:
@@ -75,7 +90,7 @@ def _start_blackhole(ctl: LocalCtl, timeout: float = 15.0) -> int:
     ctl.stop_helper(HELPER)
     port_file = ctl.helper_path(HELPER).with_suffix(".port")
     port_file.unlink(missing_ok=True)
-    ctl.start_helper(HELPER, [sys.executable, "-m", f"{__package__}.blackhole", str(port_file)])
+    ctl.start_helper(HELPER, [sys.executable, "-m", "sre_workshop.local.listener", str(port_file)])
     deadline = time.monotonic() + timeout
     while not port_file.exists():
         if ctl.helper(HELPER) is None or time.monotonic() > deadline:
@@ -115,17 +130,18 @@ def _status(url: str) -> int:
 
 
 def active(ctl: LocalCtl, params: dict[str, Any]) -> bool:
-    """True while the source's config points the hop elsewhere (marked line), blackhole running or not:
-    either way the hop is cut."""
+    """True while the source's config names the hop's line with another address than the destination's,
+    blackhole running or not: either way the hop is cut (a hand repair of the line ends it too)."""
     hop = HOPS[params["hop"]]
-    start = hop.line.split("{address}")[0]
-    return any(line.strip().startswith(start) and line.rstrip().endswith(MARKER)
+    start, right = hop.line.split("{address}")[0], _line(ctl, hop)
+    return any(line.strip().startswith(start) and line.strip() != right
                for line in ctl.rendered(hop.config).splitlines())
 
 
 def clear(ctl: LocalCtl, params: dict[str, Any], saved: dict[str, Any]) -> None:
     """Point the source at the destination again (the template's line), then stop the blackhole."""
+    hop = HOPS[params["hop"]]
     if ctl.remove_overlays(OWNER) or active(ctl, params):  # an inject killed before its overlay changed nothing
-        ctl.refresh(HOPS[params["hop"]].source)
+        _apply(ctl, hop, ctl.settings.port(hop.destination))
     ctl.stop_helper(HELPER)
     ctl.helper_path(HELPER).with_suffix(".port").unlink(missing_ok=True)

@@ -1,11 +1,14 @@
 """A loopback listener that never completes a connection: what a dropped security-group rule looks like.
 
+It lives here, with an ordinary module name, because its command line is in the process table where an
+examinee can read it: nothing there may say which fault started it.
+
 It listens with a backlog of zero and fills the one place of its accept queue with a connection of its
 own, which it never accepts; the kernel then drops every further SYN, so clients retry until their
 connect times out, exactly as when a security group drops their packets. Once listening, it writes its
 port to the file named on its command line, then waits for SIGTERM.
 
-    python -m sre_workshop.faults.security_group_block.blackhole PORT_FILE
+    python -m sre_workshop.local.listener PORT_FILE
 """
 
 from __future__ import annotations
