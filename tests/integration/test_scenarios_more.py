@@ -67,5 +67,6 @@ def test_the_control_with_all_noise_has_no_false_positive(steady, capsys):
     code, out = cli_json(steady, capsys, "scenario", "run", "control", "--noise", "all", "--time-limit", "24")
     result = results_of(out)["control"]
     alarms = {m["detail"] for m in result["timeline"] if m["kind"] == "diagnosis" and not m["ok"]}
+    print("\n".join(sorted(alarms)))
     assert result["diagnoses"] >= 5 and result["false_positives"] == 0, alarms
     assert code == 0

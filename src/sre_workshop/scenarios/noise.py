@@ -4,7 +4,8 @@
     client-errors   requests for pages that do not exist: 404s at both public entry points
     error-lines     ERROR lines in the apps' logs about things that are not wrong with the stack
                     (a partner's webhook, a newsletter export): the kind of line every real log carries
-    deploy          a routine restart of a healthy component (crm-app), as a deploy does
+    deploy          a routine restart of a healthy component, as a deploy does: crm-app's workers rolled
+                    gracefully (Gunicorn's SIGHUP)
     busy-process    a busy process outside the stack (a batch job's loop), for the whole run
     load-burst      a short burst of extra load on both entry points
 
@@ -19,6 +20,7 @@ import json
 import logging
 import os
 import random
+import signal
 import subprocess
 import sys
 import threading
@@ -123,7 +125,7 @@ class Noise:
             self._error_line()
         elif kind == "deploy" and not self.fired["deploy"] and elapsed >= DEPLOY_AFTER_S:
             self.fired["deploy"] += 1
-            self.stack.service("restart", "crm-app")
+            self._deploy()
             return
         elif kind == "load-burst" and self.burst is None and elapsed >= DEPLOY_AFTER_S / 2:
             from ..load import local_targets, start
@@ -132,6 +134,13 @@ class Noise:
         else:
             return
         self.fired[kind] += 1
+
+    def _deploy(self) -> None:
+        """Roll crm-app's workers as a deploy does: SIGHUP to Gunicorn's master starts new workers and lets the
+        old ones finish their requests (a restart by stop and start would be an outage, not routine)."""
+        record = self.stack.record("crm-app")
+        if record is not None:
+            os.kill(record.pid, signal.SIGHUP)
 
     def _client_errors(self) -> None:
         """A few requests for pages that do not exist, at both public entry points."""
