@@ -146,7 +146,8 @@ def run(stack: Stack, scenario: Multi, options: runner.Options, progress: Progre
             result.mark("recovered", f"steady for {options.sustain_s:g}s", ok=True)
             signals.collect(stack, result)
     for result in results:
-        backend.ledger.event(result.incident_id, "scored", **runner.summary(result), **result.group)
+        # the group rides as one field: its "scenario" (the whole) would clash with the summary's (the part)
+        backend.ledger.event(result.incident_id, "scored", **runner.summary(result), group=result.group)
     return results
 
 

@@ -5,7 +5,7 @@
     error-lines     ERROR lines in the apps' logs about things that are not wrong with the stack
                     (a partner's webhook, a newsletter export): the kind of line every real log carries
     deploy          a routine restart of a healthy component, as a deploy does: crm-app's workers rolled
-                    gracefully (Gunicorn's SIGHUP)
+                    one at a time (Gunicorn's SIGTTIN adds a new worker, SIGTTOU then retires the oldest)
     busy-process    a busy process outside the stack (a batch job's loop), for the whole run
     load-burst      a short burst of extra load on both entry points
 
@@ -16,6 +16,7 @@ from the run's seed; stopping ends every process noise started.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -30,6 +31,7 @@ import urllib.request
 from datetime import UTC, datetime
 
 from ..errors import UsageError
+from ..local.process import group_members
 from ..local.stack import Stack
 
 logger = logging.getLogger(__name__)
@@ -37,6 +39,10 @@ logger = logging.getLogger(__name__)
 KINDS = ("client-errors", "error-lines", "deploy", "busy-process", "load-burst")
 PERIOD_S = 3.0  # one round of the periodic injectors
 DEPLOY_AFTER_S = 8.0  # the restart happens once, this long into the run
+# Between two steps of the rolling deploy: time for the new worker to boot on a busy 2-core host. A SIGHUP
+# would be quicker, but it retires every old worker before the new ones can serve: a gap of seconds under
+# load, which is an outage (a true positive), not a routine deploy.
+DEPLOY_STEP_S = 4.0
 BURST = {"users": 6, "rate": 20.0, "duration": 8}
 # What a busy batch job looks like from outside: an interpreter in a loop, no socket, no name of ours.
 BUSY = "while True:\n    sum(i * i for i in range(10000))\n"
@@ -70,6 +76,8 @@ class Noise:
         self.busy: subprocess.Popen | None = None
         self.burst = None
         self.fired: dict[str, int] = dict.fromkeys(kinds, 0)
+        self.deploy_steps: list[signal.Signals] = []  # the rolling deploy's signals still to send
+        self.deploy_step_at = 0.0
 
     def __enter__(self) -> Noise:
         return self.start()
@@ -96,6 +104,9 @@ class Noise:
         self.stopping.set()
         if self.thread:
             self.thread.join(timeout=30)
+        if len(self.deploy_steps) % 2:  # stopped between adding a worker and retiring one: back to the count
+            self._signal_crm(signal.SIGTTOU)
+        self.deploy_steps = []
         if self.busy and self.busy.poll() is None:
             self.busy.kill()
             self.busy.wait()
@@ -125,7 +136,11 @@ class Noise:
             self._error_line()
         elif kind == "deploy" and not self.fired["deploy"] and elapsed >= DEPLOY_AFTER_S:
             self.fired["deploy"] += 1
-            self._deploy()
+            self._deploy(elapsed)
+            return
+        elif kind == "deploy" and self.deploy_steps and elapsed - self.deploy_step_at >= DEPLOY_STEP_S:
+            self._signal_crm(self.deploy_steps.pop(0))
+            self.deploy_step_at = elapsed
             return
         elif kind == "load-burst" and self.burst is None and elapsed >= DEPLOY_AFTER_S / 2:
             from ..load import local_targets, start
@@ -135,12 +150,23 @@ class Noise:
             return
         self.fired[kind] += 1
 
-    def _deploy(self) -> None:
-        """Roll crm-app's workers as a deploy does: SIGHUP to Gunicorn's master starts new workers and lets the
-        old ones finish their requests (a restart by stop and start would be an outage, not routine)."""
+    def _deploy(self, elapsed: float) -> None:
+        """Start rolling crm-app's workers as a deploy does, one at a time: a new worker first, then the
+        oldest retired gracefully (it finishes its requests), so some worker always serves."""
+        record = self.stack.record("crm-app")
+        if record is None:
+            return
+        workers = sum(1 for pid in group_members(record.pid) if pid != record.pid)
+        self.deploy_steps = [signal.SIGTTIN, signal.SIGTTOU] * max(1, workers)
+        self._signal_crm(self.deploy_steps.pop(0))
+        self.deploy_step_at = elapsed
+
+    def _signal_crm(self, signum: signal.Signals) -> None:
+        """Send a signal to crm-app's Gunicorn master (its recorded pid), if it runs."""
         record = self.stack.record("crm-app")
         if record is not None:
-            os.kill(record.pid, signal.SIGHUP)
+            with contextlib.suppress(ProcessLookupError):  # it stopped since: nothing left to roll
+                os.kill(record.pid, signum)
 
     def _client_errors(self) -> None:
         """A few requests for pages that do not exist, at both public entry points."""
