@@ -21,8 +21,9 @@
     undo = ["kill -CONT -- -$PID_CRM_APP"]    # always run, in order, even after a failed step
     ground_truth = { component = "crm-app", category = "crash", cause = "..." }
 
-A manual step's environment: SRE_WORKSHOP_STATE_DIR, SRE_WORKSHOP_PORT_OFFSET, and PID_<COMPONENT> (the
-process group leader of each running component, e.g. PID_CRM_APP).
+A manual step's environment: SRE_WORKSHOP_STATE_DIR, SRE_WORKSHOP_PORT_OFFSET, SRE_WORKSHOP_HOST (it runs on the
+stack's host, as a fault's script does) and PID_<COMPONENT> (the process group leader of each running
+component, e.g. PID_CRM_APP).
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ from ..errors import StackBusy, WorkshopError
 from ..faults import runner as faults
 from ..faults.backends import LocalBackend
 from ..load import local_targets, start
+from ..local.process import HOST_ENV
 from ..local.stack import Stack
 from . import runner, signals
 from .extra import Multi, Part
@@ -42,7 +43,8 @@ def step_env(stack: Stack) -> dict[str, str]:
     """Return the environment of a manual step: the stack's state dir, port offset, and each process's pid."""
     settings = stack.settings
     env = {**os.environ, "SRE_WORKSHOP_STATE_DIR": str(settings.state_dir),
-           "SRE_WORKSHOP_PORT_OFFSET": str(settings.port_offset)}
+           "SRE_WORKSHOP_PORT_OFFSET": str(settings.port_offset),
+           HOST_ENV: str(settings.state_dir.resolve())}  # a step runs on the stack's host, as a fault's script does
     for name in stack.components:
         record = stack.record(name)
         if record is not None:
