@@ -17,10 +17,11 @@ import pytest
 
 from sre_workshop.cli.main import ExitStatus
 from sre_workshop.local.process import ProcessRecord, free_port, group_members, is_alive
+from sre_workshop.local.stack import Stack
 from sre_workshop.settings import BASE_PORTS, Settings
 from sre_workshop.state import Overlay, StateStore
 
-from conftest import cli, eventually, http, port_offset
+from conftest import cli, cli_json, eventually, http, port_offset
 
 OFFSET = port_offset(600)
 
@@ -199,6 +200,38 @@ def test_down_keeps_the_engine_when_its_data_cannot_be_saved(tmp_path, monkeypat
     finally:
         assert cli(tmp_path, "down") == 0
     assert not records(tmp_path) and (tmp_path / "data" / "dynamodb.json").exists()
+
+
+def _items(client, table: str) -> list[dict]:
+    return sorted(client.scan(TableName=table)["Items"], key=json.dumps)
+
+
+def test_a_table_deleted_by_hand_is_saved_and_recreated_by_up_and_by_restore(tmp_path, monkeypatch, capsys):
+    """down names a table deleted by hand and keeps its items from the last snapshot; up recreates it from the
+    template with them; `restore TABLE` does the same on a running stack (the default, durable engine)."""
+    monkeypatch.setenv("SRE_WORKSHOP_PORT_OFFSET", str(OFFSET + 100))
+    assert cli(tmp_path, "up", "--detach") == 0
+    try:
+        client = Stack.open(Settings.from_env(state_dir=tmp_path)).dynamodb_client()
+        assert cli(tmp_path, "service", "restart", "dynamodb") == 0  # a first snapshot, as down writes one
+        assert (tmp_path / "data" / "dynamodb.json").exists()
+        deals, customers = _items(client, "CRMDealsTable"), _items(client, "CRMCustomersTable")
+        assert deals and customers
+        client.delete_table(TableName="CRMDealsTable")
+        capsys.readouterr()
+        assert cli(tmp_path, "down") == 0, "a missing table does not fail the save"
+        assert "CRMDealsTable is missing from the engine: kept its" in capsys.readouterr().err
+        assert cli(tmp_path, "up", "--detach") == 0
+        assert "CRMDealsTable was missing: recreated from the template" in capsys.readouterr().err
+        assert _items(client, "CRMDealsTable") == deals
+        assert client.describe_table(TableName="CRMDealsTable")["Table"]["GlobalSecondaryIndexes"]
+        client.delete_table(TableName="CRMCustomersTable")
+        code, out = cli_json(tmp_path, capsys, "restore", "CRMCustomersTable")
+        assert code == 0 and out["items"] == len(customers) and _items(client, "CRMCustomersTable") == customers
+        assert cli(tmp_path, "restore", "CRMCustomersTable") == ExitStatus.USAGE, "an existing table is kept"
+        assert http("GET", f"http://127.0.0.1:{port('public-alb-crm', OFFSET + 100)}/api/customers").status == 200
+    finally:
+        assert cli(tmp_path, "down") == 0
 
 
 def _zombie(pid: int) -> bool:
