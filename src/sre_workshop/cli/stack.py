@@ -138,8 +138,9 @@ def restore(ctx: Context, table: str, as_json: bool) -> int:
 def status(ctx: Context, as_json: bool) -> int:
     """Components, health and target health (exit 5 if something is unhealthy)."""
     stack = ctx.stack()
-    result = stack.status()
-    result["problems"] = [p.to_dict() for p in stack.problems()]
+    problems = stack.problems()
+    result = stack.status(problems)
+    result["problems"] = [p.to_dict() for p in problems]
     result["healthy"] = not result["problems"]
     emit(result, as_json, _print_status)
     return ExitStatus.OK if result["healthy"] else ExitStatus.UNHEALTHY
