@@ -23,12 +23,12 @@ logger = logging.getLogger(__name__)
 
 TICKS = os.sysconf("SC_CLK_TCK")
 # A process counts as burning CPU when it takes this % of a core over the sample (a busy loop gets less than
-# a core on a host it saturates) ...
-BURNER_CPU = 30.0
+# a core on a host it saturates: five burners on two shared cores get about 20 % each) ...
+BURNER_CPU = 15.0
 # ... and has burned CPU for a while: running this long, at this average over its life. A runaway loop does;
 # a program starting up (imports, a compile step) or a mostly idle one caught busy does not.
 BURNER_MIN_AGE_S = 10.0
-BURNER_LIFETIME_CPU = 25.0
+BURNER_LIFETIME_CPU = 15.0
 
 
 def components(stack: Stack, sample_s: float = 0.3) -> dict[str, ComponentState]:
