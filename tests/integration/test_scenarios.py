@@ -75,6 +75,19 @@ def test_a_scorecard_with_doctor(steady, capsys, tmp_path):
     assert page.count("class='chart timeline'") == len(SUBSET)
 
 
+def test_a_manual_breakage_beside_noise_is_scored_and_undone(steady, capsys):
+    """A breakage by hand (crm-app frozen by SIGSTOP), with noise: scored on the scorecard and in the ledger,
+    and its undo lets the CRM answer again. Compound scenarios, variants and the noisy control run in
+    bench/bench_variants.py (minutes, not CI's seconds)."""
+    code, out = cli_json(steady, capsys, "scenario", "run", "manual-crm-frozen", "--noise", "client-errors,error-lines")
+    result = {r["scenario"]: r for r in out["scorecards"][0]["results"]}["manual-crm-frozen:crm-app-frozen"]
+    assert result["localized"] and result["recovered_at"], result["timeline"]
+    assert result["truth"]["component"] == "crm-app" and result["group"]["rank"] == 1
+    events = events_of(steady, capsys, result["incident_id"])
+    assert {"injected", "cleared", "scored"} <= set(events)
+    assert code == 0
+
+
 def run_in_background(state: Path, *args: str) -> subprocess.Popen:
     env = {**os.environ, "SRE_WORKSHOP_PORT_OFFSET": str(OFFSET)}
     return subprocess.Popen([sys.executable, "-m", "sre_workshop.cli.main", "--state-dir", str(state), *args],

@@ -16,11 +16,14 @@ from pathlib import Path
 import pytest
 
 from sre_workshop.cli.main import ExitStatus
+from sre_workshop.local import deep
 from sre_workshop.local.process import ProcessRecord, free_port, group_members, is_alive
+from sre_workshop.local.stack import Stack
+from sre_workshop.mcp.world import LocalWorld
 from sre_workshop.settings import BASE_PORTS, Settings
 from sre_workshop.state import Overlay, StateStore
 
-from conftest import cli, eventually, http, port_offset
+from conftest import cli, cli_json, eventually, http, port_offset
 
 OFFSET = port_offset(600)
 
@@ -199,6 +202,70 @@ def test_down_keeps_the_engine_when_its_data_cannot_be_saved(tmp_path, monkeypat
     finally:
         assert cli(tmp_path, "down") == 0
     assert not records(tmp_path) and (tmp_path / "data" / "dynamodb.json").exists()
+
+
+def _items(client, table: str) -> list[dict]:
+    return sorted(client.scan(TableName=table)["Items"], key=json.dumps)
+
+
+def test_a_table_deleted_by_hand_is_saved_and_recreated_by_up_and_by_restore(tmp_path, monkeypatch, capsys):
+    """down names a table deleted by hand and keeps its items from the last snapshot; up recreates it from the
+    template with them; `restore TABLE` does the same on a running stack (the default, durable engine)."""
+    monkeypatch.setenv("SRE_WORKSHOP_PORT_OFFSET", str(OFFSET + 100))
+    assert cli(tmp_path, "up", "--detach") == 0
+    try:
+        client = Stack.open(Settings.from_env(state_dir=tmp_path)).dynamodb_client()
+        assert cli(tmp_path, "service", "restart", "dynamodb") == 0  # a first snapshot, as down writes one
+        assert (tmp_path / "data" / "dynamodb.json").exists()
+        deals, customers = _items(client, "CRMDealsTable"), _items(client, "CRMCustomersTable")
+        assert deals and customers
+        client.delete_table(TableName="CRMDealsTable")
+        capsys.readouterr()
+        assert cli(tmp_path, "down") == 0, "a missing table does not fail the save"
+        assert "CRMDealsTable is missing from the engine: kept its" in capsys.readouterr().err
+        assert cli(tmp_path, "up", "--detach") == 0
+        assert "CRMDealsTable was missing: recreated from the template" in capsys.readouterr().err
+        assert _items(client, "CRMDealsTable") == deals
+        assert client.describe_table(TableName="CRMDealsTable")["Table"]["GlobalSecondaryIndexes"]
+        client.delete_table(TableName="CRMCustomersTable")
+        code, out = cli_json(tmp_path, capsys, "restore", "CRMCustomersTable")
+        assert code == 0 and out["items"] == len(customers) and _items(client, "CRMCustomersTable") == customers
+        assert cli(tmp_path, "restore", "CRMCustomersTable") == ExitStatus.USAGE, "an existing table is kept"
+        assert http("GET", f"http://127.0.0.1:{port('public-alb-crm', OFFSET + 100)}/api/customers").status == 200
+    finally:
+        assert cli(tmp_path, "down") == 0
+
+
+def test_status_says_when_the_engine_is_frozen_or_a_table_is_gone(stack, offset, capsys):
+    """An engine alive but frozen (SIGSTOP) and a deleted table are both named by `status` and by the MCP
+    server's check_health, within their deadlines: neither says healthy while the data path is dead."""
+    engine = records(stack)["dynamodb"].pid
+    os.kill(engine, signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        code, found = cli_json(stack, capsys, "status")
+        took = time.monotonic() - started
+    finally:
+        os.kill(engine, signal.SIGCONT)
+    assert code == ExitStatus.UNHEALTHY and not found["healthy"]
+    assert any(p["component"] == "dynamodb" and "does not answer a DynamoDB call" in p["detail"]
+               for p in found["problems"]), found["problems"]
+    assert not next(c for c in found["components"] if c["name"] == "dynamodb")["healthy"]
+    assert took < deep.APP_DEADLINE_S + 3, f"status took {took:.1f}s: the checks run at once, each with a deadline"
+    eventually(lambda: cli(stack, "status") == 0, timeout=15)
+
+    client = Stack.open(Settings.from_env(state_dir=stack)).dynamodb_client()
+    client.delete_table(TableName="CRMDealsTable")
+    try:
+        code, found = cli_json(stack, capsys, "status")
+        details = [p["detail"] for p in found["problems"]]
+        assert code == ExitStatus.UNHEALTHY and any("table CRMDealsTable is missing" in d for d in details), details
+        assert any("cannot use table CRMDealsTable" in d for d in details), "crm-app's deep check names it too"
+        health = LocalWorld(Stack.open(Settings.from_env(state_dir=stack))).health()
+        assert not health["healthy"] and any("CRMDealsTable" in p for p in health["problems"]), health
+    finally:
+        assert cli(stack, "restore", "CRMDealsTable") == 0
+    assert cli(stack, "status") == 0
 
 
 def _zombie(pid: int) -> bool:

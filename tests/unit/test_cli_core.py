@@ -33,7 +33,7 @@ def test_every_expected_error_has_its_own_status_and_code():
 
 
 def test_an_unexpected_value_error_is_not_called_a_usage_error(monkeypatch, tmp_path, capsys):
-    monkeypatch.setattr(Stack, "status", lambda self: (_ for _ in ()).throw(ValueError("boom")))
+    monkeypatch.setattr(Stack, "status", lambda self, *_: (_ for _ in ()).throw(ValueError("boom")))
     code, _, err = run(capsys, "--state-dir", str(tmp_path), "status")
     assert code == ExitStatus.ERROR
     assert err.count("\n") == 1 and "unexpected error" in err and "--traceback" in err
@@ -42,7 +42,7 @@ def test_an_unexpected_value_error_is_not_called_a_usage_error(monkeypatch, tmp_
 
 
 def test_ctrl_c_exits_130(monkeypatch, tmp_path, capsys):
-    monkeypatch.setattr(Stack, "status", lambda self: (_ for _ in ()).throw(KeyboardInterrupt))
+    monkeypatch.setattr(Stack, "status", lambda self, *_: (_ for _ in ()).throw(KeyboardInterrupt))
     assert run(capsys, "--state-dir", str(tmp_path), "status")[0] == ExitStatus.INTERRUPTED
 
 

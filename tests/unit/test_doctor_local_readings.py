@@ -3,6 +3,7 @@ that has burned CPU for a while counts as a CPU hog."""
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -52,3 +53,19 @@ def test_a_hog_has_run_ten_seconds_busy_most_of_its_life():
     assert _sustained(ticks=int(12 * TICKS), start=int((now - 12) * TICKS), now=now)  # a busy loop, 12 s old
     assert not _sustained(ticks=int(3 * TICKS), start=int((now - 3) * TICKS), now=now)  # busy, but 3 s old
     assert not _sustained(ticks=int(20 * TICKS), start=int((now - 200) * TICKS), now=now)  # 10 % over its life
+
+
+def test_a_busy_process_counts_for_the_stacks_host_only_when_it_runs_there(tmp_path):
+    from sre_workshop.diagnose.local.readers import _on_host
+    from sre_workshop.local.process import HOST_ENV
+
+    env = {k: v for k, v in os.environ.items() if k != HOST_ENV}
+    ours = subprocess.Popen(["sleep", "30"], env={**env, HOST_ENV: str(tmp_path)})
+    theirs = subprocess.Popen(["sleep", "30"], env=env)
+    try:
+        assert _on_host(ours.pid, str(tmp_path)) and not _on_host(ours.pid, str(tmp_path / "other"))
+        assert not _on_host(theirs.pid, str(tmp_path))
+    finally:
+        for process in (ours, theirs):
+            process.kill()
+            process.wait()

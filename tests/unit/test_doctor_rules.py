@@ -188,3 +188,19 @@ def test_what_could_not_be_read_is_neither_a_finding_nor_healthy():
     assert report.findings == [] and not report.healthy
     assert report.to_dict()["unknown"] == {"nginx instance": "SSM: the command did not run"}
     assert Report("now", [], healthy()).healthy
+
+
+def test_one_slow_probe_the_apps_log_contradicts_is_the_host_not_the_app():
+    """A probe paused by a busy host (noise) is no latency finding when none of the app's requests was slow;
+    the same probe with slow requests in the log, or a probe that timed out, is."""
+    def crm(seconds: float, slow: int, error: str = "") -> Observations:
+        obs = healthy(logs={"crm-app": LogSummary("crm-app", 138, {"200": 138}, {}, slow=slow)})
+        for name in ("public-alb :8080 /api/customers", "crm-app /api/customers"):
+            obs.probes[name].seconds, obs.probes[name].error = seconds, error
+        return obs
+    assert diagnose(crm(1.35, slow=0)) == []
+    assert top(crm(1.35, slow=12)) == ("crm-app", "latency")
+    timed_out = crm(5.0, slow=0, error="timeout")
+    for name in ("public-alb :8080 /api/customers", "crm-app /api/customers"):
+        timed_out.probes[name].status = 0
+    assert top(timed_out) == ("crm-app", "latency")

@@ -1,8 +1,9 @@
-"""The local stack's commands: up, down, status, logs, service.
+"""The local stack's commands: up, down, restore, status, logs, service.
 
 `--json` shapes (stdout; progress lines go to stderr):
     up       {"endpoints": {"app": URL, "crm": URL}, "state_dir": PATH, "started_in_s": 2.1}
     down     {"stopped": ["public-alb", ...]}
+    restore  {"table": NAME, "items": int, "snapshot": PATH | null}
     status   {"healthy": bool, "components": [{"name", "state": "running|exited|stopped", "pid", "ports",
               "url", "healthy", "log"}], "targets": [{"target_group", "target", "state", "reason"}],
               "problems": [{"component", "kind", "detail"}], "endpoints": {...}, "state_dir": PATH,
@@ -121,13 +122,25 @@ def down(ctx: Context, discard_data: bool, as_json: bool) -> int:
 
 
 @click.command()
+@click.argument("table")
+@json_option
+@pass_context
+def restore(ctx: Context, table: str, as_json: bool) -> int:
+    """Recreate a deleted DynamoDB table from the template, with its items from the last snapshot."""
+    result = ctx.stack().restore_table(table)
+    emit(result, as_json, lambda r: print(f"{r['table']}: recreated with {r['items']} items"))
+    return ExitStatus.OK
+
+
+@click.command()
 @json_option
 @pass_context
 def status(ctx: Context, as_json: bool) -> int:
     """Components, health and target health (exit 5 if something is unhealthy)."""
     stack = ctx.stack()
-    result = stack.status()
-    result["problems"] = [p.to_dict() for p in stack.problems()]
+    problems = stack.problems()
+    result = stack.status(problems)
+    result["problems"] = [p.to_dict() for p in problems]
     result["healthy"] = not result["problems"]
     emit(result, as_json, _print_status)
     return ExitStatus.OK if result["healthy"] else ExitStatus.UNHEALTHY
@@ -214,4 +227,4 @@ def service(ctx: Context, action: str, name: str, as_json: bool) -> int:
     return ExitStatus.OK
 
 
-COMMANDS = (up, down, status, logs, service)
+COMMANDS = (up, down, restore, status, logs, service)

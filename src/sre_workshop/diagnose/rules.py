@@ -282,6 +282,13 @@ def _slow(probe: Probe | None) -> bool:
     return probe is not None and ((probe.status == 200 and probe.seconds >= 1.0) or probe.error == "timeout")
 
 
+def _log_agrees(own: Probe, summary) -> bool:
+    """True unless the app's own log contradicts one slow probe: a probe answered after a second while none
+    of the app's logged requests took a second is the host pausing doctor (a busy CPU, a burst of load),
+    not the app. A timeout stands on its own: slow requests still in flight are not in the log yet."""
+    return own.error == "timeout" or summary is None or not summary.lines or summary.slow > 0
+
+
 def latency(obs: Observations) -> list[Finding]:
     """An app that answers slowly: its own request is slow (or times out: doctor's probes queue behind each
     other on sync workers) and so is every hop above it, none failing otherwise; or its log shows many slow
@@ -293,7 +300,7 @@ def latency(obs: Observations) -> list[Finding]:
         summary = obs.logs.get(log)
         slow = summary.slow if summary else 0
         many_slow = summary is not None and slow >= max(3, summary.lines // 10)
-        chain_slow = _slow(own) and all(p.ok or _slow(p) for p in hops)
+        chain_slow = _slow(own) and all(p.ok or _slow(p) for p in hops) and _log_agrees(own, summary)
         if chain_slow or (own is not None and own.status == 200 and many_slow):
             found.append(Finding(app, "latency", "major", f"{app} answers slowly",
                                  [p.describe() for p in hops] + [f"{slow} of {summary.lines if summary else 0} "
@@ -351,10 +358,11 @@ def recent_trend(points: list[tuple[float, float]]) -> Trend:
 
 
 def public_failures(obs: Observations) -> list[Finding]:
-    """A public entry point failing with no deeper cause found: name the first hop that fails."""
+    """A public entry point failing with no deeper cause found: name the first hop that fails. A slow 200
+    is not a failure: slowness is latency's to judge, and one it did not confirm is the host's pause."""
     for path in (APP_PATH, CRM_PATH):
         entry = _probe(obs, path[0])
-        if not entry or entry.ok:
+        if not entry or entry.ok or entry.status == 200:
             continue
         failing = [n for n in path if (p := _probe(obs, n)) and not p.ok]
         first = failing[-1] if failing else path[0]

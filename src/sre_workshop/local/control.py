@@ -28,7 +28,7 @@ from ..steps import STEPS_DIR
 from ..twin.instances import STACK_NAME as TWIN_STACK
 from . import configs, lbstats
 from .components import LOCAL_CREDENTIALS, dynamodb_address, token_path
-from .process import ProcessRecord, ProcessSpec, is_alive, spawn, stop
+from .process import HOST_ENV, ProcessRecord, ProcessSpec, is_alive, spawn, stop
 from .stack import Stack
 
 SCRIPTS_DIR = STEPS_DIR
@@ -140,7 +140,9 @@ class LocalControl:
         path = SCRIPTS_DIR / name
         if not path.exists():
             raise UsageError(f"no fault script {name}")
-        result = subprocess.run(["sh", str(path), *args], capture_output=True, text=True, timeout=60, check=False)
+        env = {**os.environ, HOST_ENV: str(self.settings.state_dir.resolve())}  # it runs on the stack's host
+        result = subprocess.run(["sh", str(path), *args], capture_output=True, text=True, timeout=60, check=False,
+                                env=env)
         if result.returncode != 0:
             raise ComponentFailed(f"{name} failed: {(result.stderr or result.stdout).strip()[-300:]}")
         return result.stdout

@@ -15,8 +15,8 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ..errors import ComponentFailed, StateError
-from ..tables import create_tables
+from ..errors import ComponentFailed, StateError, UsageError
+from ..tables import create_tables, table_definitions
 from . import snapshot
 from .components import LOCAL_CREDENTIALS, app_env, engine_url
 from .engines import wait_engine_ready
@@ -44,7 +44,8 @@ class StackData(StackRecords):
 
     def _prepare_data(self, timeout: float) -> None:
         """Create the five tables; on a new store, restore the snapshot (moto's, or one left from moto before
-        a durable engine took over: imported once) or seed sample data on a first run."""
+        a durable engine took over: imported once) or seed sample data on a first run. A table missing from
+        a store that has the others (deleted) is recreated with its items from the last snapshot."""
         if "dynamodb" in self.components:
             self._wait_engine(timeout)
         client = self.dynamodb_client()
@@ -54,14 +55,51 @@ class StackData(StackRecords):
             raise ComponentFailed(f"the DynamoDB engine at {engine_url(self.settings)} does not work: {exc}") from exc
         if not created:
             return
-        restored = snapshot.restore(client, self.snapshot_path)
+        if len(created) < len(table_definitions()):
+            self._refill(client, created)
+            return
+        restored = snapshot.restore(client, snapshot.latest(self.snapshot_path))
         if restored:
             self.progress(f"restored {sum(restored.values())} items from {self.snapshot_path}")
             engine = self.components.get("dynamodb")
-            if engine is not None and not engine.data:  # a durable engine keeps them from now on
-                self.snapshot_path.rename(self.snapshot_path.with_suffix(".json.imported"))
+            if engine is not None and not engine.data and self.snapshot_path.exists():
+                # a durable engine keeps them from now on; the file stays its backup under another name
+                self.snapshot_path.replace(self.snapshot_path.with_suffix(snapshot.IMPORTED_SUFFIX))
             return
         self.seed()
+
+    def _refill(self, client, created: list[str]) -> None:
+        """Fill tables just recreated from the template with their items from the last snapshot; say which."""
+        source = snapshot.latest(self.snapshot_path)
+        restored = snapshot.restore(client, source, created)
+        for name in created:
+            if name in restored:
+                self.progress(f"{name} was missing: recreated from the template with its {restored[name]} items "
+                              f"from {source}")
+            else:
+                self.progress(f"{name} was missing: recreated from the template, empty (no snapshot holds it)")
+
+    def restore_table(self, name: str) -> dict[str, object]:
+        """Recreate a missing table from the template and refill it from the last snapshot; return what was
+        done. Refuse a table that exists (its items would be overwritten by older ones)."""
+        definition = next((d for d in table_definitions() if d["TableName"] == name), None)
+        if definition is None:
+            names = ", ".join(d["TableName"] for d in table_definitions())
+            raise UsageError(f"no table named {name!r} in the template; tables: {names}")
+        with self._locked(f"restore {name}", wait=30):
+            client = self.dynamodb_client()
+            try:
+                if name in client.list_tables().get("TableNames", []):
+                    raise UsageError(f"table {name} exists: `restore` only recreates a missing table")
+                client.create_table(**definition)
+                client.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 0.2, "MaxAttempts": 100})
+                source = snapshot.latest(self.snapshot_path)
+                items = snapshot.restore(client, source, [name]).get(name, 0)
+            except (BotoCoreError, ClientError) as exc:
+                raise ComponentFailed(f"the DynamoDB engine at {engine_url(self.settings)} failed: {exc}; "
+                                      "is the stack up (`sre-workshop status`)?") from exc
+        self.progress(f"recreated {name} from the template with {items} items from {source or 'no snapshot'}")
+        return {"table": name, "items": items, "snapshot": str(source) if source else None}
 
     def _wait_engine(self, timeout: float) -> None:
         """Wait until the engine answers a DynamoDB call (an open port is not enough for dynalite)."""
@@ -82,12 +120,23 @@ class StackData(StackRecords):
             raise ComponentFailed(f"init_sample_data failed: {(result.stderr or result.stdout).strip()[-300:]}")
         self.progress(f"seeded sample data: {result.stdout.strip()}")
 
-    def save_data(self) -> None:
-        """Dump the emulator's tables to the snapshot file; raise StateError if that is impossible."""
+    def save_data(self, required: bool = True) -> None:
+        """Dump the engine's tables to the snapshot file, naming any table missing from the engine. If that is
+        impossible, raise StateError when `required` (an engine whose data lives in memory), else say so
+        (a durable engine keeps its data in its own store; the snapshot is only its backup)."""
         try:
-            counts = snapshot.dump(self.dynamodb_client(), self.snapshot_path)
+            saved = snapshot.dump(self.dynamodb_client(), self.snapshot_path)
         except (OSError, BotoCoreError, ClientError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            if not required:
+                self.progress(f"could not back up DynamoDB data to {self.snapshot_path} ({reason}); "
+                              "the engine's own store keeps it")
+                return
             raise StateError(f"could not save DynamoDB data to {self.snapshot_path} ({reason}); the engine keeps "
                              "running with it: fix that and run `down` again, or `down --discard-data`") from exc
-        self.progress(f"saved {sum(counts.values())} DynamoDB items to {self.snapshot_path}")
+        self.progress(f"saved {sum(saved.counts.values())} DynamoDB items to {self.snapshot_path}")
+        for name, count in saved.kept.items():
+            self.progress(f"{name} is missing from the engine: kept its {count} items from the last snapshot "
+                          f"(`sre-workshop restore {name}` or the next `up` recreates it)")
+        for name in saved.lost:
+            self.progress(f"{name} is missing from the engine and no snapshot holds it: not saved")

@@ -1,7 +1,9 @@
 """The local stack's health: what keeps it from being healthy, waiting until it is, and `status`.
 
-A component is healthy when its health URL answers 200 (or its ports accept connections); once every
-component is, the ALBs' target health (read from HAProxy's stats socket, lbstats.py) must be too.
+A component is healthy when its health URL answers 200 (or its ports accept connections) and it does its
+job (deep.py: the engine answers a DynamoDB call in time and has every table, each app reaches every table it
+uses); once every component is, the ALBs' target health (read from HAProxy's stats socket, lbstats.py) must
+be too.
 """
 
 from __future__ import annotations
@@ -12,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ComponentFailed
-from . import lbstats
-from .components import Component, http_ok
+from . import deep, lbstats
+from .components import Component, engine_url, http_ok
 from .process import is_alive, port_open, tail
 from .records import StackRecords
 
@@ -27,7 +29,7 @@ class Problem:
     """One thing that keeps the stack from being healthy."""
 
     component: str
-    kind: str  # not-running | exited | unhealthy | target-unhealthy
+    kind: str  # not-running | exited | unhealthy | data-path | target-unhealthy
     detail: str
 
     def __str__(self) -> str:
@@ -52,7 +54,9 @@ class StackHealth(StackRecords):
             if not problems:
                 return []
             now = time.monotonic()
-            if any(p.kind != "target-unhealthy" for p in problems):
+            # A data path still failing once the processes answer (a table gone, a DynamoDB fault kept across
+            # restarts) is the stack's state to report, like an unhealthy target: not a failed start.
+            if any(p.kind not in ("target-unhealthy", deep.KIND) for p in problems):
                 if any(p.kind == "exited" for p in problems) or now > deadline:
                     raise ComponentFailed("; ".join(map(str, problems)))
             else:
@@ -79,11 +83,22 @@ class StackHealth(StackRecords):
                 problems.append(Problem(name, "exited", f"exited (see {component.spec.log_path}): {last}"))
             elif not self.component_healthy(component):
                 problems.append(Problem(name, "unhealthy", "does not answer its health check"))
+        problems += self._data_path_problems({p.component for p in problems})
         if not problems:
             problems = [Problem(TARGET_COMPONENTS.get(t.target_group, t.target), "target-unhealthy",
                                 f"target {t.target} of {t.target_group} is {t.state}")
                         for t in self.targets() if t.state not in ("healthy", "unused")]
         return problems
+
+    def _data_path_problems(self, failing: set[str]) -> list[Problem]:
+        """Check, at once and each with a deadline, that the engine and the apps that answer do their job."""
+        checks = []
+        if "dynamodb" not in failing:
+            checks.append(lambda: deep.engine_problems(engine_url(self.settings)))
+        for name in ("sre-app", "crm-app"):
+            if name in self.components and name not in failing:
+                checks.append(lambda c=self.components[name]: deep.app_problems(c))
+        return [Problem(name, deep.KIND, detail) for name, detail in deep.run_all(checks)]
 
     def component_healthy(self, component: Component) -> bool:
         """True if the component answers: its health URL returns 200, or its ports accept connections."""
@@ -102,8 +117,10 @@ class StackHealth(StackRecords):
                     continue
         return found
 
-    def status(self) -> dict[str, Any]:
-        """Return every component with pid, ports, state and health, and target health."""
+    def status(self, problems: list[Problem] | None = None) -> dict[str, Any]:
+        """Return every component with pid, ports, state and health, and target health; a component that
+        `problems` (from problems()) says fails at its job is not healthy."""
+        failing = {p.component for p in problems or [] if p.kind == deep.KIND}
         rows = []
         for name, component in self.components.items():
             record = self.record(name)
@@ -111,7 +128,7 @@ class StackHealth(StackRecords):
             state = "running" if alive else ("exited" if record else "stopped")
             rows.append({"name": name, "state": state, "pid": record.pid if alive else None,
                          "ports": component.spec.ports, "url": component.url,
-                         "healthy": alive and self.component_healthy(component),
+                         "healthy": alive and name not in failing and self.component_healthy(component),
                          "log": str(component.spec.log_path)})
         return {"components": rows, "targets": [t.to_dict() for t in self.targets()],
                 "log_shipping": self.log_shipping(),

@@ -30,6 +30,10 @@ from pathlib import Path
 from ..errors import MissingProgram
 
 # What a systemd unit gets; the spec adds its own variables (nothing leaks in from the user's shell).
+# A process started on this stack's host (the app's instance, locally a laptop shared with anything else)
+# carries the stack's state directory in this variable: the stack's shell steps are run with it, as SSM runs
+# them on the instance. doctor counts only such processes as the app host's; any other is the machine's.
+HOST_ENV = "SRE_WORKSHOP_HOST"
 UNIT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 UNIT_ENV = {"PATH": UNIT_PATH, "LANG": "C.UTF-8"}
 # Debian package of each program a spec may name by its bare name.

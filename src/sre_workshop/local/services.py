@@ -31,8 +31,8 @@ class StackServices(StackData):
         component = self.component(name)
         with self._locked(f"service {action} {name}", wait=30):
             if action in ("stop", "restart"):
-                if component.data and self.running(name):
-                    self.save_data()
+                if name == "dynamodb" and self.running(name):  # saved, or for a durable engine backed up
+                    self.save_data(required=component.data)
                 self._stop(name)
             if action in ("start", "restart") and not self.running(name):
                 self._start_one(name, timeout)
@@ -85,7 +85,7 @@ class StackServices(StackData):
         if self.components[name].data:  # an engine that forgot its tables gets them back
             client = self.dynamodb_client()
             create_tables(client)
-            snapshot.restore(client, self.snapshot_path)
+            snapshot.restore(client, snapshot.latest(self.snapshot_path))
 
     def _check_ports(self, names: list[str]) -> None:
         for name in names:

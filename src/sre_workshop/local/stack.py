@@ -119,8 +119,10 @@ class Stack(StackServices, StackHealth):
         """Stop every component, the engine last; never stop the engine if its data could not be saved."""
         stopped = self._stop_fault_helpers()
         for name in reversed(ORDER):
-            if save and name in self.components and self.components[name].data and self.running(name):
-                self.save_data()  # raises, leaving the engine running, when the data cannot be saved
+            if save and name == "dynamodb" and name in self.components and self.running(name):
+                # An in-memory engine's data must be saved (this raises, leaving it running, when it cannot be);
+                # a durable one's snapshot is a backup, from which a deleted table is recreated.
+                self.save_data(required=self.components[name].data)
             if self._stop(name):
                 stopped.append(name)
         return stopped

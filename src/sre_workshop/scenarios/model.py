@@ -7,6 +7,7 @@
     time_limit_s = 60                     # detection (and an agent's submission) must happen within this
     ticket = "..."                        # the symptom as a user would report it (lab, agents' task)
     hints = ["...", "..."]                # graded hints for `lab hint`, vaguest first
+    [variants] latency_ms = [200, 5000]  # optional: narrow what `--variants` draws (scenarios/variants.py)
     [load]   users = 4, rate = 8.0, target = "both"
     [writeup] happened = "...", see = "...", fix = "..."
 """
@@ -63,6 +64,7 @@ class Scenario:
     hints: tuple[str, ...]
     writeup: Writeup
     load: LoadSpec = field(default_factory=LoadSpec)
+    narrowed: dict[str, list[Any]] = field(default_factory=dict)  # [variants]: narrower ranges to draw from
 
     @classmethod
     def load_file(cls, path: Path) -> Scenario:
@@ -71,7 +73,8 @@ class Scenario:
         writeup = Writeup(**{k: v.strip() for k, v in data["writeup"].items()})
         scenario = cls(path.stem, data["title"], data.get("fault"), tuple(data.get("params", ())),
                        float(data.get("time_limit_s", 60)), data["ticket"].strip(),
-                       tuple(h.strip() for h in data.get("hints", ())), writeup, LoadSpec(**data.get("load", {})))
+                       tuple(h.strip() for h in data.get("hints", ())), writeup, LoadSpec(**data.get("load", {})),
+                       dict(data.get("variants", {})))
         if scenario.fault:
             scenario.parsed_params()  # an unknown fault or a bad parameter fails when the catalogue loads
         elif scenario.name != CONTROL:

@@ -44,6 +44,8 @@ class Result:
     agent: dict[str, Any] = field(default_factory=dict)  # agent runs: submitted, mitigated, tool_calls, ...
     timeline: list[Mark] = field(default_factory=list)
     error: str | None = None
+    params: list[str] = field(default_factory=list)  # the fault's parameters as run (a variant's drawn values)
+    group: dict[str, Any] = field(default_factory=dict)  # compound runs: the scenario, the part, its rank found
     # The page's charts of the run (chart -> series -> [(epoch s, value)]); not part of `--json`.
     signals: dict[str, dict[str, list[tuple[float, float]]]] = field(default_factory=dict, repr=False)
 

@@ -20,6 +20,7 @@ from ..faults.backends import LocalBackend
 from ..local.stack import Stack
 from . import signals
 from .model import Scenario
+from .noise import Noise
 from .result import Result, iso
 from .session import Session
 
@@ -36,6 +37,8 @@ class Options:
     baseline_timeout_s: float = 120.0  # doctor's log window is a minute: a previous fault's traces must age out
     recover_timeout_s: float = 60.0
     time_limit_s: float | None = None  # overrides the scenario's own
+    noise: tuple[str, ...] = ()  # noise injectors beside the run (noise.py)
+    seed: int = 0  # what the noise's schedule is drawn from
 
 
 def limit_of(scenario: Scenario, options: Options) -> float:
@@ -63,9 +66,10 @@ def run(stack: Stack, scenario: Scenario, options: Options = Options(), progress
     """Run one scenario with doctor diagnosing; return its score (written to the ledger too)."""
     backend = LocalBackend(stack)
     truth = scenario.truth()
-    result = Result(scenario.name, "doctor", truth.to_dict() if truth else None)
+    result = Result(scenario.name, "doctor", truth.to_dict() if truth else None, params=list(scenario.params))
     baseline(stack, backend, options, progress)
-    with Session(backend, scenario, f"scenario:{scenario.name}", progress) as session:
+    with (Session(backend, scenario, f"scenario:{scenario.name}", progress) as session,
+          Noise(stack, options.noise, options.seed)):
         result.incident_id, result.injected_at = session.incident_id, session.injected_at
         result.mark("injected", session.evidence, at=session.injected_at)
         limit = limit_of(scenario, options)
@@ -149,7 +153,8 @@ def run_many(stack: Stack, chosen: list[Scenario], options: Options, progress: P
             raise
         except WorkshopError as exc:
             truth = scenario.truth()
-            failed = Result(scenario.name, scorer, truth.to_dict() if truth else None, error=str(exc))
+            failed = Result(scenario.name, scorer, truth.to_dict() if truth else None, error=str(exc),
+                            params=list(scenario.params))
             results.append(failed)
             progress(f"{scenario.name}: {exc}")
     return results

@@ -10,6 +10,7 @@ import statistics
 from typing import Any
 
 from .result import Result
+from .variants import groups
 
 
 def totals(results: list[Result]) -> dict[str, Any]:
@@ -28,7 +29,37 @@ def totals(results: list[Result]) -> dict[str, Any]:
 
 def card(scorer: str, results: list[Result]) -> dict[str, Any]:
     """Return one scorer's scorecard as plain data."""
-    return {"scorer": scorer, "results": [r.to_dict() for r in results], "totals": totals(results)}
+    return {"scorer": scorer, "results": [r.to_dict() for r in results], "totals": totals(results),
+            "spread": spread(results)}
+
+
+def spread(results: list[Result]) -> list[dict[str, Any]]:
+    """Return the results grouped by scenario (a scenario's variants together), with the spread of each group:
+    runs, detected, localized, MTTD min/median/max, and each run's parameters."""
+    found = []
+    for name, indexes in groups([r.scenario for r in results]).items():
+        members = [results[i] for i in indexes]
+        mttds = sorted(r.mttd_s for r in members if r.mttd_s is not None)
+        found.append({"scenario": name, "runs": len(members), "passed": sum(r.passed for r in members),
+                      "detected": sum(r.detected for r in members), "localized": sum(r.localized for r in members),
+                      "mttd_s": {"min": mttds[0], "median": round(statistics.median(mttds), 2), "max": mttds[-1]}
+                      if mttds else None,
+                      "params": [r.params for r in members]})
+    return found
+
+
+def spread_table(results: list[Result]) -> str:
+    """Return the spread of each scenario that ran more than once (variants), one line each."""
+    lines = [["scenario", "runs", "passed", "localized", "MTTD min / median / max", "parameters drawn"]]
+    for group in spread(results):
+        if group["runs"] < 2:
+            continue
+        mttd = group["mttd_s"]
+        times = f"{mttd['min']:g} / {mttd['median']:g} / {mttd['max']:g} s" if mttd else "-"
+        drawn = "; ".join(",".join(p) for p in group["params"])
+        lines.append([group["scenario"], str(group["runs"]), str(group["passed"]), str(group["localized"]), times,
+                      drawn[:100]])
+    return _columns(lines) if len(lines) > 1 else ""
 
 
 def _yes(value: bool | None) -> str:

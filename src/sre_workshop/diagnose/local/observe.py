@@ -28,7 +28,7 @@ def observe(stack: Stack, window_s: float = WINDOW_S) -> Observations:
     with ThreadPoolExecutor(5) as pool:
         components = pool.submit(readers.components, stack)
         probed = pool.submit(probes.probe_all, stack.settings, engine_url(stack.settings))
-        cpu = pool.submit(readers.host_cpu, _stack_pids(stack))
+        cpu = pool.submit(readers.host_cpu, _stack_pids(stack), host=str(stack.settings.state_dir.resolve()))
         role = pool.submit(_role, stack, obs.unknown)
         obs.logs = {"nginx-access": readers.json_log("nginx-access", logs / "nginx-access.log", since),
                     "nginx-error": readers.nginx_error_log(logs / "nginx-error.log", since),

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ...local import configs
 from ...local.components import dynamodb_address
-from ...local.process import group_members, is_alive, proc_stat
+from ...local.process import HOST_ENV, group_members, is_alive, proc_stat
 from ...local.stack import Stack
 from ...settings import TABLE_NAMES
 from ..loglines import AWS_CODE, json_entry, nginx_error_entry, tail_lines
@@ -23,12 +23,12 @@ logger = logging.getLogger(__name__)
 
 TICKS = os.sysconf("SC_CLK_TCK")
 # A process counts as burning CPU when it takes this % of a core over the sample (a busy loop gets less than
-# a core on a host it saturates) ...
-BURNER_CPU = 30.0
+# a core on a host it saturates: five burners on two shared cores get about 20 % each) ...
+BURNER_CPU = 15.0
 # ... and has burned CPU for a while: running this long, at this average over its life. A runaway loop does;
 # a program starting up (imports, a compile step) or a mostly idle one caught busy does not.
 BURNER_MIN_AGE_S = 10.0
-BURNER_LIFETIME_CPU = 25.0
+BURNER_LIFETIME_CPU = 15.0
 
 
 def components(stack: Stack, sample_s: float = 0.3) -> dict[str, ComponentState]:
@@ -78,9 +78,11 @@ def _uptime(pid: int) -> float:
     return round(boot_uptime - int(fields[19]) / TICKS, 1)
 
 
-def host_cpu(stack_pids: set[int], sample_s: float = 0.5) -> tuple[float, list[tuple[int, str, float]]]:
+def host_cpu(stack_pids: set[int], sample_s: float = 0.5, host: str | None = None
+             ) -> tuple[float, list[tuple[int, str, float]]]:
     """Return the host's CPU use (% of all cores) and the busiest processes outside the stack that hold no
-    socket (CPU burned for nothing: not a client's or a server's)."""
+    socket (CPU burned for nothing: not a client's or a server's); with `host`, only those that run on the
+    stack's host (HOST_ENV names it): any other process of a shared machine is its context, not the app's."""
     excluded = stack_pids | {os.getpid()}  # doctor itself reads logs and probes during the sample
 
     def snapshot() -> tuple[list[int], dict[int, tuple[str, int, int]]]:
@@ -105,7 +107,17 @@ def host_cpu(stack_pids: set[int], sample_s: float = 0.5) -> tuple[float, list[t
                   for pid, (name, ticks, start) in procs1.items()
                   if pid in procs0 and _sustained(ticks, start, now)), key=lambda p: -p[2])
     # Clients and servers (a load generator, a browser) hold sockets; what only burns CPU holds none.
-    return round(used, 1), [p for p in top if p[2] >= BURNER_CPU and not _has_sockets(p[0])][:5]
+    return round(used, 1), [p for p in top if p[2] >= BURNER_CPU and not _has_sockets(p[0])
+                            and (host is None or _on_host(p[0], host))][:5]
+
+
+def _on_host(pid: int, host: str) -> bool:
+    """True if the process runs on the stack's host: its environment names the stack's state directory."""
+    try:
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return f"{HOST_ENV}={host}".encode() in environ
 
 
 def _sustained(ticks: int, start: int, now: float) -> bool:

@@ -27,9 +27,9 @@ TICKS = os.sysconf("SC_CLK_TCK")
 SAMPLE_S = 0.5  # the CPU shares are measured over this long
 # A busy process outside the unit counts as a hog as locally (diagnose/local/readers.py): this % of a core over
 # the sample, running this long and busy this % of its life. A runaway loop is; a program starting up is not.
-BURNER_CPU = 30.0
+BURNER_CPU = 15.0
 BURNER_MIN_AGE_S = 10.0
-BURNER_LIFETIME_CPU = 25.0
+BURNER_LIFETIME_CPU = 15.0
 PROBE_TIMEOUT = 2.0
 
 
