@@ -86,9 +86,8 @@ class Observations:
     memory: dict[str, list[tuple[float, float, float]]] = field(default_factory=dict)  # worker -> (t, leak, rss)
     host_cpu_percent: float = 0.0
     top_processes: list[tuple[int, str, float]] = field(default_factory=list)  # outside the stack
-    # One-line facts of how the instances' role and the security-group chain differ from the template (the
-    # local stack's role is the AWS API twin's, which the DynamoDB endpoint enforces; its security groups are
-    # not enforced yet, so locally network_drift stays empty).
+    # One-line facts of how the instances' role and the security-group chain differ from the template (locally
+    # both are the AWS API twin's: the DynamoDB endpoint enforces the role, the twin the rules on the hops).
     policy_drift: list[str] = field(default_factory=list)  # a Deny, a missing or changed DynamoDBAccess
     network_drift: list[str] = field(default_factory=list)  # an ingress rule of the chain that is gone
     metrics: dict[str, float] = field(default_factory=dict)  # CloudWatch totals over the window (METRIC_*)

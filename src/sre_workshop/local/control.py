@@ -26,7 +26,7 @@ from ..errors import ComponentFailed, UsageError
 from ..state import Overlay
 from ..steps import STEPS_DIR
 from ..twin.instances import STACK_NAME as TWIN_STACK
-from . import configs, lbstats
+from . import configs
 from .components import LOCAL_CREDENTIALS, dynamodb_address, token_path
 from .process import HOST_ENV, ProcessRecord, ProcessSpec, is_alive, spawn, stop
 from .stack import Stack
@@ -96,18 +96,6 @@ class LocalControl:
         configs.write_configs(self.settings, dynamodb_address(self.settings), self.stack.store.read().overlays)
         if self.running(name):
             self.reload(name)
-
-    def render(self) -> None:
-        """Render every config again with the overlays in effect, without having anything read it."""
-        configs.write_configs(self.settings, dynamodb_address(self.settings), self.stack.store.read().overlays)
-
-    def set_server(self, balancer: str, backend: str, server: str, port: int) -> None:
-        """Point one server of a running load balancer at another loopback port through its runtime API (as an
-        ALB's targets change without the ALB restarting); the rendered config says the same after render()."""
-        answer = lbstats.command(self.settings.run_dir / f"{balancer}.sock",
-                                 f"set server {backend}/{server} addr 127.0.0.1 port {port}")
-        if "changed" not in answer and "no need to change" not in answer:
-            raise ComponentFailed(f"{balancer} refused to move {backend}/{server}: {answer.strip()[:200]}")
 
     def rendered(self, target: str) -> str:
         """Return a rendered config as the component reads it now ("" if it was never rendered)."""

@@ -47,6 +47,7 @@ class Twin:
         self.stopping = threading.Event()
         self.physical: dict[str, str] = {}
         self.app: Any = None
+        self.wire: Any = None  # network.Wire: the security groups on the local network
 
     # --- state ---------------------------------------------------------------------------------------
 
@@ -146,6 +147,8 @@ class Twin:
             self.dirty_control = True
         if call.operation in DATA_EVENTS or not call.service:
             return
+        if self.wire is not None:
+            self.wire.wake.set()  # a control-plane change: the security groups may have changed
         source = SOURCES.get(call.service, f"{call.service}.amazonaws.com")
         params = call.params if call.protocol != "cbor" else {}
         trail.append(self.paths["trail"], trail.event(call.operation, source, call.access_key or "anonymous",
@@ -206,11 +209,16 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signum, lambda *_: threading.Thread(target=server.shutdown, daemon=True).start())
     worker = threading.Thread(target=twin.background, daemon=True)
     worker.start()
+    from .network import Wire
+
+    twin.wire = Wire(settings, twin.physical, f"http://{LOOPBACK}:{args.port}")
+    threading.Thread(target=twin.wire.run, name="security-groups", daemon=True).start()
     logger.info("aws-api %s, serving on %s:%d after %.1fs", origin, LOOPBACK, args.port, time.monotonic() - started)
     try:
         server.serve_forever()
     finally:
         twin.stopping.set()
+        twin.wire.stop()
         worker.join(timeout=5)
         twin.save(force=True)
         logger.info("aws-api stopped, state saved")

@@ -11,6 +11,7 @@ from ...local.components import engine_url
 from ...local.control import LocalControl
 from ...local.process import group_members
 from ...local.stack import Stack
+from ..aws import network
 from ..aws.observe import guard, role_drift
 from ..aws.template import resources as deployed
 from ..model import Observations
@@ -29,7 +30,7 @@ def observe(stack: Stack, window_s: float = WINDOW_S) -> Observations:
         components = pool.submit(readers.components, stack)
         probed = pool.submit(probes.probe_all, stack.settings, engine_url(stack.settings))
         cpu = pool.submit(readers.host_cpu, _stack_pids(stack), host=str(stack.settings.state_dir.resolve()))
-        role = pool.submit(_role, stack, obs.unknown)
+        twin = pool.submit(_twin_drift, stack, obs.unknown)
         obs.logs = {"nginx-access": readers.json_log("nginx-access", logs / "nginx-access.log", since),
                     "nginx-error": readers.nginx_error_log(logs / "nginx-error.log", since),
                     "sre-app": readers.json_log("sre-app", logs / "sre-app.json.log", since),
@@ -40,20 +41,25 @@ def observe(stack: Stack, window_s: float = WINDOW_S) -> Observations:
         obs.tables, obs.memory = _data(stack)
         obs.components, obs.probes = components.result(), probed.result()
         obs.host_cpu_percent, obs.top_processes = cpu.result()
-        obs.policy_drift = role.result()
+        obs.policy_drift, obs.network_drift = twin.result()
     return obs
 
 
-def _role(stack: Stack, unknown: dict[str, str]) -> list[str]:
-    """Return how the instances' role in the AWS API twin differs from the template (the DynamoDB endpoint
-    enforces that role); a stack without the twin has no role to read."""
+def _twin_drift(stack: Stack, unknown: dict[str, str]) -> tuple[list[str], list[str]]:
+    """Return how the instances' role and the security-group chain in the AWS API twin differ from the
+    template (the DynamoDB endpoint enforces that role, the twin those rules on the load balancers' hops);
+    a stack without the twin has neither."""
     if "aws-api" not in stack.components:
-        return []
+        return [], []
     if not stack.running("aws-api"):
-        unknown["role policy"] = "aws-api is not running"
-        return []
+        unknown["role policy"] = unknown["security groups"] = "aws-api is not running"
+        return [], []
     ctl = LocalControl(stack).twin()
-    return guard(unknown, "role policy", lambda: role_drift(ctl, deployed(ctl)), [])
+    resources = guard(unknown, "template", lambda: deployed(ctl), None)
+    if resources is None:
+        return [], []
+    return (guard(unknown, "role policy", lambda: role_drift(ctl, resources), []),
+            guard(unknown, "security groups", lambda: network.drift(ctl, resources), []))
 
 
 def _stack_pids(stack: Stack) -> set[int]:
