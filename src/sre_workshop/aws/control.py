@@ -61,7 +61,7 @@ class AwsControl:
 
     def __init__(self, session, stack_name: str, public: dict[str, str] | None = None,
                  scripts_dir: Path = SCRIPTS_DIR, command_timeout: float = 120.0, poll: float = 1.0,
-                 endpoint_url: str | None = None) -> None:
+                 endpoint_url: str | None = None, addresses: dict[str, str] | None = None) -> None:
         self.session = session
         self.endpoint_url = endpoint_url  # the local stack's AWS API twin instead of AWS
         self.stack_name = stack_name
@@ -69,6 +69,7 @@ class AwsControl:
         self._public = public  # {"app": URL, "crm": URL} instead of the stack's outputs (tests)
         self._clients: dict[str, Any] = {}
         self._outputs: dict[str, str] | None = None
+        self._addresses = addresses or {}  # outputs that are other addresses where the stack runs (locally)
         self._resources: dict[str, str] | None = None
         self._runner = Runner(self.client("ssm"), scripts_dir, command_timeout, poll)
 
@@ -99,7 +100,7 @@ class AwsControl:
                 raise _aws_error(f"cannot read stack {self.stack_name}", exc) from exc
             except BotoCoreError as exc:
                 raise AwsError(f"cannot reach CloudFormation in {self.region}: {exc}") from exc
-            self._outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+            self._outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])} | self._addresses
         return self._outputs
 
     def physical(self, logical: str) -> str:

@@ -117,13 +117,17 @@ def _undo(backend: Backend, fault: Fault, impl: FaultModule[Any], record: dict[s
 def clear(backend: Backend, name: str | None, sustain: float = 3.0, timeout: float = 60.0) -> list[dict[str, Any]]:
     """Clear one fault (or all, with name None) and verify steady state; return what was cleared.
 
-    Every clear runs, as chaostoolkit runs every rollback: one that raises is recorded in the ledger
-    (`clear-failed`, the incident stays open so a later clear tries again) and the others still run; then
-    ClearFailed names each failure. A single named fault's failure is raised as it is, once recorded."""
-    faults = [get(name)] if name else list(catalogue().values())
+    Every clear runs (the last injected first), as chaostoolkit runs every rollback: one that raises is
+    recorded in the ledger (`clear-failed`, the incident stays open so a later clear tries again) and the
+    others still run; then ClearFailed names each failure. A single named fault's failure is raised as it
+    is, once recorded."""
     done, failures = [], {}
     with backend.locked():
         recorded = backend.recorded()
+        # The last injected first: two faults that saved the same file each put back what they found, so
+        # undone in reverse the file ends as it was before both.
+        faults = [get(name)] if name else sorted(
+            catalogue().values(), key=lambda f: -float((recorded.get(f.name) or {}).get("injected_at") or 0))
         for fault in faults:
             try:
                 record = recorded.get(fault.name) or _unrecorded_pre_baked(backend, fault)

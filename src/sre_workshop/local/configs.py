@@ -113,10 +113,25 @@ def write_configs(settings: Settings, dynamodb_address: str, overlays: list[Over
     _link_nginx_conf(settings.run_dir)
     paths = {}
     for target in ("nginx.conf", *(f"{name}.cfg" for name in HAPROXY_CONFIGS)):
-        text = render(settings, target, dynamodb_address)
+        text = apply_overlays(render(settings, target, dynamodb_address), target,
+                              [o for o in overlays if o.target == target])
         paths[target] = settings.run_dir / target
-        paths[target].write_text(apply_overlays(text, target, [o for o in overlays if o.target == target]))
+        if target == "nginx.conf" and _instance_keeps(settings.run_dir, text):
+            continue
+        paths[target].write_text(text)
     return paths
+
+
+def _instance_keeps(run_dir: Path, text: str) -> bool:
+    """True if nginx.conf stays as it is on its instance: the template renders as it did last time (the same
+    ports), so only a deployment would change the file, and an edit made on the instance (by hand, or a Run
+    Command) is kept across restarts and `down`/`up`, as on AWS. The last rendering is kept beside it,
+    outside the instance's view."""
+    last = run_dir / "nginx.conf.rendered"
+    if (run_dir / "nginx.conf").exists() and last.exists() and last.read_text() == text:
+        return True
+    last.write_text(text)
+    return False
 
 
 def _link_nginx_conf(run_dir: Path) -> None:

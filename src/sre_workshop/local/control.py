@@ -23,6 +23,7 @@ from botocore.config import Config
 
 from ..aws.control import AwsControl
 from ..errors import ComponentFailed, UsageError
+from ..settings import LOOPBACK
 from ..state import Overlay
 from ..steps import STEPS_DIR
 from ..twin.instances import STACK_NAME as TWIN_STACK
@@ -142,8 +143,10 @@ class LocalControl:
         on AWS acts on them: the same calls, which the DynamoDB endpoint enforces on the apps' requests."""
         session = boto3.session.Session(region_name=self.settings.region,
                                         **{k.lower(): v for k, v in LOCAL_CREDENTIALS.items()})
+        # The private ALB's DNS name is, on the local network, its loopback listener (nginx.conf names it).
+        private_alb = f"{LOOPBACK}:{self.settings.port('private-alb')}"
         return AwsControl(session, TWIN_STACK, public=self.settings.endpoints,
-                          endpoint_url=self.settings.url("aws-api"))
+                          endpoint_url=self.settings.url("aws-api"), addresses={"PrivateALBDNSName": private_alb})
 
     def endpoint_client(self):
         """Return a DynamoDB client that goes through the endpoint as the apps do, with one attempt."""

@@ -78,6 +78,8 @@ class Broker:
             return " ".join(map(str, sorted(self.pids()))), "", 0
         if tool == "systemctl":
             return self.systemctl(args)
+        if tool == "nginx":
+            return self.nginx(args)
         return "", f"unknown request {tool}\n", 1
 
     # --- ps: which processes are the instance's --------------------------------------------------------
@@ -94,6 +96,29 @@ class Broker:
     def record(self, name: str) -> ProcessRecord | None:
         """Return a component's pid record."""
         return ProcessRecord.load(self.settings.run_dir / "pids" / f"{name}.json")
+
+    # --- nginx: its checks and signals, on the stack's side -------------------------------------------------
+
+    def nginx(self, args: list[str]) -> tuple[str, str, int]:
+        """Answer `nginx -t|-T [-q]`, `nginx -s reload` and `nginx -v|-V` on the instance that runs nginx.
+        The check runs outside the view with the stack's paths (the pid file and temp directories the
+        config names are not in the view), on the same file the view shows as /etc/nginx/nginx.conf."""
+        if "nginx" not in COMPONENTS[self.logical]:
+            return "", "sh: 1: nginx: not found\n", 127
+        if args[:2] == ["-s", "reload"]:
+            return self._job("reload", ["nginx"])
+        if args and set(args) <= {"-t", "-T", "-q", "-v", "-V"}:
+            from ..local.components import components
+
+            argv = [a for a in components(self.settings)["nginx"].check_argv if a != "-t"]
+            result = subprocess.run([argv[0], *args, *argv[1:]], capture_output=True, text=True, check=False)
+            return result.stdout, self._in_view(result.stderr), result.returncode
+        return "", ("nginx: in this view nginx runs as the nginx unit: `nginx -t`, `nginx -T`, "
+                    "`nginx -s reload` or systemctl\n"), 1
+
+    def _in_view(self, text: str) -> str:
+        """Name the config by its path in the view."""
+        return text.replace(str(self.settings.run_dir / "nginx.conf"), "/etc/nginx/nginx.conf")
 
     # --- systemctl ---------------------------------------------------------------------------------------
 

@@ -1,5 +1,5 @@
 """An instance's view of the machine: a mount namespace (bubblewrap) where a script finds the instance's files at
-their AWS paths and a `systemctl`, `ps` and `top` that act on the instance's components.
+their AWS paths and a `systemctl`, `nginx`, `ps` and `top` that act on the instance's components.
 
 The view is the host, read-only, with these changes (the table of paths is twin/instances.py):
 
@@ -38,7 +38,7 @@ from .ssm import OUTPUT_LIMIT, Result
 
 VIEW_DIR = "/run/sre-workshop"
 PATH = f"{VIEW_DIR}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-SHIMS = ("systemctl", "ps", "top")
+SHIMS = ("systemctl", "nginx", "ps", "top")
 # Host directories rebuilt in the view: a tmpfs holding the host's own entries again, so that the
 # instance's paths can be added under them; /var/log keeps only the instance's logs.
 REBUILT = ("/etc", "/opt", "/run")

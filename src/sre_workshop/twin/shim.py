@@ -1,9 +1,10 @@
-"""The shims of an instance's view: `systemctl`, `ps` and `top`, first on its PATH (twin/hostview.py).
+"""The shims of an instance's view: `systemctl`, `nginx`, `ps` and `top`, first on its PATH (twin/hostview.py).
 
     python -m sre_workshop.twin.shim TOOL BROKER_SOCKET ARGS...
 
-systemctl is answered by the broker outside the view. ps runs the real ps and keeps the header and the lines
-of the instance's processes (by the PID column; output without one is left whole); top shows only them.
+systemctl and nginx (its checks and `-s reload`) are answered by the broker outside the view. ps runs the
+real ps and keeps the header and the lines of the instance's processes (by the PID column; output without one
+is left whole); top shows only them.
 Standard library only: it starts in every shim call.
 """
 
@@ -57,8 +58,8 @@ def _field(line: str, column: int) -> int | None:
 def main(argv: list[str]) -> int:
     """Run one shim; return its exit status."""
     tool, path, args = argv[0], argv[1], argv[2:]
-    if tool == "systemctl":
-        answer = ask(path, "systemctl", args)
+    if tool in ("systemctl", "nginx"):
+        answer = ask(path, tool, args)
         sys.stdout.write(answer["stdout"])
         sys.stderr.write(answer["stderr"])
         return int(answer["code"])

@@ -8,9 +8,10 @@ from ...aws.control import NGINX_CONF, NGINX_RELOAD
 from ...errors import AwsError, ComponentFailed
 from ..contract import AwsCtl
 from ..model import NotYet
-from .local import WRONG
 
 APP = "nginx"
+# Port 1 on the loopback of nginx's own instance (tcpmux): nothing listens there, so connections are refused.
+WRONG = "127.0.0.1:1"
 
 
 def _line(address: str) -> str:

@@ -1,50 +1,40 @@
-"""nginx-bad-upstream on the local stack: an overlay on nginx.conf's upstream (loopback only), then a reload."""
+"""nginx-bad-upstream on the local stack: the AWS implementation (aws.py), run through the AWS API twin.
+
+The edit is made on the nginx instance's /etc/nginx/nginx.conf by SSM Run Command (the twin runs it in the
+instance's view, where that file is the one the stack's nginx reads), checked with `nginx -t` and
+followed by `systemctl reload nginx`, as on AWS. The file is the instance's: it keeps an edit across
+restarts and `down`/`up` until a deployment or a repair changes it (local/configs.py). The repair is AWS's
+too: put the line back (`sre-workshop shell sre-workshop-nginx`, or Run Command) and reload nginx.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from ..contract import LocalCtl
-from ..crash import public_status
-from ..model import NotYet
-
-OWNER = "nginx-bad-upstream"
-TARGET = "nginx.conf"
-# Port 1 on loopback (tcpmux): nothing listens there, so connections are refused, and traffic never
-# leaves the machine.
-WRONG = "127.0.0.1:1"
-
-
-def _line(address: str) -> str:
-    return f'set $private_alb "{address}";'
+from . import aws
 
 
 def snapshot(ctl: LocalCtl, params: dict[str, Any]) -> dict[str, Any]:
-    """Save the upstream the template sets."""
-    return {"upstream": f"127.0.0.1:{ctl.settings.port('private-alb')}"}
+    """Save nginx.conf as it is, byte for byte."""
+    return aws.snapshot(ctl.twin(), params)
 
 
 def inject(ctl: LocalCtl, params: dict[str, Any]) -> None:
-    """Point the upstream elsewhere and reload nginx."""
-    right = snapshot(ctl, params)["upstream"]
-    ctl.add_overlay(OWNER, TARGET, {_line(right): _line(WRONG)})
-    ctl.reload("nginx")
+    """Edit nginx.conf on the instance, check it and reload nginx."""
+    aws.inject(ctl.twin(), params)
 
 
 def verify(ctl: LocalCtl, params: dict[str, Any]) -> str:
-    """Evidence: the public entry point answers 502."""
-    status = public_status(ctl.settings.endpoints["app"] + "/")
-    if status != 502:
-        raise NotYet(f"GET / answers {status}")
-    return "GET / through the public entry point answers 502"
+    """Evidence, as on AWS."""
+    return aws.verify(ctl.twin(), params)
 
 
-def active(ctl: LocalCtl, params: dict[str, Any]) -> bool:
-    """True while nginx's config names the wrong upstream."""
-    return _line(WRONG) in ctl.rendered(TARGET)
+def active(ctl: LocalCtl, params: dict[str, Any]) -> bool | None:
+    """True while nginx.conf carries the edit (None when it cannot be read)."""
+    return aws.active(ctl.twin(), params)
 
 
 def clear(ctl: LocalCtl, params: dict[str, Any], saved: dict[str, Any]) -> None:
-    """Drop the edit; reload nginx if it runs."""
-    ctl.remove_overlays(OWNER)
-    ctl.refresh("nginx")  # a stopped nginx gets the template's file too, and reads it when it starts
+    """Put the saved nginx.conf back exactly and reload a running nginx."""
+    aws.clear(ctl.twin(), params, saved)

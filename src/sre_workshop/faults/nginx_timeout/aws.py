@@ -8,9 +8,12 @@ from ...aws.control import NGINX_CONF, NGINX_RELOAD
 from ...errors import AwsError, ComponentFailed
 from ..contract import AwsCtl
 from ..model import NotYet
-from .local import LINES
 
 APP = "nginx"
+# The template's lines and what the fault makes of them.
+LINES = {"proxy_connect_timeout 5s;": "proxy_connect_timeout {t}s;",
+         "proxy_send_timeout 60s;": "proxy_send_timeout {t}s;",
+         "proxy_read_timeout 60s;": "proxy_read_timeout {t}s;"}
 
 
 def _changes(params: dict[str, Any]) -> dict[str, str]:

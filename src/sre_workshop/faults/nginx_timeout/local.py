@@ -1,48 +1,40 @@
-"""nginx-timeout on the local stack: an overlay on nginx.conf (kept across restarts), then a reload."""
+"""nginx-timeout on the local stack: the AWS implementation (aws.py), run through the AWS API twin.
+
+The edit is made on the nginx instance's /etc/nginx/nginx.conf by SSM Run Command (the twin runs it in the
+instance's view, where that file is the one the stack's nginx reads), checked with `nginx -t` and
+followed by `systemctl reload nginx`, as on AWS. The file is the instance's: it keeps an edit across
+restarts and `down`/`up` until a deployment or a repair changes it (local/configs.py). The repair is AWS's
+too: put the line back (`sre-workshop shell sre-workshop-nginx`, or Run Command) and reload nginx.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from ..contract import LocalCtl
-from ..model import NotYet
-
-OWNER = "nginx-timeout"
-TARGET = "nginx.conf"
-# The template's lines and what the fault makes of them.
-LINES = {"proxy_connect_timeout 5s;": "proxy_connect_timeout {t}s;",
-         "proxy_send_timeout 60s;": "proxy_send_timeout {t}s;",
-         "proxy_read_timeout 60s;": "proxy_read_timeout {t}s;"}
-
-
-def _changes(params: dict[str, Any]) -> dict[str, str]:
-    return {old: new.format(t=params["timeout_s"]) for old, new in LINES.items()}
+from . import aws
 
 
 def snapshot(ctl: LocalCtl, params: dict[str, Any]) -> dict[str, Any]:
-    """Save the lines the fault replaces (the template's)."""
-    return {"nginx.conf": list(LINES)}
+    """Save nginx.conf as it is, byte for byte."""
+    return aws.snapshot(ctl.twin(), params)
 
 
 def inject(ctl: LocalCtl, params: dict[str, Any]) -> None:
-    """Edit the timeouts and reload nginx."""
-    ctl.add_overlay(OWNER, TARGET, _changes(params))
-    ctl.reload("nginx")
+    """Edit nginx.conf on the instance, check it and reload nginx."""
+    aws.inject(ctl.twin(), params)
 
 
 def verify(ctl: LocalCtl, params: dict[str, Any]) -> str:
-    """Evidence: nginx runs with the edited file."""
-    if not active(ctl, params) or not ctl.running("nginx"):
-        raise NotYet("nginx.conf does not carry the new timeouts yet")
-    return f"nginx.conf: proxy_read_timeout {params['timeout_s']}s (reloaded)"
+    """Evidence, as on AWS."""
+    return aws.verify(ctl.twin(), params)
 
 
-def active(ctl: LocalCtl, params: dict[str, Any]) -> bool:
-    """True while nginx's config has the cut timeouts."""
-    return f"proxy_read_timeout {params['timeout_s']}s;" in ctl.rendered(TARGET)
+def active(ctl: LocalCtl, params: dict[str, Any]) -> bool | None:
+    """True while nginx.conf carries the edit (None when it cannot be read)."""
+    return aws.active(ctl.twin(), params)
 
 
 def clear(ctl: LocalCtl, params: dict[str, Any], saved: dict[str, Any]) -> None:
-    """Drop the edit; reload nginx if it runs (a stopped one starts from the template)."""
-    ctl.remove_overlays(OWNER)
-    ctl.refresh("nginx")  # a stopped nginx gets the template's file too, and reads it when it starts
+    """Put the saved nginx.conf back exactly and reload a running nginx."""
+    aws.clear(ctl.twin(), params, saved)
