@@ -502,16 +502,15 @@ def test_a_revoked_rule_repaired_with_the_aws_cli_is_recorded_as_remediated(stea
 
 def test_a_revoked_rule_outlives_restarts_of_both_ends_and_of_the_stack(steady, capsys):
     """As on AWS a revoked rule stays revoked: the load balancer restarted, the twin restarted, or the
-    whole stack down and up, the hop is closed again; `up` says a target is unhealthy rather than fail."""
+    whole stack down and up, the hop is closed again."""
     assert cli(steady, "fault", "inject", "security-group-block", "--set", "hop=public-alb->crm-app") == 0
     for component in ("public-alb", "aws-api"):
         assert cli(steady, "service", "restart", component) == 0
         eventually(lambda: target(steady, "public-alb", "CRMAppInstance").reason == "Layer4 timeout", timeout=30)
     assert cli(steady, "down") == 0
-    capsys.readouterr()
     assert cli(steady, "up", "--detach") == 0, "a target the rules keep unhealthy does not fail up"
-    assert "up, but" in capsys.readouterr().err
-    assert target(steady, "public-alb", "CRMAppInstance").reason == "Layer4 timeout"
+    # (HAProxy's first check at its start can pass before the twin closes the hop, 0.1 s later.)
+    eventually(lambda: target(steady, "public-alb", "CRMAppInstance").reason == "Layer4 timeout", timeout=30)
     assert cli(steady, "fault", "clear", "--all") == 0
     assert status_of(CRM + "/api/customers") == 200
 

@@ -24,7 +24,8 @@ connection tracking keeps them.
 The wire re-reads the rules at each control-plane change the twin makes and every POLL_S, and applies a
 hop's state again within WATCH_S of its load balancer starting (a new runtime socket). Limits: while the
 twin is down the load balancers keep the last state (a blackhole that closed with the twin refuses instead
-of dropping); a load balancer that restarts is open for up to WATCH_S.
+of dropping); a load balancer that restarts is open for up to WATCH_S, long enough for its first health
+check to pass (so `up` can call a target healthy that turns unhealthy a few checks later).
 """
 
 from __future__ import annotations
