@@ -24,6 +24,7 @@ import boto3
 
 from sre_workshop.cli.main import main as cli
 from sre_workshop.cli.twin import aws_environment
+from sre_workshop.faults.security_group_block.aws import HOPS, PUBLIC
 from sre_workshop.local.process import ProcessRecord
 from sre_workshop.settings import Settings
 
@@ -31,11 +32,7 @@ from common import machine
 
 OFFSET = 22000
 PROBE_S = 0.25  # a request on a closed hop waits for a connect timeout: this long without 200 is closed
-# hop -> (its group, the source group, port, the entry point and path where it shows)
-HOPS = {"public-alb->nginx": ("NginxSecurityGroup", "PublicALBSecurityGroup", 80, "app", "/"),
-        "nginx->private-alb": ("PrivateALBSecurityGroup", "NginxSecurityGroup", 80, "app", "/"),
-        "private-alb->sre-app": ("AppServerSecurityGroup", "PrivateALBSecurityGroup", 8080, "app", "/"),
-        "public-alb->crm-app": ("CRMAppSecurityGroup", "PublicALBSecurityGroup", 8080, "crm", "/health")}
+
 
 
 def answers_200(url: str) -> bool:
@@ -88,7 +85,8 @@ def main() -> int:
                     "StackResourceDetail"]["PhysicalResourceId"]
 
             print("| hop | closed after (median, max) | open again after (median, max) |\n|---|---|---|")
-            for hop, (group, source, port, entry, path) in HOPS.items():
+            for hop, (group, source, port) in HOPS.items():  # the chain as the fault knows it
+                entry, path = PUBLIC[hop]
                 url = settings.endpoints[entry] + path
                 permission = {"IpProtocol": "tcp", "FromPort": port, "ToPort": port,
                               "UserIdGroupPairs": [{"GroupId": physical(source)}]}

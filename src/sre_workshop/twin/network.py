@@ -53,6 +53,7 @@ logger = logging.getLogger(__name__)
 POLL_S = 5.0  # a safety net: the twin wakes the wire at each control-plane change
 WATCH_S = 0.1
 
+
 @dataclass(frozen=True)
 class Server:
     """A hop a load balancer opens: its connections to one target."""
