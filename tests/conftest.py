@@ -212,7 +212,9 @@ def public_alb_spec(tmp: Path, crm_app_port: int) -> ProcessSpec:
     port = free_port()
     values = {"run_dir": tmp, "app_port": free_port(), "crm_port": port, "nginx_port": free_port(),
               "crm_app_port": crm_app_port, "check_path": "/health", "check_interval": "1000ms",
-              "healthy_threshold": 2, "unhealthy_threshold": 3}
+              # AWS's shortest HealthCheckTimeoutSeconds (the template's is 5 s): a check is not failed
+              # by a loaded test machine's pause of a second, only by a target that stops answering.
+              "check_timeout": "2000ms", "healthy_threshold": 2, "unhealthy_threshold": 3}
     conf = tmp / "public-alb.cfg"
     conf.write_text(Template((ROOT / "infra" / "haproxy" / "public-alb.cfg").read_text()).substitute(values))
     haproxy = shutil.which("haproxy") or "/usr/sbin/haproxy"

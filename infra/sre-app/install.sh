@@ -14,7 +14,8 @@ rm -rf "$root/opt/sre-app/sre_app" "$root/opt/sre-app/appkit"
 cp -R "$here/app.py" "$here/sre_app" "$here/appkit" "$here/requirements.txt" "$root/opt/sre-app/"
 install -m 0644 "$here/sre-app.service" "$root/etc/systemd/system/sre-app.service"
 install -m 0644 "$here/amazon-cloudwatch-agent.json" "$root/opt/aws/amazon-cloudwatch-agent/etc/sre-workshop.json"
-# The spec's environment (AWS_REGION, METRICS_TABLE) and where the logs go.
+# The spec's environment (AWS_REGION, METRICS_TABLE), where the logs go, and the app's deliberate leak as the
+# workshop deploys it (the pre-baked memory leak: LEAK_MODE=off here and a restart turn it off).
 umask 077
 # Fault-control token: random and root-only. SSM Run Command's fault scripts read the file as root; the app
 # gets it through its env file. It never appears in CloudFormation, the ledger or on the network.
@@ -27,6 +28,10 @@ METRICS_TABLE=${METRICS_TABLE}
 PORT=8080
 LOG_FILE=/var/log/sre-app/app.log
 SRE_APP_RUNTIME_DIR=/run/sre-app
+LEAK_MODE=request
+LEAK_KB_PER_REQUEST=16
+LEAK_MB_PER_MINUTE=1
+LEAK_CAP_MB=200
 FAULT_CONTROL_TOKEN=$(cat "$token_file")
 ENV
 # The packages: a fresh venv from the zip's wheels only, each checked against the lock's sha256, so the

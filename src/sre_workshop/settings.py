@@ -34,6 +34,7 @@ BASE_PORTS = {
     "dynamodb-endpoint": 8005, # what the apps call: a proxy where faults can be injected
     "dynamodb": 8006,          # the emulator itself
     "aws-api": 8007,           # the AWS API twin: AWS_ENDPOINT_URL for the aws CLI, boto3 and agents
+    "aws-api-scoped": 8009,    # the twin for IAM users' own credentials, their policies enforced (an evaluated agent)
 }
 
 # Table names as the apps see them (environment variables of the spec).
@@ -111,6 +112,13 @@ class Settings:
     def run_dir(self) -> Path:
         """Pid records, sockets and rendered configs."""
         return self.state_dir / "run"
+
+    @property
+    def examiner_dir(self) -> Path:
+        """The examiner's records: what faults saved and changed, a running lab. Private to the user (0700)
+        and hidden in every instance's view (twin/hostview.py), so that nothing a learner or an examinee is
+        pointed at names the fault."""
+        return self.state_dir / "examiner"
 
     @property
     def data_dir(self) -> Path:

@@ -3,15 +3,22 @@
 Every entry point (CLI, doctor, the MCP server) reads it through `StateStore`, so they agree on it:
 
     run/state.json   {"dynamodb_endpoint": "http://..." | null, "engine": "dynalite" | "moto",
-                      "overlays": [{"owner": "nginx-timeout", "target": "nginx.conf",
+                      "metrics_period": 10 | null}
+    examiner/faults.json
+                     {"overlays": [{"owner": "nginx-timeout", "target": "nginx.conf",
                                     "replace": {"proxy_read_timeout 60s;": "proxy_read_timeout 1s;"}}],
-                      "faults": {"<name>": {...what the fault saved before changing anything...}}}
+                      "faults": {"<name>": {...what the fault saved before changing anything...}},
+                      "pending_events": [...ledger events not yet written...]}
     run/stack.lock   held (flock) by the command that is changing the stack; holds its pid and command
     run/faults.lock  held while a fault is injected or cleared
 
 Overlays are the local twin of editing a file on an instance: a restart renders the configs again from
 the templates *with* the overlays, so a change survives `service restart` until its owner removes it, as
 an edited /etc/nginx/nginx.conf survives `systemctl restart nginx`.
+
+What names a fault (its record, an overlay's owner, a pending ledger event) is the examiner's: it is kept in
+the examiner's directory (Settings.examiner_dir, 0700, hidden in every instance's view), never in run/, so a
+learner who reads the state directory as an instance's /etc finds what `up` chose, not the answer.
 """
 
 from __future__ import annotations
@@ -73,21 +80,25 @@ class StackState:
         return [o for o in self.overlays if o.target == target]
 
 
+# The fields of StackState that are the examiner's (kept in examiner/faults.json, not in run/state.json).
+EXAMINER_FIELDS = ("overlays", "faults", "pending_events")
+
+
 class StateStore:
     """Reads and changes one stack's state file; every change is atomic and made under a file lock."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.path = settings.run_dir / "state.json"
+        self.examiner_path = settings.examiner_dir / "faults.json"
 
     def read(self) -> StackState:
         """Return the state (empty when the stack never ran)."""
+        # A state.json written before the split may still hold the examiner's fields: the examiner's file wins.
         try:
-            return StackState.from_dict(json.loads(self.path.read_text()))
-        except FileNotFoundError:
-            return StackState()
-        except (OSError, ValueError, TypeError) as exc:
-            raise StateError(f"cannot read {self.path} ({exc}): fix or remove it") from exc
+            return StackState.from_dict({**_read_json(self.path), **_read_json(self.examiner_path)})
+        except (TypeError, AttributeError) as exc:
+            raise StateError(f"cannot read {self.path} or {self.examiner_path} ({exc}): fix or remove them") from exc
 
     @contextlib.contextmanager
     def update(self) -> Iterator[StackState]:
@@ -95,7 +106,42 @@ class StateStore:
         with _flock(self.settings.run_dir / "state.lock"):
             state = self.read()
             yield state
-            _write_atomically(self.path, json.dumps(state.to_dict(), indent=1))
+            data = state.to_dict()
+            examiner = {k: data.pop(k) for k in EXAMINER_FIELDS}
+            # The examiner's file first: a fault's record is durable before anything else is written.
+            private_dir(self.settings.examiner_dir)
+            _write_atomically(self.examiner_path, json.dumps(examiner, indent=1))
+            _write_atomically(self.path, json.dumps(data, indent=1))
+
+
+def lab_path(settings: Settings) -> Path:
+    """Return where a running lab's state is kept (scenarios/lab.py): the examiner's, like the fault records."""
+    return settings.examiner_dir / "lab.json"
+
+
+def lab_running(settings: Settings) -> bool:
+    """True while a lab runs on the stack: its fault is the learner's to find, and no tool may name it."""
+    return lab_path(settings).exists()
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    """Return a state file's JSON object ({} when it does not exist)."""
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise StateError(f"cannot read {path} ({exc}): fix or remove it") from exc
+    if not isinstance(data, dict):
+        raise StateError(f"cannot read {path} (not a JSON object): fix or remove it")
+    return data
+
+
+def private_dir(path: Path) -> Path:
+    """Create a directory only its user can read (the examiner's), or make an existing one so."""
+    ensure_dir(path)
+    path.chmod(0o700)
+    return path
 
 
 def ensure_dir(path: Path) -> Path:

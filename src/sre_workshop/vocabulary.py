@@ -3,6 +3,22 @@
 Components are the names `sre-workshop status` uses, plus the two AWS-side things a fault can break that
 are not processes: the instances' IAM role and the security groups. Every component sits in one layer.
 A category says what kind of breakage it is; a diagnosis is scored on the component and the category.
+
+Breakage by class, and how doctor names it (component, category):
+    a process gone (killed, exited)                          the component, crash
+    a process alive but answering nothing (stopped by         the component, hang (a frozen engine: dynamodb,
+      SIGSTOP, deadlocked)                                      hang; the apps stuck behind it are consequences)
+    a resource deleted (a table the template defines)         dynamodb, missing-resource (not config: no
+                                                                setting changed; `sre-workshop restore TABLE`)
+    a setting that points elsewhere (a table name, the        the app, config (compared with what the
+      region, the endpoint, the credentials)                    template's user data writes)
+    a resource used up (disk where logs or data go, file      the component whose resource it is, exhaustion
+      descriptors, an app's workers all held, nginx's
+      worker_connections)
+    a target taken out of its load balancer (deregistered,    the load balancer, out-of-service (the target
+      draining, in maintenance)                                 runs and passes its checks)
+    a target failing its checks                               the target, health-check
+    a slow dependency (answers, late)                         the dependency, latency
 """
 
 from __future__ import annotations
@@ -40,6 +56,10 @@ CATEGORIES: dict[str, str] = {
     "throttling": "a dependency refuses requests for capacity",
     "permissions": "a dependency refuses requests for lack of permission",
     "network": "connections between tiers are dropped",
+    "hang": "a process is alive but answers nothing (stopped, deadlocked, stuck)",
+    "missing-resource": "a resource the template defines is gone (a table, an index, a log group)",
+    "exhaustion": "a finite resource is used up (disk, file descriptors, a worker or connection pool)",
+    "out-of-service": "a target was taken out of its load balancer (deregistered, draining, in maintenance)",
 }
 
 

@@ -35,7 +35,7 @@ def test_fifty_clients_get_answers_from_the_app_and_the_target_stays_in_service(
     for n in range(30):
         http("POST", crm.url + "/api/customers", {"name": f"Load {n}", "email": f"l{n}@example.com"})
     result = wrk_statuses(alb.url + "/api/customers", connections=50, seconds=5, tmp=tmp_path)
-    assert taken_out(alb) == 0, result
+    assert taken_out(alb) == 0, (result, [line for line in alb.log.read_text().splitlines() if "DOWN" in line])
     # Every answer is the app's: 200, or its own 503 with Retry-After when its queue is full; none is
     # the load balancer's 503 of a target taken out of service.
     assert set(result["statuses"]) <= {"200", "503"} and result["statuses"].get("200", 0) > 0, result

@@ -17,7 +17,7 @@ from sre_workshop.faults.catalogue import catalogue
 from sre_workshop.local.process import ProcessRecord, group_members
 from sre_workshop.settings import BASE_PORTS
 
-from conftest import cli, eventually, http, local_stack, port_offset
+from conftest import cli, cli_json, eventually, http, local_stack, port_offset
 
 OFFSET = port_offset(900)
 APP = f"http://127.0.0.1:{BASE_PORTS['public-alb'] + OFFSET}"
@@ -184,3 +184,273 @@ def test_throttling_is_found_under_load(steady, capsys):
         for worker in workers:
             worker.join()
     assert cli(steady, "fault", "clear", "dynamodb-throttling") == 0
+
+
+# --- breakage by hand, beyond the catalogue (issue 19): each class told apart from the one it looks like -----
+
+def engine_client():
+    """A DynamoDB client on the engine itself, as an operator with the stack's credentials would use."""
+    import boto3
+
+    from sre_workshop.local.components import LOCAL_CREDENTIALS
+    port = BASE_PORTS["dynamodb"] + OFFSET
+    return boto3.session.Session(**{k.lower(): v for k, v in LOCAL_CREDENTIALS.items()}).client(
+        "dynamodb", region_name="us-east-1", endpoint_url=f"http://127.0.0.1:{port}")
+
+
+def timed_doctor(state: Path, capsys) -> tuple[dict, float]:
+    started = time.monotonic()
+    report = doctor(state, capsys)
+    return report, time.monotonic() - started
+
+
+def test_the_engine_frozen_is_a_hang_found_within_3_s(steady, capsys):
+    """SIGSTOP: alive, holding its port, answering nothing. Not a crash, not the apps stuck behind it; and the
+    run is bounded: what does not answer by the deadline is unknown, never waited on."""
+    engine = record(steady, "dynamodb").pid
+    os.killpg(engine, signal.SIGSTOP)
+    try:
+        report, wall = timed_doctor(steady, capsys)
+        first = report["findings"][0]
+        assert (first["component"], first["category"]) == ("dynamodb", "hang"), report["findings"]
+        assert first["severity"] == "critical" and "state T" in " ".join(first["evidence"])
+        assert report["seconds"] <= 3 and wall <= 3.5, (report["seconds"], wall)
+        assert "tables" in report["unknown"]  # the engine's read timed out: unknown, not empty
+        assert not any(f["component"] in ("sre-app", "crm-app") for f in report["findings"]), report["findings"]
+    finally:
+        os.killpg(engine, signal.SIGCONT)
+    eventually(lambda: top(steady, capsys) is None, timeout=HEALTHY_AGAIN_S, interval=1)
+
+
+def test_a_frozen_app_is_a_hang_not_a_crash(steady, capsys):
+    gunicorn = record(steady, "crm-app").pid
+    os.killpg(gunicorn, signal.SIGSTOP)
+    try:
+        report, wall = timed_doctor(steady, capsys)
+        assert (report["findings"][0]["component"], report["findings"][0]["category"]) == ("crm-app", "hang")
+        assert wall <= 3.5
+    finally:
+        os.killpg(gunicorn, signal.SIGCONT)
+    eventually(lambda: top(steady, capsys) is None, timeout=HEALTHY_AGAIN_S, interval=1)
+
+
+def edit_env(state: Path, app: str, key: str, value: str) -> str:
+    """Change one line of the app's env file on its instance; return the file's text before."""
+    instance = {"crm-app": "CRMAppInstance", "sre-app": "AppServerInstance1"}[app]
+    path = state / "run" / "hosts" / instance / "etc-sre-workshop" / f"{app}.env"
+    before = path.read_text()
+    lines = [line for line in before.splitlines() if not line.startswith(f"{key}=")]
+    path.write_text("\n".join([*lines, f"{key}={value}"]) + "\n")
+    return before
+
+
+def put_env_back(state: Path, app: str, text: str) -> None:
+    instance = {"crm-app": "CRMAppInstance", "sre-app": "AppServerInstance1"}[app]
+    (state / "run" / "hosts" / instance / "etc-sre-workshop" / f"{app}.env").write_text(text)
+    assert cli(state, "service", "restart", app) == 0
+
+
+def test_a_deleted_table_is_a_missing_resource_and_a_renamed_setting_is_config(steady, capsys):
+    """The same symptom (crm-app cannot use its deals table), two causes: the table deleted (its setting is the
+    template's) or the setting changed to name another (compared with the template)."""
+    before = edit_env(steady, "crm-app", "DEALS_TABLE", "CRMDealsTable-v0")
+    try:
+        assert cli(steady, "service", "restart", "crm-app") == 0
+        report = doctor(steady, capsys)
+        first = report["findings"][0]
+        assert (first["component"], first["category"]) == ("crm-app", "config"), report["findings"]
+        assert any("the template sets CRMDealsTable" in e for e in first["evidence"])
+    finally:
+        put_env_back(steady, "crm-app", before)
+    engine_client().delete_table(TableName="CRMDealsTable")  # the engine takes a moment to drop it
+    try:
+        assert eventually(lambda: top(steady, capsys) == ("dynamodb", "missing-resource"), timeout=15, interval=1)
+        report = doctor(steady, capsys)
+        first = report["findings"][0]
+        assert (first["component"], first["category"]) == ("dynamodb", "missing-resource"), report["findings"]
+        assert "`sre-workshop restore CRMDealsTable`" in first["remediation"]
+    finally:
+        assert cli(steady, "restore", "CRMDealsTable") == 0  # the remediation doctor gave
+    eventually(lambda: top(steady, capsys) is None, timeout=HEALTHY_AGAIN_S, interval=1)
+
+
+def drop_table(client, name: str) -> None:
+    """Delete a table and wait until the engine no longer lists it."""
+    client.delete_table(TableName=name)
+    eventually(lambda: name not in client.list_tables()["TableNames"], timeout=15, interval=0.2)
+
+
+def test_a_table_recreated_without_its_index_is_a_missing_resource(steady, capsys):
+    """By hand: the activities table deleted and created again without the template's customer-index."""
+    client = engine_client()
+    drop_table(client, "CRMActivitiesTable")
+    client.create_table(TableName="CRMActivitiesTable", BillingMode="PAY_PER_REQUEST",
+                        KeySchema=[{"AttributeName": "activity_id", "KeyType": "HASH"}],
+                        AttributeDefinitions=[{"AttributeName": "activity_id", "AttributeType": "S"}])
+    try:
+        report = doctor(steady, capsys)
+        first = report["findings"][0]
+        assert (first["component"], first["category"]) == ("dynamodb", "missing-resource"), report["findings"]
+        assert "index customer-index of CRMActivitiesTable" in first["summary"]
+    finally:  # the remediation doctor gave, where the engine cannot add an index
+        drop_table(client, "CRMActivitiesTable")
+        assert cli(steady, "restore", "CRMActivitiesTable") == 0
+    eventually(lambda: top(steady, capsys) is None, timeout=HEALTHY_AGAIN_S, interval=1)
+
+
+def test_an_app_pointed_at_another_region_is_config(steady, capsys):
+    before = edit_env(steady, "crm-app", "AWS_REGION", "eu-west-3")
+    try:
+        assert cli(steady, "service", "restart", "crm-app") == 0
+        # (a restart on a loaded machine: its first seconds may be silent)
+        assert eventually(lambda: top(steady, capsys) == ("crm-app", "config"), timeout=15, interval=1)
+        report = doctor(steady, capsys)
+        first = report["findings"][0]
+        assert any("AWS_REGION=eu-west-3 (template: us-east-1)" in e for e in first["evidence"]), first
+    finally:
+        put_env_back(steady, "crm-app", before)
+    eventually(lambda: top(steady, capsys) is None, timeout=HEALTHY_AGAIN_S, interval=1)
+
+
+def test_workers_all_held_by_idle_connections_are_exhaustion_not_a_hang(steady, capsys):
+    """sre-app's two sync workers each held by a client that connects and sends nothing (slowloris): the app
+    runs, is not stopped, finishes no request; its connections outnumber its workers."""
+    import socket
+
+    port = BASE_PORTS["sre-app"] + OFFSET
+    held = [socket.create_connection(("127.0.0.1", port)) for _ in range(6)]
+    try:
+        assert eventually(lambda: top(steady, capsys) == ("sre-app", "exhaustion"), timeout=20, interval=1)
+    finally:
+        for sock in held:
+            sock.close()
+    eventually(lambda: top(steady, capsys) is None, timeout=HEALTHY_AGAIN_S, interval=1)
+
+
+def test_workers_out_of_file_descriptors_are_exhaustion(steady, capsys):
+    """crm-app's workers left with no descriptor to spare (their soft open-files limit lowered to what they
+    hold, as a unit's LimitNOFILE would): a new connection cannot be accepted."""
+    import resource
+
+    gunicorn = record(steady, "crm-app").pid
+    workers = [p for p in group_members(gunicorn) if p != gunicorn]
+    limits = {w: resource.prlimit(w, resource.RLIMIT_NOFILE) for w in workers}
+    try:
+        for worker, (_soft, hard) in limits.items():
+            resource.prlimit(worker, resource.RLIMIT_NOFILE, (len(os.listdir(f"/proc/{worker}/fd")) + 1, hard))
+        report = doctor(steady, capsys)
+        first = report["findings"][0]
+        assert (first["component"], first["category"]) == ("crm-app", "exhaustion"), report["findings"]
+        assert "file descriptors open of a limit of" in first["evidence"][0]
+    finally:
+        for worker, limit in limits.items():
+            resource.prlimit(worker, resource.RLIMIT_NOFILE, limit)
+    eventually(lambda: top(steady, capsys) is None, timeout=HEALTHY_AGAIN_S, interval=1)
+
+
+def test_a_target_taken_out_of_its_load_balancer_is_out_of_service(steady, capsys):
+    """In maintenance, draining, deregistered (HAProxy's runtime API, by hand): the load balancer's change, with
+    its state and reason in target health, not an unhealthy target."""
+    from sre_workshop.local import lbstats
+
+    sock = steady / "run" / "private-alb.sock"
+    server = "PrivateALBTargetGroup/AppServerInstance1"
+    try:
+        for command, said in (("state maint", "in maintenance"), ("state drain", "draining")):
+            lbstats.command(sock, f"set server {server} {command}")
+            report = doctor(steady, capsys)
+            first = report["findings"][0]
+            assert (first["component"], first["category"]) == ("private-alb", "out-of-service"), report["findings"]
+            assert said in first["summary"] and first["severity"] == "critical"  # the public entry point fails
+        lbstats.command(sock, f"set server {server} state maint")
+        lbstats.command(sock, f"del server {server}")
+        _code, status = cli_json(steady, capsys, "status")
+        target = next(t for t in status["targets"] if t["target_group"] == "PrivateALBTargetGroup")
+        assert target["reason"].startswith("Target.NotRegistered"), target
+        assert "deregistered" in doctor(steady, capsys)["findings"][0]["summary"]
+    finally:
+        assert cli(steady, "service", "restart", "private-alb") == 0  # the remediation doctor gave
+    eventually(lambda: top(steady, capsys) is None, timeout=HEALTHY_AGAIN_S, interval=1)
+
+
+def test_a_slow_engine_is_a_slow_dependency_not_a_slow_app(steady, capsys):
+    """The engine paused most of each second (SIGSTOP/SIGCONT, as a starved host would): it answers, late."""
+    engine = record(steady, "dynamodb").pid
+    stop = threading.Event()
+
+    def stutter() -> None:
+        while not stop.is_set():
+            os.killpg(engine, signal.SIGSTOP)
+            time.sleep(1.2)
+            os.killpg(engine, signal.SIGCONT)
+            time.sleep(0.1)
+
+    worker = threading.Thread(target=stutter)
+    worker.start()
+    try:
+        assert eventually(lambda: top(steady, capsys) == ("dynamodb", "latency"), timeout=30, interval=1)
+    finally:
+        stop.set()
+        worker.join()
+        os.killpg(engine, signal.SIGCONT)
+    eventually(lambda: top(steady, capsys) is None, timeout=HEALTHY_AGAIN_S, interval=1)
+
+
+def test_a_busy_process_of_another_stack_is_context_never_the_apps_cpu(steady, capsys, tmp_path):
+    """A busy loop that runs on a second stack's host (its SRE_WORKSHOP_HOST), and one of no stack at all:
+    the machine's, shown as context, never a finding of this stack."""
+    import subprocess
+    import sys
+
+    from sre_workshop.local.process import HOST_ENV
+
+    env = {k: v for k, v in os.environ.items() if k != HOST_ENV}
+    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"], env={**env, HOST_ENV: str(tmp_path)}),
+            subprocess.Popen([sys.executable, "-c", "while True: pass"], env=env)]
+    try:
+        time.sleep(12)  # a burner counts once it has burned for 10 s (readers.BURNER_MIN_AGE_S)
+        report = doctor(steady, capsys)
+        assert not report["findings"], report["findings"]
+        pids = {p.pid for p in busy}
+        assert any(any(f"pid {pid} " in line for pid in pids) for line in report["context"]), report["context"]
+    finally:
+        for process in busy:
+            process.kill()
+            process.wait()
+
+
+def test_busy_processes_on_the_crm_instance_are_its_cpu_not_the_app_servers(steady, capsys):
+    """Busy loops started in the CRM instance's shell run on that instance (as on AWS, each process runs on
+    one of the three instances): its CPU finding is crm-app's host, not the app server's."""
+    import subprocess
+    import sys
+
+    loops = "for i in 1 2 3; do timeout 45 python3 -c 'while True: pass' & done; wait"
+    env = {**os.environ, "SRE_WORKSHOP_PORT_OFFSET": str(OFFSET)}
+    shell = subprocess.Popen([sys.executable, "-m", "sre_workshop.cli.main", "--state-dir", str(steady), "shell",
+                              "CRMAppInstance", "-c", loops], env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        assert eventually(lambda: top(steady, capsys) == ("crm-app", "cpu"), timeout=40, interval=1)
+    finally:
+        os.killpg(shell.pid, signal.SIGKILL)  # the shell, the view and the loops: one process group
+        shell.wait()
+    eventually(lambda: top(steady, capsys) is None, timeout=HEALTHY_AGAIN_S, interval=1)
+
+
+def test_process_logs_carry_timestamps_so_a_window_applies(steady):
+    """Each line of a component's process output starts with its time, as journald stamps a unit's output;
+    get_logs' window then applies to NAME.out groups too."""
+    from sre_workshop.diagnose.loglines import stamp
+    from sre_workshop.local.stack import Stack
+    from sre_workshop.mcp import logs
+    from sre_workshop.settings import Settings
+
+    lines = [line for line in (steady / "logs" / "crm-app.log").read_text().splitlines() if line.strip()]
+    assert lines and all(stamp(line) is not None for line in lines), lines[:3]
+    stack = Stack(Settings.from_env(state_dir=steady))
+    hour = logs.read(stack, "crm-app.out", None, 3600.0, 5)
+    time.sleep(2)
+    recent = logs.read(stack, "crm-app.out", None, 2.0, 5)
+    assert hour["note"] is None and recent["window_s"] == 2.0
+    assert recent["matched"] < hour["matched"], (recent, hour)  # its start-up lines are older than the window

@@ -384,7 +384,7 @@ def test_cli_doctor_aws_json_human_and_report(ctl, capsys, tmp_path):
     capsys.readouterr()
     assert main([*args, "--json", "--report", str(page)]) == ExitStatus.ERROR  # not known to be healthy
     report = json.loads(capsys.readouterr().out)
-    assert set(report) == {"healthy", "checked_at", "seconds", "findings", "unknown"}
+    assert set(report) == {"healthy", "checked_at", "seconds", "findings", "unknown", "context"}
     assert report["healthy"] is False and "crm-app instance" in report["unknown"]
     html = page.read_text()
     assert "(aws)" in html

@@ -257,7 +257,8 @@ class Slower:
 
     def __call__(self, state: Path) -> bool:
         eventually(lambda: median_ms(APP + "/") > 1.5 * self.baseline, timeout=20, interval=0)
-        pids = [int(line.split()[0]) for line in (state / "run" / "faults" / "cpu-burn.pids").read_text().splitlines()]
+        burners = state / "run" / "hosts" / "AppServerInstance1" / "processes.pids"
+        pids = [int(line.split()[0]) for line in burners.read_text().splitlines()]
         # two burners on the instance's two vCPUs: near 100 % alone, at least half on a shared CI machine
         eventually(lambda: max(app_server_cpu(state), default=0) >= 50, timeout=6 * METRICS_PERIOD + 10, interval=1)
         return len(pids) == BURNERS and all(Path(f"/proc/{pid}").exists() for pid in pids)
@@ -366,7 +367,8 @@ def _incident(state: Path, capsys, incident_id: str) -> dict:
 def test_a_cpu_burn_that_runs_its_course_is_recorded_as_expired(steady, capsys):
     _code, injected = cli_json(steady, capsys, "fault", "inject", "cpu-burn", "--set", "workers=1",
                                "--set", "duration_s=10")
-    pids = [line.split()[0] for line in (steady / "run" / "faults" / "cpu-burn.pids").read_text().splitlines()]
+    burners = steady / "run" / "hosts" / "AppServerInstance1" / "processes.pids"
+    pids = [line.split()[0] for line in burners.read_text().splitlines()]
     eventually(lambda: not any(Path(f"/proc/{pid}").exists() for pid in pids), timeout=20)
     _code, status = cli_json(steady, capsys, "fault", "status")
     assert [f["state"] for f in status["faults"]] == ["expired"], "the burners ended by themselves: nobody fixed it"
@@ -415,7 +417,7 @@ def test_clear_works_after_the_cli_was_killed_mid_inject(steady, capsys):
                              "fault", "inject", "bad-config-deploy"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     # Killed once the fault is recorded (before its effect is verified): the record is durable first.
-    eventually(lambda: "bad-config-deploy" in (steady / "run" / "state.json").read_text(), timeout=30,
+    eventually(lambda: "bad-config-deploy" in (steady / "examiner" / "faults.json").read_text(), timeout=30,
                interval=0.02)
     proc.kill()
     proc.wait()

@@ -298,7 +298,7 @@ def test_a_run_is_one_aws_runshellscript_command_on_the_components_instance(ctl,
     (stored,) = stored_commands(session)[before:]
     assert stored["DocumentName"] == "AWS-RunShellScript"
     assert stored["Parameters"]["commands"] == [text]
-    assert stored["Comment"] == "sre-workshop fault: systemctl kill"
+    assert stored["Comment"] == "sre-workshop: systemctl kill"
     aws.clear(ctl, {}, {"was_running": True})
     ((instance, text),) = ctl.sent.take()
     assert instance == outputs["NginxInstanceId"] and "systemctl start nginx" in text

@@ -28,7 +28,7 @@ MCP_PORT = 8765 + OFFSET
 READ_ONLY = {"get_architecture", "check_health", "get_target_health", "get_logs", "get_metrics", "diagnose",
              "list_incidents", "filter_log_events", "logs_insights_query", "get_metric_data", "describe_alarms",
              "describe_target_health", "lookup_events"}
-CHANGES = {"inject_fault", "clear_fault", "restart_service"}
+CHANGES = {"inject_fault", "clear_fault", "restart_service", "service", "run_command", "aws_call"}
 
 
 
@@ -129,6 +129,28 @@ def test_http_with_changes_breaks_diagnoses_and_repairs(stack, http_server):
     assert restart.structured_content["restarted"] == "nginx"
     assert after.structured_content["cleared"][0]["ended"] == "remediated"
     assert unknown.is_error and unknown.structured_content["error"] == "usage"
+
+
+def test_operator_actions_act_as_an_engineer_would_and_refuse_bad_input(stack, http_server):
+    _, results = asyncio.run(session(http_server, [
+        ("service", {"action": "reload", "name": "nginx"}), ("service", {"action": "explode", "name": "nginx"}),
+        ("run_command", {"instance": "sre-workshop-nginx", "commands": ["grep -c proxy_pass /etc/nginx/nginx.conf"]}),
+        ("run_command", {"instance": "nowhere", "commands": ["true"]}),
+        ("aws_call", {"service": "dynamodb", "operation": "DescribeTable",
+                      "parameters": {"TableName": "CRMDealsTable"}}),
+        ("aws_call", {"service": "s3", "operation": "ListBuckets"}),
+        ("aws_call", {"service": "ec2", "operation": "Fly"}),
+        ("aws_call", {"service": "dynamodb", "operation": "describe_table", "parameters": {"Table": "x"}}),
+    ]))
+    reload, bad_action, command, nowhere, table, bad_service, bad_operation, bad_parameter = results
+    assert reload.structured_content["action"] == "reload" and reload.structured_content["health"]["healthy"]
+    assert bad_action.is_error and "start, stop, restart, reload" in bad_action.structured_content["message"]
+    assert command.structured_content["status"] == "Success" and int(command.structured_content["stdout"]) >= 1
+    assert nowhere.is_error and "Name tag 'nowhere'" in nowhere.structured_content["message"]
+    assert table.structured_content["Table"]["TableName"] == "CRMDealsTable"
+    assert bad_service.is_error and "service must be one of" in bad_service.structured_content["message"]
+    assert bad_operation.is_error and "'Fly' is not an operation of ec2" in bad_operation.structured_content["message"]
+    assert bad_parameter.is_error and "TableName" in bad_parameter.structured_content["message"]
 
 
 def test_an_evaluated_run_offers_only_the_examinees_tools(stack, tmp_path):

@@ -95,7 +95,7 @@ def run_in_background(state: Path, *args: str) -> subprocess.Popen:
 
 
 def injected(state: Path) -> bool:
-    data = json.loads((state / "run" / "state.json").read_text())
+    data = json.loads((state / "examiner" / "faults.json").read_text())
     return "nginx-crash" in data.get("faults", {})
 
 
@@ -231,3 +231,27 @@ def test_nothing_an_examinee_can_read_during_a_fault_names_it(steady, capsys, mo
     assert {channel: names for channel, names in found.items() if names} == {}
     assert len(found) > 10, sorted(found)  # every tool answered, and the other channels were read
     assert stack.record("dynamodb-endpoint").pid == endpoint, "the real fault restarts no endpoint"
+
+
+
+ONCALL = f"{examinee_python()} {Path(__file__).parent.parent / 'oncall_agent.py'}"
+
+
+@pytest.mark.parametrize("repairs", [True, False], ids=["agent-repairs", "tool-clears"])
+def test_mitigation_is_credited_only_for_the_agent_s_own_repair(steady, capsys, monkeypatch, repairs):
+    from sre_workshop.local.stack import Stack
+    from sre_workshop.scenarios.agent import AgentOptions, run_agent_many
+    from sre_workshop.scenarios.runner import Options
+    from sre_workshop.settings import Settings
+
+    passed = agent_env_args(monkeypatch)[1::2]
+    stack = Stack.open(Settings.from_env(state_dir=steady))
+    agent = ONCALL if repairs else f"{ONCALL} --no-repair"
+    _, (result,) = run_agent_many(stack, [scenarios()["dynamodb-access-denied"]], agent, Options(), lambda _: None,
+                                  AgentOptions(env=passed))
+    facts = result.agent
+    assert facts["submitted"] and result.localized and result.category_match, facts["log_tail"]
+    assert facts["acted"] is repairs and facts["mitigated"] is repairs, facts
+    assert result.recovered_at and not result.error, "the tool's clear ran afterwards either way"
+    events = events_of(steady, capsys, result.incident_id)
+    assert events["agent_submitted"]["mitigated"] is repairs

@@ -146,3 +146,90 @@ def test_sre_workshop_shell_runs_in_the_same_view(stack, capsys):
                "is-active nginx >/dev/null && ! systemctl is-active sre-app >/dev/null") == 0
     assert cli(stack, "shell", "NginxInstance1", "-c", "exit 7") == 7
     assert cli(stack, "shell", "i-nope", "-c", "true") == 2
+
+
+# --- the evaluated agent's own identity at the twin's scoped endpoint (scenarios/identity.py) --------------
+
+@pytest.fixture(scope="module")
+def oncall(stack):
+    """An on-call identity for the module, as an evaluated run makes one (its key deleted afterwards)."""
+    from sre_workshop.scenarios import identity
+    from sre_workshop.settings import Settings
+
+    settings = Settings.from_env({"SRE_WORKSHOP_PORT_OFFSET": str(OFFSET)}, state_dir=stack)
+    with identity.oncall(settings) as made:
+        yield made
+
+
+def refusal(call) -> str:
+    """Return the error code of a call that must be refused."""
+    with pytest.raises(ClientError) as refused:
+        call()
+    return refused.value.response["Error"]["Code"]
+
+
+def test_the_agent_identity_may_read_and_repair_what_its_policy_allows(oncall, env):
+    assert oncall.endpoint == f"http://127.0.0.1:{8009 + OFFSET}" != env["AWS_ENDPOINT_URL"]
+    ddb, iam, cfn = oncall.client("dynamodb"), oncall.client("iam"), oncall.client("cloudformation")
+    assert "CRMCustomersTable" in ddb.list_tables()["TableNames"]
+    assert ddb.describe_table(TableName="CRMDealsTable")["Table"]["TableStatus"] == "ACTIVE"
+    (stack_name,) = [s["StackName"] for s in cfn.describe_stacks()["Stacks"]]
+    (role,) = [r["PhysicalResourceId"] for r in cfn.describe_stack_resources(StackName=stack_name)["StackResources"]
+               if r.get("LogicalResourceId") == "EC2InstanceRole"]
+    document = iam.get_role_policy(RoleName=role, PolicyName="DynamoDBAccess")["PolicyDocument"]
+    iam.put_role_policy(RoleName=role, PolicyName="DynamoDBAccess", PolicyDocument=json.dumps(document))
+    assert oncall.client("ec2").describe_security_groups()["SecurityGroups"]
+    assert oncall.client("cloudwatch").describe_alarms()["MetricAlarms"]
+    # the change is in CloudTrail under the agent's own key
+    trail = oncall.client("cloudtrail").lookup_events(LookupAttributes=[
+        {"AttributeKey": "AccessKeyId", "AttributeValue": oncall.access_key}])["Events"]
+    assert [e["EventName"] for e in trail] == ["PutRolePolicy"]
+
+
+def test_the_agent_identity_cannot_read_the_ledger_nor_grant_itself_more(oncall):
+    ddb, iam = oncall.client("dynamodb"), oncall.client("iam")
+    for call in (lambda: ddb.scan(TableName="IncidentHistoryTable"),
+                 lambda: ddb.describe_table(TableName="IncidentHistoryTable"),
+                 lambda: ddb.get_item(TableName="IncidentHistoryTable", Key={"incident_id": {"S": "x"}}),
+                 lambda: ddb.scan(TableName="CRMCustomersTable"),  # the apps' data is not the operator's
+                 lambda: ddb.delete_table(TableName="CRMDealsTable")):
+        assert refusal(call) == "AccessDeniedException"
+    allow_all = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*",
+                                                                     "Resource": "*"}]})
+    assert refusal(lambda: iam.put_user_policy(UserName="sre-workshop-oncall", PolicyName="more",
+                                               PolicyDocument=allow_all)) == "AccessDenied"
+    assert refusal(lambda: iam.create_access_key(UserName="sre-workshop-oncall")) == "AccessDenied"
+    assert refusal(lambda: iam.list_users()) == "AccessDenied"
+    group = oncall.client("ec2").describe_security_groups()["SecurityGroups"][0]["GroupId"]
+    assert refusal(lambda: oncall.client("ec2").delete_security_group(GroupId=group)) == "UnauthorizedOperation"
+
+
+def test_the_scoped_endpoint_answers_only_signed_calls_of_a_live_key(oncall, env):
+    def at_scoped(key: str, secret: str):
+        session = boto3.session.Session(aws_access_key_id=key, aws_secret_access_key=secret, region_name="us-east-1")
+        return session.client("dynamodb", endpoint_url=oncall.endpoint)
+
+    assert refusal(lambda: at_scoped(oncall.access_key, "not-the-secret").list_tables()) == "SignatureDoesNotMatch"
+    local = (env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"])  # the stack's fixed credentials
+    assert refusal(lambda: at_scoped(*local).list_tables()) == "UnrecognizedClientException"
+    assert http("POST", oncall.endpoint, b"{}", {"X-Amz-Target": "DynamoDB_20120810.ListTables"}).status == 403
+
+
+def test_the_agent_s_run_command_is_confined_and_sees_only_its_own_commands(stack, oncall, ids, ssm):
+    from sre_workshop.local.components import dynamodb_address
+    from sre_workshop.scenarios import netguard
+    from sre_workshop.settings import Settings
+
+    run_command(ssm, ids["nginx"], "true")  # the tool's own command: not the agent's to read
+    settings = Settings.from_env({"SRE_WORKSHOP_PORT_OFFSET": str(OFFSET)}, state_dir=stack)
+    engine = int(dynamodb_address(settings).rsplit(":", 1)[1])
+    probe = f"python3 -c 'import socket; socket.create_connection((\"127.0.0.1\", {engine}), 2)'"
+    mine = run_command(oncall.client("ssm"), ids["nginx"], f"ls {stack} || echo hidden",
+                       f"{probe} && echo reached || echo refused", "grep -c proxy_pass /etc/nginx/nginx.conf")
+    assert mine["Status"] == "Success", mine
+    assert "hidden" in mine["StandardOutputContent"] and "cannot access" in mine["StandardErrorContent"]
+    if netguard.abi() >= netguard.NET_ABI:
+        assert "refused" in mine["StandardOutputContent"], mine
+    listed = oncall.client("ssm").list_commands()["Commands"]
+    assert [c["CommandId"] for c in listed] == [mine["CommandId"]]
+

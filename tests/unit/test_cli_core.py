@@ -97,6 +97,30 @@ def test_state_is_read_and_changed_in_one_place(settings):
     assert Stack.open(settings).settings.dynamodb_endpoint == "http://127.0.0.1:9"
 
 
+def test_what_names_a_fault_is_kept_in_the_examiners_directory_not_in_run(settings):
+    store = StateStore(settings)
+    with store.update() as state:
+        state.engine = "moto"
+        state.overlays.append(Overlay("nginx-timeout", "nginx.conf", {"a": "b"}))
+        state.faults["nginx-crash"] = {"incident_id": "inc-1"}
+    public = json.loads((settings.run_dir / "state.json").read_text())
+    assert public["engine"] == "moto" and "nginx" not in json.dumps(public)
+    assert "nginx-crash" in (settings.examiner_dir / "faults.json").read_text()
+    assert settings.examiner_dir.stat().st_mode & 0o777 == 0o700
+    assert store.read().faults == {"nginx-crash": {"incident_id": "inc-1"}}
+
+
+def test_a_state_file_from_before_the_examiners_directory_is_still_read_then_split(settings):
+    settings.run_dir.mkdir(parents=True)
+    (settings.run_dir / "state.json").write_text(json.dumps({"engine": "moto", "faults": {"latency": {}}}))
+    store = StateStore(settings)
+    assert store.read().faults == {"latency": {}}
+    with store.update() as state:
+        state.faults.pop("latency")
+    assert "faults" not in json.loads((settings.run_dir / "state.json").read_text())
+    assert store.read().faults == {} and store.read().engine == "moto"
+
+
 def test_a_broken_state_file_is_named(settings):
     settings.run_dir.mkdir(parents=True)
     (settings.run_dir / "state.json").write_text("{not json")

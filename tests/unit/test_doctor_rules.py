@@ -204,3 +204,121 @@ def test_one_slow_probe_the_apps_log_contradicts_is_the_host_not_the_app():
     for name in ("public-alb :8080 /api/customers", "crm-app /api/customers"):
         timed_out.probes[name].status = 0
     assert top(timed_out) == ("crm-app", "latency")
+
+
+# --- classes of breakage beyond the catalogue (issue 19) ---------------------------------------------------
+
+def silent_probe(name: str, component: str) -> Probe:
+    return Probe(name, component, "http://x", 0, 2.0, "timeout")
+
+
+def test_a_stopped_engine_is_a_hang_and_the_apps_behind_it_are_its_consequences():
+    obs = healthy()
+    obs.components["dynamodb"].suspended = 1
+    for name, component in (("dynamodb ListTables", "dynamodb"), ("crm-app /api/customers", "crm-app"),
+                            ("public-alb :8080 /api/customers", "public-alb")):
+        obs.probes[name] = silent_probe(name, component)
+    obs.logs = {"crm-app": LogSummary("crm-app", 10, {"500": 10}, {"Read timeout on endpoint URL": 10})}
+    findings = diagnose(obs)
+    assert [(f.component, f.category, f.severity) for f in findings] == [("dynamodb", "hang", "critical")]
+    assert any("state T" in e for e in findings[0].evidence)
+
+
+def test_an_app_silent_on_its_own_check_is_a_hang_but_one_finishing_slow_requests_is_slow():
+    obs = healthy()
+    obs.probes["crm-app /health"] = silent_probe("crm-app /health", "crm-app")
+    assert top(obs) == ("crm-app", "hang")
+    obs.logs = {"crm-app": LogSummary("crm-app", 10, {"200": 10}, slow=10)}
+    assert top(obs) == ("crm-app", "latency")
+
+
+def test_workers_all_held_are_exhaustion():
+    obs = healthy(connections={"sre-app": (6, 2)})
+    obs.probes["sre-app /health"] = silent_probe("sre-app /health", "sre-app")
+    assert top(obs) == ("sre-app", "exhaustion")
+    obs.connections = {"sre-app": (1, 2)}  # a free worker: not held, silent all the same: a hang
+    assert top(obs) == ("sre-app", "hang")
+
+
+def test_file_descriptors_disk_and_nginx_connections_used_up_are_exhaustion():
+    assert top(healthy(descriptors={"crm-app": (1020, 1024)})) == ("crm-app", "exhaustion")
+    assert diagnose(healthy(descriptors={"crm-app": (40, 1024)})) == []
+    full = LogSummary("sre-app", 5, errors={"[Errno N] No space left on device: '/var/log/sre-app.json.log'": 5})
+    assert top(healthy(logs={"sre-app": full}, disk_free={"/x/logs": 0.0})) == ("sre-app", "exhaustion")
+    nginx = LogSummary("nginx-error", 3, errors={"N worker_connections are not enough": 3})
+    assert top(healthy(logs={"nginx-error": nginx})) == ("nginx", "exhaustion")
+    assert top(healthy(disk_free={"/x/data": 0.2})) == ("dynamodb", "exhaustion")
+
+
+def test_a_deleted_table_is_a_missing_resource_not_a_config():
+    settings = {"crm-app": {"CUSTOMERS_TABLE": "CRMCustomersTable"}}
+    obs = healthy(tables=["ApplicationMetricsTable"], template_tables=["ApplicationMetricsTable", "CRMCustomersTable"],
+                  app_tables=settings, template_settings=settings)
+    findings = diagnose(obs)
+    assert [(f.component, f.category) for f in findings] == [("dynamodb", "missing-resource")]
+    assert "`sre-workshop restore CRMCustomersTable`" in findings[0].remediation
+    # the same missing table named by a setting the template does not set: the setting is wrong
+    obs.app_tables = {"crm-app": {"CUSTOMERS_TABLE": "CRMCustomersTable-v2"}}
+    obs.tables = ["ApplicationMetricsTable", "CRMCustomersTable"]
+    assert top(obs) == ("crm-app", "config")
+
+
+def test_a_region_endpoint_or_credentials_unlike_the_templates_are_config_and_secrets_are_not_shown():
+    drift = {"crm-app": [("AWS_REGION", "us-east-1", "eu-west-3"), ("AWS_SECRET_ACCESS_KEY", "a", "b")]}
+    finding = diagnose(healthy(settings_drift=drift))[0]
+    assert (finding.component, finding.category, finding.severity) == ("crm-app", "config", "major")
+    assert "crm-app: AWS_REGION=eu-west-3 (template: us-east-1)" in finding.evidence
+    assert not any("=b " in e or "template: a)" in e for e in finding.evidence)
+    obs = healthy(settings_drift=drift)
+    obs.probes["crm-app /api/customers"].status = 500
+    assert diagnose(obs)[0].severity == "critical"  # its requests fail: what users see
+
+
+def test_a_target_out_of_service_is_the_load_balancers_not_an_unhealthy_target():
+    for reason, said in (("Target.NotInUse: Target is in maintenance and receives no traffic", "in maintenance"),
+                         ("Target.DeregistrationInProgress: Target deregistration is in progress", "draining"),
+                         ("Target.NotRegistered: Target is not registered to the target group", "deregistered")):
+        obs = healthy()
+        obs.targets[1] = {"target_group": "PrivateALBTargetGroup", "target": "AppServerInstance1", "state": "unused",
+                          "reason": reason}
+        obs.probes["public-alb :80 /"].status = 503
+        findings = diagnose(obs)
+        assert [(f.component, f.category, f.severity) for f in findings] == [("private-alb", "out-of-service",
+                                                                              "critical")], reason
+        assert said in findings[0].summary
+
+
+def test_a_slow_engine_is_a_slow_dependency_when_the_apps_themselves_are_quick():
+    def engine(*seconds: float) -> list[Probe]:
+        return [Probe("dynamodb ListTables", "dynamodb", "http://x", 400, s) for s in seconds]
+
+    obs = healthy()
+    obs.probes["dynamodb ListTables"] = engine(0.7)[0]
+    obs.probes["crm-app /api/customers"].seconds = 0.7
+    obs.dependency_samples = {"dynamodb ListTables": engine(0.01, 0.02, 0.01, 0.01)}
+    assert diagnose(obs) == [], "one slow answer among quick ones is a pause of the host"
+    obs.dependency_samples = {"dynamodb ListTables": engine(0.5, 0.02, 0.6, 0.4)}
+    assert top(obs) == ("dynamodb", "latency")
+    obs.probes["crm-app /health"].seconds = 0.6  # the app is slow itself (its CPU, the host): not shown to be DynamoDB
+    assert diagnose(obs) == [] or top(obs) != ("dynamodb", "latency")
+
+
+def test_severity_follows_impact():
+    obs = healthy(config_drift={"nginx.conf": [("proxy_read_timeout 60s;", "proxy_read_timeout 1s;")]})
+    assert diagnose(obs)[0].severity == "minor"
+    obs.probes["public-alb :80 /"].status = 504
+    assert diagnose(obs)[0].severity == "critical"  # it explains a failing entry point
+
+
+def test_a_table_without_the_templates_index_is_a_missing_resource():
+    obs = healthy(missing_indexes={"CRMActivitiesTable": ["customer-index"]})
+    finding = diagnose(obs)[0]
+    assert (finding.component, finding.category) == ("dynamodb", "missing-resource")
+    assert "index customer-index of CRMActivitiesTable" in finding.summary
+    assert "sre-workshop restore CRMActivitiesTable" in finding.remediation
+
+
+def test_a_silence_behind_a_closed_security_group_is_the_network_not_a_hang():
+    obs = healthy(network_drift=["sg-app: no ingress tcp 8080 from sg-alb (the template has it)"])
+    obs.probes["sre-app /health"] = silent_probe("sre-app /health", "sre-app")
+    assert top(obs) == ("security-groups", "network")

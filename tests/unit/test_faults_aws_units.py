@@ -111,7 +111,7 @@ def test_runner_waits_through_a_missing_then_pending_invocation():
     assert Runner(client, poll=0).run("i-1", "nginx", [shell("true")]) == "done\n"
     (sent,) = client.sent
     assert sent["InstanceIds"] == ["i-1"] and sent["DocumentName"] == "AWS-RunShellScript"
-    assert sent["Comment"] == "sre-workshop fault: true" and sent["Parameters"]["executionTimeout"] == ["120"]
+    assert sent["Comment"] == "sre-workshop: true" and sent["Parameters"]["executionTimeout"] == ["120"]
 
 
 def test_doctors_runs_are_labelled_as_doctors_in_ssms_history():

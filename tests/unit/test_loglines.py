@@ -48,3 +48,11 @@ def test_an_nginx_error_line_gives_its_level_and_message():
     stamp, level, message = loglines.nginx_error_entry(
         "2026/01/01 00:00:00 [error] 12#12: *3 upstream timed out (110: Connection timed out), client: 127.0.0.1")
     assert level == "error" and message == "upstream timed out (110: Connection timed out)" and stamp > 0
+
+
+def test_a_process_output_line_carries_its_time():
+    from sre_workshop.diagnose.loglines import stamp
+
+    assert stamp("2026-12-05T13:55:37+0000 [2026-12-05 13:55:37 +0000] [7] [INFO] Booting worker") == 1796478937.0
+    assert stamp("2026-12-05T14:55:37+0100 listening") == 1796478937.0
+    assert stamp("no time here") is None

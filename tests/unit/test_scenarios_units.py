@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from honesty import leaks
 from sre_workshop import diagnose
 from sre_workshop.agents.reference import action_for
 from sre_workshop.diagnose.model import Finding, Observations, Report
@@ -25,6 +26,14 @@ from sre_workshop.scenarios.model import Scenario
 from sre_workshop.scenarios.result import Result
 from sre_workshop.scenarios.runner import judge
 from sre_workshop.vocabulary import CATEGORIES, COMPONENTS
+
+
+@pytest.mark.parametrize("name", sorted(n for n, s in scenarios().items() if not s.is_control))
+def test_a_labs_hints_name_no_fault_and_end_at_the_hand_repair(name):
+    scenario = scenarios()[name]
+    assert all(not leaks(hint) for hint in scenario.hints), "a hint names the fault before giveup"
+    assert scenario.hints[-1].startswith("Repair:") and not any(h.startswith("Repair:") for h in scenario.hints[:-1])
+    assert "fault clear" not in " ".join(scenario.hints), "the repair is the learner's, not the tool's undo"
 
 
 def test_every_fault_has_a_scenario_and_there_is_one_control():

@@ -6,12 +6,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
+from sre_workshop.local.components import cache_home
 from sre_workshop.settings import Settings
+from sre_workshop.state import private_dir
 from sre_workshop.twin import hostview, shim, ssm
 from sre_workshop.twin.broker import Broker
 from sre_workshop.twin.protocol import Call
@@ -74,6 +78,20 @@ def test_shims_call_the_broker_through_this_python(settings, tmp_path):
     assert "LOG_FILE=/var/log/crm-app/app.log" in (etc / "crm-app.env").read_text()
 
 
+def test_the_processes_recorded_on_an_instance_are_in_its_ps(settings, tmp_path):
+    other = subprocess.Popen(["sleep", "30"], start_new_session=True)
+    try:
+        pids = settings.run_dir / "hosts" / "AppServerInstance1" / "processes.pids"
+        pids.parent.mkdir(parents=True)
+        pids.write_text(f"{other.pid} 1\n")
+        with Broker(settings, "AppServerInstance1", tmp_path / "a.sock") as app, \
+                Broker(settings, "NginxInstance1", tmp_path / "n.sock") as nginx:
+            assert other.pid in app.pids() and other.pid not in nginx.pids()
+    finally:
+        other.kill()
+        other.wait()
+
+
 def test_ps_filter_keeps_header_and_the_instance_lines():
     output = "UID PID PPID CMD\nme 10 1 nginx\nme 11 10 nginx: worker\nme 12 1 other\n"
     assert shim.filter_ps(output, {10, 11}) == "UID PID PPID CMD\nme 10 1 nginx\nme 11 10 nginx: worker\n"
@@ -110,6 +128,24 @@ def test_a_script_sees_the_instance_paths_and_its_systemctl(settings):
     assert lines[3].startswith("PATH=/run/sre-workshop/bin:")
     assert lines[4:] == ["crm-app", "status=4", "inactive"]
     assert result.stderr == "Unit sre-app.service could not be found.\n"
+
+
+@needs_bwrap
+def test_a_script_cannot_read_the_examiners_directory():
+    # Not under /tmp: the view's private /tmp would hide a state directory there anyway.
+    root = Path(tempfile.mkdtemp(prefix="sre-view-test-", dir=cache_home()))
+    try:
+        settings = Settings.from_env({}, state_dir=root / "state")
+        private_dir(settings.examiner_dir)
+        (settings.examiner_dir / "lab.json").write_text('{"scenario": "answer"}')
+        settings.run_dir.mkdir(parents=True)
+        (settings.run_dir / "state.json").write_text("{}")
+        examiner, run = settings.examiner_dir, settings.run_dir
+        script = f"cat {examiner}/lab.json; ls -A {examiner}; cat {run}/state.json\n"
+        result = hostview.run(settings, "AppServerInstance1", script, timeout=30)
+        assert result.stdout == "{}" and "answer" not in result.stdout + result.stderr, result
+    finally:
+        shutil.rmtree(root)
 
 
 @needs_bwrap

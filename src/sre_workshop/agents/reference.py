@@ -1,11 +1,13 @@
-"""The reference agent: diagnose through MCP, take the remediation the top finding names, submit.
+"""The reference agent: find the root cause through MCP, repair it as an operator would, submit.
 
     python -m sre_workshop.agents.reference [URL]      (URL defaults to $SRE_WORKSHOP_MCP_URL)
 
-It uses only the MCP tools: `diagnose` until the same top finding shows twice in a row (one noisy reading
-is not a diagnosis), or until its patience runs out (then it reports nothing wrong); then the action the
-finding's remediation names, when it is one the tools offer (`service start|restart X` ->
-restart_service; an evaluated agent has no fault controls); then `submit_diagnosis`. Exit 0 once submitted.
+It uses only the MCP tools it is offered. Unassisted (no `diagnose`: the default of an evaluated run) it
+reads the raw signals and applies its own rules (agents/rules.py) until the same diagnosis shows twice in a
+row, then takes the rule's repair: `service`, `run_command` on an instance, `aws_call` with its own IAM
+identity. Assisted (`--assist` offers doctor) it calls `diagnose` until the same top finding shows twice,
+then the action the finding's remediation names when the tools offer it (`service start|restart X`). With
+no diagnosis within its patience it reports nothing wrong. Then `submit_diagnosis`; exit 0 once submitted.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import time
 from typing import Any
 
 from mcp import Client
+
+from . import rules
 
 URL_ENV = "SRE_WORKSHOP_MCP_URL"
 LIMIT_ENV = "SRE_WORKSHOP_TIME_LIMIT_S"
@@ -56,9 +60,39 @@ async def confirmed_finding(client: Client, patience_s: float) -> dict[str, Any]
     return None
 
 
+async def by_rules(client: Client, patience_s: float) -> dict[str, Any]:
+    """Diagnose from the raw signals with the rules, repair, submit; return what was submitted."""
+    async def ask(tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
+        return await call(client, tool, arguments)
+
+    deadline, last, streak, found = time.monotonic() + patience_s, None, 0, None
+    while time.monotonic() < deadline:
+        found = rules.diagnose(await rules.observe(ask))
+        key = found[:2] if found else None
+        streak = streak + 1 if key == last else 1
+        last = key
+        if found and streak >= CONFIRMATIONS:
+            break
+        found = None
+        await asyncio.sleep(INTERVAL_S)
+    if found is None:
+        return await call(client, "submit_diagnosis", {"component": "none", "category": "none",
+                                                       "cause": "every signal looked healthy", "actions": []})
+    component, category, why = found
+    try:
+        actions = await rules.repair(ask, component, category)
+    except Exception as exc:  # a repair that failed is said in the submission, not a crash
+        actions = [f"repair failed: {exc}"]
+    return await call(client, "submit_diagnosis", {"component": component, "category": category, "cause": why,
+                                                   "actions": actions})
+
+
 async def investigate(url: str, patience_s: float) -> dict[str, Any]:
     """Diagnose, remediate, submit; return what was submitted."""
     async with Client(url) as client:
+        offered = {tool.name for tool in (await client.list_tools()).tools}
+        if "diagnose" not in offered:
+            return await by_rules(client, patience_s)
         top = await confirmed_finding(client, patience_s)
         if top is None:
             return await call(client, "submit_diagnosis", {"component": "none", "category": "none",

@@ -99,15 +99,18 @@ class Runner:
     timeout: float = 120.0  # the command's own executionTimeout
     poll: float = 1.0
     delivery: float = 30.0  # how much longer than the timeout the wait allows for delivering the command
-    purpose: str = "fault"  # who sends the runs, in their Comment (SSM's history): "fault" or "doctor"
+    # who sends the runs, in their Comment (SSM's history): "doctor", or "" for a change to the system, whose
+    # Comment says what it does, never why (a learner or an examinee reads SSM's history: `aws ssm list-commands`)
+    purpose: str = ""
 
     def run(self, instance: str, where: str, steps: list[Step], label: str = "") -> str:
         """Run `steps` as root on `instance` (named `where` in messages); return the output."""
         label = label or ", ".join(step.label for step in steps)
         text = render(steps, self.scripts_dir)
+        sender = f"sre-workshop {self.purpose}" if self.purpose else "sre-workshop"
         try:
             sent = self.client.send_command(
-                InstanceIds=[instance], DocumentName=DOCUMENT, Comment=f"sre-workshop {self.purpose}: {label}"[:100],
+                InstanceIds=[instance], DocumentName=DOCUMENT, Comment=f"{sender}: {label}"[:100],
                 TimeoutSeconds=60, Parameters={"commands": [text], "executionTimeout": [str(int(self.timeout))]})
         except ClientError as exc:
             error = exc.response["Error"]

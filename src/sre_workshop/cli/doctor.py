@@ -2,8 +2,10 @@
 
 `--json` shape: {"healthy": bool, "checked_at": ISO-8601, "seconds": float, "findings": [{"component",
 "layer", "category", "severity": "critical|major|minor", "summary", "evidence": [str], "remediation"}],
-"unknown": {WHAT: WHY}} ("unknown": what could not be read; healthy is false while anything is unknown).
-Exit 0 when healthy, 1 when something is found or could not be read, 2 on usage errors, 6 when AWS refuses.
+"unknown": {WHAT: WHY}, "context": [str]} ("unknown": what could not be read, within doctor's deadline; healthy
+is false while anything is unknown; "context": busy processes of the machine outside the stack, never a finding).
+Exit 0 when healthy, 1 when something is found or could not be read, 2 on usage errors, 6 when AWS refuses,
+7 during a lab not started with --assist (doctor would give the learner the answer).
 
 With `--aws [--stack-name NAME] [--region R]` it diagnoses an AWS stack made by `sre-workshop deploy`
 (diagnose/aws/: SSM Run Command on the instances, CloudWatch Logs and metrics, ELBv2, IAM, EC2).
@@ -28,6 +30,7 @@ from ..diagnose.local import series
 from ..diagnose.model import Report
 from ..diagnose.report import render
 from ..errors import ExitStatus, UsageError
+from ..scenarios.lab import consult_doctor
 from .common import Context, pass_context
 
 WIDTH = 80
@@ -69,6 +72,7 @@ def _world(ctx: Context, on_aws: bool, stack_name: str | None,
         if stack_name or region:
             raise UsageError("--stack-name and --region go with --aws")
         stack = ctx.stack()
+        consult_doctor(stack)  # during a lab: refused, or with `lab start --assist` counted as a hint
         return (lambda: run_local(stack)), (lambda: series.collect(stack))
     ctl = AwsControl(aws_session(region), stack_name or DEFAULT_STACK)
     infra_dir = ctx.settings().infra_dir
@@ -84,6 +88,8 @@ def _show(report: Report, as_json: bool, previous: Report | None) -> None:
     print(verdict(report))
     for what, why in report.observations.unknown.items():
         print(textwrap.fill(f"unknown: {what}: {why}", WIDTH, subsequent_indent="  "))
+    for line in report.context():
+        print(textwrap.fill(f"context (the machine, not the stack): {line}", WIDTH, subsequent_indent="  "))
     for number, finding in enumerate(report.findings, 1):
         print(f"\n{number}. [{finding.severity}] {finding.component} ({finding.layer}) / {finding.category}: "
               f"{finding.summary}")

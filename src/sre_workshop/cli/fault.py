@@ -14,6 +14,8 @@
 
 Each acts on the local stack, or with `--aws [--stack-name NAME] [--region R]` on an AWS stack made by
 `sre-workshop deploy` (its incidents and what clear restores live in the stack's IncidentHistoryTable).
+During a lab (`sre-workshop lab`), inject, status, clear and incidents refuse on the local stack: they would
+name the learner's fault.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from ..faults import runner
 from ..faults.aws_backend import AwsBackend
 from ..faults.backends import LocalBackend
 from ..faults.catalogue import catalogue
+from ..scenarios.lab import oracle
 from .common import Context, emit, json_option, pass_context, say
 
 DEFAULT_STACK = "sre-workshop"
@@ -39,7 +42,9 @@ def backend(ctx: Context, on_aws: bool = False, stack_name: str | None = None,
     if not on_aws:
         if stack_name or region:
             raise UsageError("--stack-name and --region go with --aws")
-        return LocalBackend(ctx.stack())
+        stack = ctx.stack()
+        oracle(stack, "the fault commands and the incident ledger")  # they name the lab's fault
+        return LocalBackend(stack)
     return AwsBackend.connect(stack_name or DEFAULT_STACK, region)
 
 

@@ -10,6 +10,8 @@ the system (inject_fault, clear_fault, restart_service) exist only with --allow-
 
 from __future__ import annotations
 
+import json
+import os
 import sys
 from pathlib import Path
 
@@ -18,6 +20,7 @@ import click
 from ..errors import ExitStatus, UsageError
 from ..faults.aws_backend import AwsBackend
 from ..load.targets import is_loopback
+from ..mcp import aws_tools
 from ..mcp import server as mcp_server
 from ..mcp.run import RunRecord
 from ..mcp.world import AwsWorld, LocalWorld
@@ -49,7 +52,9 @@ def mcp(ctx: Context, transport: str, host: str, port: int | None, allow_changes
     else:
         world = LocalWorld(ctx.stack())
     record = RunRecord(run_dir) if run_dir else None
-    server = mcp_server.build(world, allow_changes, record, assist)
+    identity = os.environ.get(aws_tools.EXAMINEE_ENV) if record else None
+    clients = aws_tools.identity_clients(json.loads(identity)) if identity else None
+    server = mcp_server.build(world, allow_changes, record, assist, clients)
     port = port or mcp_server.BASE_PORT + ctx.settings().port_offset
     if transport == "http":
         print(f"MCP server: http://{host}:{port}/mcp", file=sys.stderr, flush=True)

@@ -1,7 +1,9 @@
 """The one reader of the stack's log lines, for doctor (both worlds), its charts and the MCP get_logs tool.
 
 The apps and nginx's access log write one JSON object per line with an ISO "time"; nginx's error log
-writes `YYYY/MM/DD HH:MM:SS [level] pid#tid: message` in the host's local time.
+writes `YYYY/MM/DD HH:MM:SS [level] pid#tid: message` in the host's local time; each line of a component's
+process output (its `NAME.log`) starts with the time it was written, `YYYY-MM-DDTHH:MM:SS+ZZZZ `, as journald
+stamps a unit's output.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ TAIL_BYTES = 512 * 1024  # enough lines for a window of a minute or two under lo
 AWS_CODE = re.compile(r"\b([A-Z][A-Za-z]+(?:Exception|Error))\b")
 NGINX_ERROR = re.compile(r"^(\d{4}/\d\d/\d\d \d\d:\d\d:\d\d) \[(\w+)\] \d+#\d+: (?:\*\d+ )?(.*?)(?:, client:.*)?$")
 NGINX_TIME = re.compile(r"^(\d{4}/\d\d/\d\d \d\d:\d\d:\d\d) ")
+PROCESS_TIME = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d{4}) ")
 
 
 def tail_lines(path: Path) -> list[str]:
@@ -60,9 +63,13 @@ def nginx_error_entry(line: str) -> tuple[float, str, str] | None:
 
 
 def stamp(line: str) -> float | None:
-    """Return a line's time (epoch s) if it carries one (a JSON log's "time", an nginx error-log line's)."""
+    """Return a line's time (epoch s) if it carries one (a JSON log's "time", an nginx error-log line's, a
+    process output line's stamp)."""
     parsed = json_entry(line)
     if parsed:
         return parsed[0]
     match = NGINX_TIME.match(line)
-    return datetime.strptime(match[1], "%Y/%m/%d %H:%M:%S").timestamp() if match else None
+    if match:
+        return datetime.strptime(match[1], "%Y/%m/%d %H:%M:%S").timestamp()
+    match = PROCESS_TIME.match(line)
+    return datetime.strptime(match[1], "%Y-%m-%dT%H:%M:%S%z").timestamp() if match else None

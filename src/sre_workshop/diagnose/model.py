@@ -52,6 +52,8 @@ class ComponentState:
     cpu_percent: float = 0.0
     rss_mb: float = 0.0
     uptime_s: float = 0.0
+    # Processes of the component stopped by a signal (state T: SIGSTOP, a debugger): alive, answering nothing.
+    suspended: int = 0
 
 
 @dataclass
@@ -86,11 +88,28 @@ class Observations:
     memory: dict[str, list[tuple[float, float, float]]] = field(default_factory=dict)  # worker -> (t, leak, rss)
     host_cpu_percent: float = 0.0
     top_processes: list[tuple[int, str, float]] = field(default_factory=list)  # outside the stack
+    process_instances: dict[int, str] = field(default_factory=dict)  # a top process -> the instance it runs on
     # One-line facts of how the instances' role and the security-group chain differ from the template (locally
     # both are the AWS API twin's: the DynamoDB endpoint enforces the role, the twin the rules on the hops).
     policy_drift: list[str] = field(default_factory=list)  # a Deny, a missing or changed DynamoDBAccess
     network_drift: list[str] = field(default_factory=list)  # an ingress rule of the chain that is gone
     metrics: dict[str, float] = field(default_factory=dict)  # CloudWatch totals over the window (METRIC_*)
+    # What the template deploys, to tell a resource gone from a setting that points elsewhere: per app, each
+    # setting's value as the template (its user data) writes it; and the tables the template defines.
+    template_settings: dict[str, dict[str, str]] = field(default_factory=dict)
+    template_tables: list[str] = field(default_factory=list)
+    missing_indexes: dict[str, list[str]] = field(default_factory=dict)  # table -> the template's indexes it lacks
+    # Per app, the settings it runs with that differ from the template's: (setting, template, now).
+    settings_drift: dict[str, list[tuple[str, str, str]]] = field(default_factory=dict)
+    # Finite resources: per app, (connections open to its port, its workers); per component, the process
+    # nearest its file-descriptor limit as (open, soft limit); per directory the stack writes, % of disk free.
+    connections: dict[str, tuple[int, int]] = field(default_factory=dict)
+    descriptors: dict[str, tuple[int, int]] = field(default_factory=dict)
+    disk_free: dict[str, float] = field(default_factory=dict)
+    # More answers of the engine (and of the endpoint), staggered over the run: slowness that lasts, not a pause.
+    dependency_samples: dict[str, list[Probe]] = field(default_factory=dict)
+    # Busy processes of the machine outside the stack: context, never a finding ((pid, command, % CPU)).
+    host_context: list[tuple[int, str, float]] = field(default_factory=list)
     # What could not be read, and why: never a finding, and never taken as healthy either.
     unknown: dict[str, str] = field(default_factory=dict)
 
@@ -133,4 +152,11 @@ class Report:
     def to_dict(self) -> dict[str, Any]:
         """Return the report as `doctor --json` prints it."""
         return {"healthy": self.healthy, "checked_at": self.checked_at, "seconds": round(self.seconds, 2),
-                "findings": [f.to_dict() for f in self.findings], "unknown": dict(self.observations.unknown)}
+                "findings": [f.to_dict() for f in self.findings], "unknown": dict(self.observations.unknown),
+                "context": self.context()}
+
+    def context(self) -> list[str]:
+        """Describe what the machine does outside the stack: busy processes of no instance of the stack (another
+        stack's, a build, a browser). Context for a reader, never a finding."""
+        return [f"pid {pid} {name!r}: {cpu:.0f}% CPU, not a process of this stack's instances"
+                for pid, name, cpu in self.observations.host_context]

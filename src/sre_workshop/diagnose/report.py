@@ -50,7 +50,7 @@ def render(report: Report, charts: Charts) -> str:
     body = (f"<main><h1>sre-workshop doctor</h1><p class=meta>checked at {escape(report.checked_at)} "
             f"({escape(obs.world)}), in {report.seconds:.1f}s; times in UTC</p>{_verdict(report)}"
             f"{_first(charts, report)}{findings}"
-            f"{_unknown(obs)}<h2>All signals of the window</h2><div class=grid>{rest}</div></main>")
+            f"{_unknown(obs)}{_context(report)}<h2>All signals of the window</h2><div class=grid>{rest}</div></main>")
     return page.html(body)
 
 
@@ -85,6 +85,13 @@ def _unknown(obs: Observations) -> str:
         return ""
     items = "".join(f"<li>{escape(what)}: {escape(why)}</li>" for what, why in obs.unknown.items())
     return f"<h2>Not read</h2><ul>{items}</ul>"
+
+
+def _context(report: Report) -> str:
+    if not report.context():
+        return ""
+    items = "".join(f"<li>{escape(line)}</li>" for line in report.context())
+    return f"<h2>The machine, outside the stack (context)</h2><ul>{items}</ul>"
 
 
 def _finding(page: Page, gid: str, finding: Finding, specs: dict[str, dict[str, Any]], marks: list[Mark],

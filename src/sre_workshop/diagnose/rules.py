@@ -9,14 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from . import breakage
 from .model import METRIC_THROTTLE_EVENTS, METRIC_THROTTLED, Finding, Observations, Probe
+from .paths import APP_PATH, APP_PATHS, CRM_PATH, down_public, failing_public, probe_of
 from .trend import Trend, fit
 
-# The paths, entry point first: a hop fails because of itself or of something below it.
-APP_PATH = ["public-alb :80 /", "nginx /", "private-alb /", "sre-app /"]
-CRM_PATH = ["public-alb :8080 /api/customers", "crm-app /api/customers"]
-PUBLIC = ["public-alb :80 /", "public-alb :8080 /api/customers"]
-APP_PATHS = {"sre-app": APP_PATH, "crm-app": CRM_PATH}
 # What the local world calls the things an AWS operator would fix.
 FIX = {
     "iam-role": "restore the DynamoDBAccess inline policy of EC2InstanceRole from the template (`aws iam "
@@ -40,6 +37,9 @@ BURNED_CPU = 60.0  # % of one core taken by processes that hold no socket (they 
 # A target whose check got an answer, but not 200: ELBv2's reason code, HAProxy's check text. The target runs.
 WRONG_STATUS = ("ResponseCodeMismatch", "wrong status")
 TARGET_APPS = {"PrivateALBTargetGroup": "sre-app", "CRMAppTargetGroup": "crm-app"}
+# The service each instance of the architecture runs; a busy process that names no instance is the app host's.
+INSTANCE_SERVICE = {"AppServerInstance1": "sre-app", "CRMAppInstance": "crm-app", "NginxInstance1": "nginx"}
+APP_HOST = "AppServerInstance1"
 
 
 def diagnose(obs: Observations) -> list[Finding]:
@@ -50,19 +50,23 @@ def diagnose(obs: Observations) -> list[Finding]:
         attributed = {line for f in findings for line in f.evidence}
         # A failing entry point that a deeper finding already carries as evidence is a consequence (the hop
         # it fails at may be one no rule names: a security group sits between two hops that both answer).
+        # So are an app's slowness and errors while the data tier it waits on is found hung, slow or gone.
         findings.extend(f for f in rule(obs) if f.component not in explained
-                        and not (rule is public_failures and f.evidence[0] in attributed))
+                        and not (rule is public_failures and f.evidence[0] in attributed)
+                        and not (rule in CONSEQUENCES and f.component in APP_PATHS and _data_tier_found(findings)))
+    down = set(down_public(obs))
+    for finding in findings:  # severity follows impact: what explains a failing entry point is critical
+        if down & set(finding.evidence):
+            finding.severity = "critical"
     rank = {"critical": 0, "major": 1, "minor": 2}
     return sorted(findings, key=lambda f: rank[f.severity])
 
 
-def failing_public(obs: Observations) -> list[str]:
-    """Describe the public entry points that do not answer 200 quickly."""
-    return [obs.probes[n].describe() for n in PUBLIC if n in obs.probes and not obs.probes[n].ok]
+def _data_tier_found(findings: list[Finding]) -> bool:
+    return any(f.component in ("dynamodb", "dynamodb-endpoint") and f.category in DATA_CAUSES for f in findings)
 
 
-def _probe(obs: Observations, name: str) -> Probe | None:
-    return obs.probes.get(name)
+_probe = probe_of
 
 
 def processes_down(obs: Observations) -> list[Finding]:
@@ -151,9 +155,11 @@ def missing_tables(obs: Observations) -> list[Finding]:
     """An app configured with a table that does not exist (a bad deploy)."""
     found = []
     for app, settings in obs.app_tables.items():
-        wrong = {k: v for k, v in settings.items() if obs.tables and v not in obs.tables}
+        template = obs.template_settings.get(app, {})
+        wrong = {k: v for k, v in settings.items() if obs.tables and v not in obs.tables and v != template.get(k)}
         if wrong:
-            evidence = [f"{k}={v}: no such table (tables: {', '.join(sorted(obs.tables))})" for k, v in wrong.items()]
+            evidence = [f"{k}={v}: no such table (tables: {', '.join(sorted(obs.tables))})"
+                        + (f"; the template sets {template[k]}" if k in template else "") for k, v in wrong.items()]
             summary = obs.logs.get(app)
             codes = {c: n for c, n in (summary.aws_codes.items() if summary else ())
                      if c in (*DENIED, "ResourceNotFoundException")}
@@ -228,7 +234,9 @@ def _log_evidence(access, errors, status: str, phrase: str) -> list[str]:
 def health_checks(obs: Observations) -> list[Finding]:
     """A running target whose own /health fails (503) while it otherwise answers; or a hop that times out."""
     found = []
-    unhealthy = {t["target_group"]: t for t in obs.targets if t["state"] not in ("healthy", "unused")}
+    # A target out of service by the load balancer's choice (maintenance, draining) is out_of_service's.
+    unhealthy = {t["target_group"]: t for t in obs.targets if t["state"] not in ("healthy", "unused", "draining")
+                 and t["reason"].split(":", 1)[0] not in breakage.ADMIN}
     for app in ("sre-app", "crm-app"):
         health = _probe(obs, f"{app} /health")
         # On AWS the target health alone may show it: an ALB whose only target is unhealthy fails open (GET /
@@ -266,15 +274,25 @@ def hop_timeouts(obs: Observations) -> list[Finding]:
 
 
 def cpu_saturation(obs: Observations) -> list[Finding]:
-    """The app host's CPU saturated by processes that are not the stack's, and the app slowed by it."""
+    """An instance's CPU saturated by processes that are not the stack's services, and its app slowed by it.
+    Each busy process counts for the instance it runs on (the app host when it does not say)."""
     burned = sum(cpu for _, _, cpu in obs.top_processes)
     if obs.host_cpu_percent < 85 or burned < BURNED_CPU:
         return []  # a busy host is a finding only when processes that serve nobody take the CPU
+    by_instance: dict[str, float] = {}
+    for pid, _name, cpu in obs.top_processes:
+        instance = obs.process_instances.get(pid, APP_HOST)
+        by_instance[instance] = by_instance.get(instance, 0.0) + cpu
+    instance = max(by_instance, key=lambda i: by_instance[i])
+    component = INSTANCE_SERVICE.get(instance, "sre-app")
     evidence = [f"host CPU {obs.host_cpu_percent:.0f}%"]
-    evidence += [f"pid {pid} {name!r}: {cpu:.0f}% CPU" for pid, name, cpu in obs.top_processes]
+    evidence += [f"pid {pid} {name!r}: {cpu:.0f}% CPU" + (f" on {obs.process_instances[pid]}"
+                                                          if pid in obs.process_instances else "")
+                 for pid, name, cpu in obs.top_processes]
     slow = [p.describe() for n, p in obs.probes.items() if p.status == 200 and p.seconds >= 0.2]
-    return [Finding("sre-app", "cpu", "major", "the app host's CPU is saturated by processes outside the app",
-                    evidence + slow, "stop the busy processes (`kill PID`) or move them off the app host")]
+    host = "the app host" if component == "sre-app" else f"{component}'s host"
+    return [Finding(component, "cpu", "major", f"{host}'s CPU is saturated by processes outside {component}",
+                    evidence + slow, "stop the busy processes (`kill PID`) or move them off the instance")]
 
 
 def _slow(probe: Probe | None) -> bool:
@@ -374,6 +392,11 @@ def public_failures(obs: Observations) -> list[Finding]:
 
 
 RULES: list[Callable[[Observations], list[Finding]]] = [
-    processes_down, role_policy, missing_tables, unknown_table, dynamodb_refusals, nginx_config, security_groups,
-    health_checks, hop_timeouts, cpu_saturation, latency, server_errors, memory_growth, public_failures,
+    processes_down, breakage.exhausted, breakage.hung, role_policy, breakage.missing_resources, missing_tables,
+    unknown_table, breakage.settings_drift, dynamodb_refusals, nginx_config, security_groups,
+    breakage.out_of_service, health_checks, hop_timeouts, cpu_saturation, breakage.slow_dependency, latency,
+    server_errors, memory_growth, public_failures,
 ]
+# The rules whose app findings are consequences when the data tier is found hung, slow, gone or used up.
+CONSEQUENCES = (latency, server_errors, public_failures, unknown_table)
+DATA_CAUSES = ("crash", "hang", "latency", "missing-resource", "exhaustion")

@@ -76,6 +76,7 @@ def local_haproxy(settings: Settings, name: str, dynamodb_address: str) -> str:
         "dynamodb_address": dynamodb_address,
         "check_path": hc.path,
         "check_interval": f"{int(hc.interval_seconds * 1000)}ms",
+        "check_timeout": f"{int(hc.timeout_seconds * 1000)}ms",
         "healthy_threshold": hc.healthy_threshold,
         "unhealthy_threshold": hc.unhealthy_threshold,
     }

@@ -86,8 +86,9 @@ class StackHealth(StackRecords):
         problems += self._data_path_problems({p.component for p in problems})
         if not problems:
             problems = [Problem(TARGET_COMPONENTS.get(t.target_group, t.target), "target-unhealthy",
-                                f"target {t.target} of {t.target_group} is {t.state}")
-                        for t in self.targets() if t.state not in ("healthy", "unused")]
+                                f"target {t.target} of {t.target_group} is {t.out_of_service or t.state}"
+                                + (f" ({t.reason})" if t.out_of_service else ""))
+                        for t in self.targets() if t.state not in ("healthy", "unused") or t.out_of_service]
         return problems
 
     def _data_path_problems(self, failing: set[str]) -> list[Problem]:
@@ -107,12 +108,16 @@ class StackHealth(StackRecords):
         return all(port_open(p) for p in component.spec.ports)
 
     def targets(self) -> list[lbstats.TargetHealth]:
-        """Return target health of the two ALBs (empty for an ALB that is down)."""
+        """Return target health of the two ALBs (empty for an ALB that is down), with each target that was
+        taken out of service (in maintenance, draining, or deregistered: one its configuration registers that
+        the ALB no longer has)."""
         found = []
         for name in ("public-alb", "private-alb"):
             if self.running(name):
                 try:
-                    found.extend(lbstats.target_health(self.settings.run_dir / f"{name}.sock"))
+                    config = (self.settings.run_dir / f"{name}.cfg").read_text()
+                    found.extend(lbstats.target_health(self.settings.run_dir / f"{name}.sock",
+                                                       lbstats.registered(config)))
                 except OSError:
                     continue
         return found

@@ -26,6 +26,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import IO
 
 from ..errors import MissingProgram
 
@@ -34,6 +35,9 @@ from ..errors import MissingProgram
 # carries the stack's state directory in this variable: the stack's shell steps are run with it, as SSM runs
 # them on the instance. doctor counts only such processes as the app host's; any other is the machine's.
 HOST_ENV = "SRE_WORKSHOP_HOST"
+# ... and, when it was started on one instance of the architecture (its shell, a Run Command), the instance's
+# logical id: as on AWS, where each process runs on one of the three instances.
+INSTANCE_ENV = "SRE_WORKSHOP_INSTANCE"
 UNIT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 UNIT_ENV = {"PATH": UNIT_PATH, "LANG": "C.UTF-8"}
 # Debian package of each program a spec may name by its bare name.
@@ -55,6 +59,9 @@ class ProcessSpec:
     cwd: Path | None = None
     ports: list[int] = field(default_factory=list)  # it is started once all of these accept connections
     stop_timeout: float = 15.0
+    # Each line of its output prefixed with the time it was written (as journald stamps a unit's output), so
+    # a time window applies to process logs too (diagnose/loglines.stamp reads the prefix).
+    stamped: bool = False
 
 
 @dataclass
@@ -123,15 +130,38 @@ def find_program(name: str) -> str:
 
 
 def spawn(spec: ProcessSpec) -> ProcessRecord:
-    """Start the process under dumb-init, in a session of its own, with its output appended to its log."""
+    """Start the process under dumb-init, in a session of its own, with its output appended to its log (each
+    line stamped with its time when the spec says so)."""
     argv = [find_program("dumb-init"), find_program(spec.argv[0]), *spec.argv[1:]]
     spec.log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(spec.log_path, "ab") as log:
-        unit = subprocess.Popen(argv, cwd=spec.cwd, env={**UNIT_ENV, **spec.env}, stdin=subprocess.DEVNULL,
-                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        output = _stamper(log) if spec.stamped else log
+        try:
+            unit = subprocess.Popen(argv, cwd=spec.cwd, env={**UNIT_ENV, **spec.env}, stdin=subprocess.DEVNULL,
+                                    stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+        finally:
+            if output is not log:
+                output.close()  # the unit holds the pipe's end now: at its last process's exit, the stamper ends
     _children[unit.pid] = unit
     main = _main_child(unit.pid) or unit.pid  # if the program could not even start, dumb-init is all there is
     return ProcessRecord(spec.name, main, start_time(main) or 0, spec.argv, unit.pid)
+
+
+# awk (mawk or gawk) prefixes each line with the local time and its offset, flushing every line.
+STAMP_PROGRAM = '{ print strftime("%Y-%m-%dT%H:%M:%S%z"), $0; fflush() }'
+
+
+def _stamper(log: IO[bytes]) -> IO[bytes]:
+    """Start a line stamper that appends to `log`, in a session of its own (outside the unit's process group:
+    it outlives the unit's processes by as long as it takes to write their last lines); return the pipe's
+    end to give the unit as its output."""
+    awk = find_program("awk")
+    # mawk (Debian's awk) reads a pipe in blocks unless told it is interactive; gawk reads what comes.
+    interactive = ["-W", "interactive"] if Path(awk).resolve().name == "mawk" else []
+    stamper = subprocess.Popen([awk, *interactive, STAMP_PROGRAM], stdin=subprocess.PIPE, stdout=log,
+                               stderr=subprocess.DEVNULL, env=UNIT_ENV, start_new_session=True)
+    _children[stamper.pid] = stamper
+    return stamper.stdin
 
 
 def _main_child(unit_pid: int, timeout: float = 5.0) -> int | None:

@@ -117,7 +117,7 @@ class StackServices(StackData):
             env["FAULT_CONTROL_TOKEN"] = create_fault_token(self.settings)
         if component.runtime_dir:  # a fresh start forgets run-time changes (the leak's control file)
             shutil.rmtree(component.runtime_dir, ignore_errors=True)
-        record = spawn(replace(component.spec, env=env))
+        record = spawn(replace(component.spec, env=env, stamped=True))  # as journald stamps a unit's output
         record.save(self.pid_dir / f"{name}.json")
         self.progress(f"started {name} (pid {record.pid})")
 

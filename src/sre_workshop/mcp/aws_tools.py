@@ -45,6 +45,26 @@ def local_clients(settings: Any) -> Clients:
     return client
 
 
+EXAMINEE_ENV = "SRE_WORKSHOP_EXAMINEE_AWS"  # an evaluated run's identity: {endpoint, access_key, secret_key, region}
+
+
+def identity_clients(identity: dict[str, str]) -> Clients:
+    """Return a client factory that calls as an evaluated agent's identity (the twin's scoped endpoint)."""
+    made: dict[str, Any] = {}
+
+    def client(service: str) -> Any:
+        if service not in made:
+            import boto3
+
+            session = boto3.session.Session(aws_access_key_id=identity["access_key"],
+                                            aws_secret_access_key=identity["secret_key"],
+                                            region_name=identity["region"])
+            made[service] = session.client(service, endpoint_url=identity["endpoint"])
+        return made[service]
+
+    return client
+
+
 def clients_for(world: Any) -> Clients:
     """Return the client factory of an MCP world: the twin for the local stack, the stack's session on AWS."""
     if world.name == "aws":

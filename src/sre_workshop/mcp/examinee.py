@@ -14,7 +14,7 @@ SIGNALS = ("get_architecture", "check_health", "get_target_health", "get_logs", 
            # the AWS-shaped reads (mcp/aws_tools.py): what an on-call engineer would ask AWS
            "filter_log_events", "logs_insights_query", "get_metric_data", "describe_alarms",
            "describe_target_health", "lookup_events")
-ACTIONS = ("restart_service",)
+ACTIONS = ("restart_service", "service", "run_command", "aws_call")  # mcp/actions.py
 ASSIST = ("diagnose",)
 SUBMIT = ("submit_diagnosis",)
 
@@ -35,7 +35,8 @@ Tools over a running system: an AWS-style architecture (public load balancer -> 
 balancer -> sre-app, and -> crm-app on :8080; both apps use DynamoDB), here running as real processes.
 Something may be wrong. Find out from the signals (get_architecture, check_health, get_target_health,
 get_logs, get_metrics, and the AWS-shaped reads: filter_log_events, logs_insights_query, get_metric_data,
-describe_alarms, describe_target_health, lookup_events), act if you can (restart_service), then call
+describe_alarms, describe_target_health, lookup_events), act if you can (service start/stop/restart/reload,
+run_command on an instance through SSM, aws_call with your own IAM credentials), then call
 submit_diagnosis once with the root-cause component and category from the vocabulary (none/none if nothing
 is wrong)."""
 

@@ -22,7 +22,7 @@ from pydantic import Field
 
 from ..errors import WorkshopError
 from ..vocabulary import CATEGORIES, COMPONENTS
-from . import aws_tools, examinee
+from . import actions, aws_tools, examinee
 from . import world as worlds
 from .logs import LINE_CHARS
 from .metrics import METRICS, STATISTICS
@@ -66,15 +66,19 @@ def guarded(name: str, function: Callable[..., Any], record: RunRecord | None) -
 
 
 def build(world: worlds.LocalWorld | worlds.AwsWorld, allow_changes: bool = False,
-          record: RunRecord | None = None, assist: bool = False) -> MCPServer:
+          record: RunRecord | None = None, assist: bool = False,
+          clients: aws_tools.Clients | None = None) -> MCPServer:
     """Return the server with its tools for `world`; changes only if allowed. In an agent run (`record`),
-    only the examinee's tools (mcp/examinee.py): signals, operator actions, doctor if `assist`, submit."""
+    only the examinee's tools (mcp/examinee.py): signals, operator actions, doctor if `assist`, submit;
+    its AWS tools call with `clients` (the agent's own identity at the twin's scoped endpoint)."""
     text = INSTRUCTIONS if record is None else examinee.instructions(assist)
     server = MCPServer("sre-workshop", instructions=text, log_level="WARNING")
     tools = read_tools(world, hide_open=record is not None)
-    tools.update(aws_tools.tools(aws_tools.clients_for(world)))
+    clients = clients or aws_tools.clients_for(world)
+    tools.update(aws_tools.tools(clients))
     if allow_changes:
         tools.update(change_tools(world, inject=record is None))
+        tools.update(actions.tools(world, clients))
     if record is not None:
         tools["submit_diagnosis"] = (submit_tool(record), SUBMIT, CHANGES)
         tools = examinee.select(tools, assist)

@@ -11,11 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from ..diagnose.doctor import run_aws, run_local
+from ..errors import StackBusy, UsageError
 from ..faults import runner
 from ..faults.aws_backend import AwsBackend
 from ..faults.backends import LocalBackend
 from ..local.stack import Stack
 from ..settings import Settings
+from ..state import lab_running
 from . import architecture, logs, metrics
 
 OPEN = ("injecting", "active")
@@ -54,13 +56,23 @@ class LocalWorld:
         return metrics.read(self.stack, name, window_s, statistic)
 
     def diagnose(self) -> dict[str, Any]:
-        """Run doctor once."""
+        """Run doctor once (refused while a lab runs: it would give the learner the answer)."""
+        no_lab(self.backend, "diagnose")
         return run_local(self.stack).to_dict()
 
     def restart(self, component: str) -> dict[str, Any]:
         """Restart one component (start it if it is down), as `systemctl restart` would."""
         self.stack.service("restart", component)
         return {"restarted": component, "health": self.health()}
+
+    def service(self, action: str, component: str) -> dict[str, Any]:
+        """Start, stop, restart or reload a component as `systemctl` would (nginx's reload reads its file as
+        it is on the instance)."""
+        if action == "reload":
+            self.stack.reload(component, render=False)
+        else:
+            self.stack.service(action, component)
+        return {"action": action, "name": component, "health": self.health()}
 
 
 class AwsWorld:
@@ -102,10 +114,25 @@ class AwsWorld:
         self.backend.ctl.restart(component)
         return {"restarted": component, "health": self.health()}
 
+    def service(self, action: str, component: str) -> dict[str, Any]:
+        """Restart a component (the only action offered on AWS here; run_command does the others)."""
+        if action != "restart":
+            raise UsageError(f"on AWS, service {action} is run_command's `systemctl {action} UNIT`")
+        self.backend.ctl.restart(component)
+        return {"action": action, "name": component, "health": self.health()}
+
+
+def no_lab(backend: LocalBackend | AwsBackend, tool: str) -> None:
+    """Refuse a tool that would name the fault (or undo it for the learner) while a lab runs on the local stack."""
+    if isinstance(backend, LocalBackend) and lab_running(backend.stack.settings):
+        raise StackBusy(f"a lab is running on this stack: {tool} would give the answer away (`sre-workshop lab "
+                        "hint`; `sre-workshop lab giveup` ends the lab)")
+
 
 def incidents(backend: LocalBackend | AwsBackend, limit: int, hide_open: bool) -> list[dict[str, Any]]:
     """Return the newest incidents without what clear restores; with `hide_open`, none still open (an agent
     under evaluation must not read the answer from the ledger)."""
+    no_lab(backend, "list_incidents")
     shown = []
     for incident in backend.ledger.incidents(limit):
         if hide_open and incident["status"] in OPEN:
@@ -117,10 +144,12 @@ def incidents(backend: LocalBackend | AwsBackend, limit: int, hide_open: bool) -
 
 def inject(backend: LocalBackend | AwsBackend, name: str, params: dict[str, str]) -> dict[str, Any]:
     """Inject a fault of the catalogue with `key=value` parameters."""
+    no_lab(backend, "inject_fault")
     record = runner.inject(backend, name, [f"{k}={v}" for k, v in params.items()], injected_by="mcp")
     return {k: v for k, v in record.items() if k != "saved"}
 
 
 def clear(backend: LocalBackend | AwsBackend, name: str) -> dict[str, Any]:
     """Clear one fault and verify steady state."""
+    no_lab(backend, "clear_fault")
     return {"cleared": runner.clear(backend, name, timeout=getattr(backend, "steady_timeout", 60.0)), "steady": True}

@@ -5,14 +5,18 @@ mcp/examinee.py; doctor only with --assist) -> load -> inject without saying whi
 isolated (isolation.py), with the server's URL (as its last argument and in SRE_WORKSHOP_MCP_URL) -> wait,
 within the time limit, for its submit_diagnosis -> score: detected, localized, category, mitigated (the
 fault no longer in effect and the stack steady for a sustained window after the agent's own actions,
-before the tool's clear, and credited only with a localized diagnosis: restarting everything blindly is
-not a repair), time to submit, tool calls -> the tool's clear -> recovery -> events in IncidentHistoryTable.
+before the tool's clear: credited only if the agent changed something itself, by an MCP operator action or
+a write with its own IAM credentials, and only with a localized diagnosis: restarting everything blindly is
+not a repair; a fault that ends by itself or by the tool's clear is never the agent's), time to submit,
+tool calls -> the tool's clear -> recovery -> events in IncidentHistoryTable. The agent calls AWS as its own
+IAM user at the twin's scoped endpoint (identity.py), never with the stack's credentials.
 An assisted run is scored under `agent:NAME (assisted)` and carries `assisted: true` everywhere.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shlex
 import subprocess
@@ -29,17 +33,19 @@ from typing import Any
 from ..errors import ComponentFailed, PortInUse, UsageError
 from ..faults import runner as faults
 from ..faults.backends import LocalBackend
-from ..local.components import dynamodb_address
 from ..local.process import port_open
 from ..local.stack import Stack
+from ..mcp.aws_tools import EXAMINEE_ENV
 from ..mcp.run import NONE, RunRecord
 from ..mcp.server import BASE_PORT
-from . import isolation, signals
+from ..twin import hostview
+from . import identity, isolation, signals
 from .model import Scenario
 from .result import Result
 from .runner import Options, Progress, baseline, limit_of, run_many, summary
 from .session import Session
 
+OPERATOR_ACTIONS = ("restart_service", "service", "run_command", "aws_call")  # the examinee's (mcp/examinee.py)
 MITIGATION_TIMEOUT_S = 30.0  # the agent's action may need this long to show (a restart, health checks)
 
 
@@ -83,19 +89,22 @@ def run_agent(stack: Stack, scenario: Scenario, options: Options, progress: Prog
     result = Result(scenario.name, name, truth.to_dict() if truth else None)
     baseline(stack, backend, options, progress)
     with tempfile.TemporaryDirectory(prefix="sre-workshop-agent-") as folder, \
-            mcp_server(stack, Path(folder), agent.assist) as url, \
+            identity.oncall(stack.settings) as oncall, \
+            mcp_server(stack, Path(folder), agent.assist, oncall) as url, \
             Session(backend, scenario, f"agent-run:{name}", progress) as session:
         result.incident_id, result.injected_at = session.incident_id, session.injected_at
         result.mark("injected", "fault injected; the agent is not told which")
         record = RunRecord(Path(folder))
         limit = limit_of(scenario, options)
         with isolation.agent_process(command, url, limit, Path(folder), stack.settings.state_dir,
-                                     agent.env, private_ports(stack)) as process:
+                                     agent.env, private_ports(stack), oncall.env()) as process:
             submission = wait_for_submission(record, process, result.injected_at + limit)
         score(result, submission, record)
         result.agent["assisted"] = agent.assist
         if submission and not scenario.is_control:
-            result.agent["mitigated"] = result.localized and mitigated(backend, session, options)
+            result.agent["acted"] = acted(record, oncall, stack, result.injected_at)
+            result.agent["mitigated"] = (result.localized and result.agent["acted"]
+                                         and mitigated(backend, session, options))
             result.mark("mitigated" if result.agent["mitigated"] else "not mitigated", "after the agent's actions",
                         ok=result.agent["mitigated"])
         backend.ledger.event(result.incident_id, "agent_submitted" if submission else "agent_silent",
@@ -112,14 +121,16 @@ def run_agent(stack: Stack, scenario: Scenario, options: Options, progress: Prog
 
 def private_ports(stack: Stack) -> tuple[int, ...]:
     """The ports an examinee must not connect to: the engine (it holds the ledger, and checks no
-    credentials), the apps' DynamoDB endpoint and the AWS API twin (the stack's own admin credentials)."""
-    engine = int(dynamodb_address(stack.settings).rsplit(":", 1)[1])
-    return (engine, stack.settings.port("dynamodb-endpoint"), stack.settings.port("aws-api"))
+    credentials), the apps' DynamoDB endpoint and the AWS API twin's own port (the stack's fixed credentials;
+    the agent has the scoped endpoint and its own identity)."""
+    return hostview.private_ports(stack.settings)
 
 
 @contextlib.contextmanager
-def mcp_server(stack: Stack, folder: Path, assist: bool = False) -> Iterator[str]:
-    """Serve MCP for the run on a free loopback port; yield its URL; stop it afterwards."""
+def mcp_server(stack: Stack, folder: Path, assist: bool = False,
+               oncall: identity.Identity | None = None) -> Iterator[str]:
+    """Serve MCP for the run on a free loopback port; yield its URL; stop it afterwards. Its AWS tools and
+    operator actions call as the agent's identity (`oncall`), never with the stack's credentials."""
     port = BASE_PORT + 1 + stack.settings.port_offset  # beside a server the user may run on BASE_PORT
     if port_open(port):
         raise PortInUse(f"port {port} (the agent run's MCP server) is taken by another program")
@@ -127,6 +138,9 @@ def mcp_server(stack: Stack, folder: Path, assist: bool = False) -> Iterator[str
             "--transport", "http", "--port", str(port), "--allow-changes", "--run-dir", str(folder)]
     argv += ["--assist"] if assist else []
     env = {**os.environ, "SRE_WORKSHOP_PORT_OFFSET": str(stack.settings.port_offset)}
+    if oncall is not None:
+        env[EXAMINEE_ENV] = json.dumps({"endpoint": oncall.endpoint, "access_key": oncall.access_key,
+                                        "secret_key": oncall.secret_key, "region": oncall.region})
     with (folder / "mcp.log").open("wb") as log:
         process = subprocess.Popen(argv, env=env, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
                                    start_new_session=True)
@@ -175,6 +189,27 @@ def score(result: Result, submission: dict[str, Any] | None, record: RunRecord) 
         result.detected_at, result.mttd_s = submission["at"], result.agent["time_to_submit_s"]
     result.finding = submission
     result.mark("submitted", said, ok=result.localized, at=submission["at"])
+
+
+def acted(record: RunRecord, oncall: identity.Identity, stack: Stack, since: float) -> bool:
+    """True if the agent changed something itself: an operator action through MCP that succeeded, or a
+    change made with its own credentials (the twin's CloudTrail: a write call by its access key)."""
+    if any(c["ok"] and c["tool"] in OPERATOR_ACTIONS for c in record.calls()):
+        return True
+    return bool(own_changes(stack, oncall, since))
+
+
+def own_changes(stack: Stack, oncall: identity.Identity, since: float) -> list[str]:
+    """Return the names of the write calls the agent's access key made since `since` (the twin's trail)."""
+    from datetime import UTC, datetime
+
+    from ..mcp.aws_tools import call, local_clients
+
+    trail = local_clients(stack.settings)("cloudtrail")
+    answer = call(trail, "lookup_events", StartTime=datetime.fromtimestamp(since - 1, UTC),
+                  LookupAttributes=[{"AttributeKey": "AccessKeyId", "AttributeValue": oncall.access_key}],
+                  MaxResults=50)
+    return [e["EventName"] for e in answer.get("Events", []) if e.get("ReadOnly") != "true"]
 
 
 def mitigated(backend: LocalBackend, session: Session, options: Options) -> bool:

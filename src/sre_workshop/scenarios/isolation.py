@@ -1,7 +1,8 @@
 """The evaluated agent's process, kept apart from the examiner's.
 
-The agent gets a scrubbed environment (the MCP URL, the time limit, a few neutral variables, and only the
-names the user passes with `--agent-env`), a fresh empty working directory (its HOME too), and no path of
+The agent gets a scrubbed environment (the MCP URL, the time limit, its own AWS identity at the twin's scoped
+endpoint as AWS_ENDPOINT_URL and AWS_ACCESS_KEY_ID/SECRET, a few neutral variables, and only the names the
+user passes with `--agent-env`), a fresh empty working directory (its HOME too), and no path of
 the stack's state dir in its arguments. When the tool runs as root, the agent runs as an unprivileged user
 (`nobody`) and the state dir (records, ledger, logs) is made unreadable to others for the run. It cannot
 connect to the stack's private ports (the engine that holds the ledger, the AWS API twin, the apps'
@@ -31,10 +32,12 @@ UNPRIVILEGED = "nobody"
 GRACE_S = 5.0  # an agent that submitted gets this long to exit by itself
 
 
-def agent_env(url: str, limit_s: float, home: Path, passed: tuple[str, ...]) -> dict[str, str]:
-    """Return the agent's whole environment: neutral variables, ours, and the ones the user passed."""
+def agent_env(url: str, limit_s: float, home: Path, passed: tuple[str, ...],
+              aws: dict[str, str] | None = None) -> dict[str, str]:
+    """Return the agent's whole environment: neutral variables, ours (with its own AWS identity at the
+    twin's scoped endpoint, `aws`), and the ones the user passed."""
     env = {name: os.environ[name] for name in (*NEUTRAL_ENV, *passed) if name in os.environ}
-    env.update(HOME=str(home), TMPDIR=str(home), **{URL_ENV: url, LIMIT_ENV: f"{limit_s:g}"})
+    env.update(HOME=str(home), TMPDIR=str(home), **{URL_ENV: url, LIMIT_ENV: f"{limit_s:g}"}, **(aws or {}))
     return env
 
 
@@ -61,7 +64,8 @@ def unprivileged() -> tuple[int, int] | None:
 
 @contextlib.contextmanager
 def agent_process(command: str, url: str, limit_s: float, folder: Path, state_dir: Path,
-                  passed: tuple[str, ...] = (), denied_ports: tuple[int, ...] = ()) -> Iterator[subprocess.Popen]:
+                  passed: tuple[str, ...] = (), denied_ports: tuple[int, ...] = (),
+                  aws: dict[str, str] | None = None) -> Iterator[subprocess.Popen]:
     """Start the agent, isolated, with the server's URL; its output goes to FOLDER/agent.log; end it (its
     whole process group) afterwards."""
     user = unprivileged()
@@ -69,7 +73,7 @@ def agent_process(command: str, url: str, limit_s: float, folder: Path, state_di
             _guard(denied_ports, state_dir) as confine:  # after the home exists: it stays readable
         if user:
             os.chown(home, *user)
-        env = agent_env(url, limit_s, Path(home), passed)
+        env = agent_env(url, limit_s, Path(home), passed, aws)
         process = _start(agent_argv(command, url), env, Path(home), folder / "agent.log", user, confine)
         try:
             yield process

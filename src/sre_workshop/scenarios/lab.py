@@ -1,14 +1,20 @@
 """`sre-workshop lab`: train a person on a scenario, scored like an agent.
 
 start   clear to steady state, start load in the background, inject the scenario's fault; show only the
-        ticket (the symptom as a user reports it)
-hint    the next of the scenario's graded hints
+        ticket (the symptom as a user reports it). Nothing it prints names the fault.
+hint    the next of the scenario's graded hints: from where to look, through the diagnosis, to the repair
 submit  score a diagnosis (component, category) against the ground truth; any number of attempts
-check   pass when the learner's own fix holds: the fault no longer in effect and the stack steady for a
-        sustained window, with no clear by the tool; then the lab ends and the write-up is shown
+check   pass when the learner's own repair holds: the fault no longer in effect while its record is still the
+        lab's (the fault tool's own clear takes the record away: that is no repair of the learner's), and the
+        stack steady for a sustained window; then the lab ends and the write-up is shown. While it is not,
+        it says what it is waiting for.
 giveup  reveal the ground truth, clear the fault, end the lab, show the write-up
 Every step is an event of the fault's incident in IncidentHistoryTable (lab_started, lab_hint,
-lab_submitted, lab_passed or lab_gave_up). The lab's own state is run/lab.json.
+lab_submitted, lab_passed or lab_gave_up). The lab's own state is the examiner's (examiner_dir/lab.json,
+hidden in every instance's view), never in run/, where a learner reads the stack as an instance's /etc.
+
+During a lab, what would hand the learner the answer refuses with one line (oracle()): doctor (unless the
+lab was started with --assist: then each use counts as a hint), `fault status|inject|clear`, `incidents`.
 """
 
 from __future__ import annotations
@@ -18,23 +24,39 @@ import os
 import random
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
-from ..errors import ComponentFailed, StackBusy, UsageError
+from ..errors import ComponentFailed, StackBusy, UsageError, WorkshopError
 from ..faults import runner as faults
 from ..faults.backends import LocalBackend
 from ..local.process import ProcessRecord, ProcessSpec, is_alive, spawn, stop, tail
 from ..local.stack import Stack
 from ..mcp.run import NONE
+from ..state import lab_path, lab_running, private_dir
 from ..vocabulary import CATEGORIES, COMPONENTS
 from .background_load import STARTED
 from .catalogue import get, scenarios
 from .model import Scenario
-from .runner import LAB_FILE
 from .session import Session
 
 LOAD_SECONDS = 7200  # the background load stops by itself after this, if the lab is never ended
 LOAD_START_S = 60.0  # Locust's import and first users, on a busy machine
+CHECK_POLL_S = 2.0  # how often `lab check --wait` looks again
+
+
+def oracle(stack: Stack, what: str) -> None:
+    """Refuse `what` (a command that would name the fault) while a lab runs, with one line saying why."""
+    if lab_running(stack.settings):
+        raise StackBusy(f"a lab is running: {what} would give the answer away; try `sre-workshop lab hint`, "
+                        "or `sre-workshop lab giveup` to end the lab")
+
+
+def consult_doctor(stack: Stack) -> None:
+    """Let doctor run: freely outside a lab, as a counted hint in a lab started with --assist; else refuse."""
+    lab = Lab(stack)
+    if lab.path.exists():
+        lab.doctor()
 
 
 class Lab:
@@ -43,7 +65,7 @@ class Lab:
     def __init__(self, stack: Stack) -> None:
         self.stack = stack
         self.backend = LocalBackend(stack)
-        self.path = stack.settings.run_dir / LAB_FILE
+        self.path = lab_path(stack.settings)
         self.load_path = stack.settings.run_dir / "lab-load.json"
 
     def state(self) -> dict[str, Any]:
@@ -53,6 +75,7 @@ class Lab:
         return json.loads(self.path.read_text())
 
     def _save(self, state: dict[str, Any]) -> None:
+        private_dir(self.path.parent)
         partial = self.path.with_suffix(".tmp")
         partial.write_text(json.dumps(state))
         os.replace(partial, self.path)
@@ -63,26 +86,44 @@ class Lab:
     def _event(self, event: str, **detail: Any) -> None:
         self.backend.ledger.event(self.state()["incident_id"], event, **detail)
 
-    def start(self, name: str | None, learner: str, progress=lambda m: None) -> dict[str, Any]:
-        """Start a lab on scenario `name` (None: one at random); return the ticket."""
+    def start(self, name: str | None, learner: str, progress: Callable[[str], None] = lambda m: None,
+              assist: bool = False) -> dict[str, Any]:
+        """Start a lab on scenario `name` (None: one at random); return the ticket.
+
+        `progress` gets lines that name no fault: the learner reads them."""
         if self.path.exists():
             raise StackBusy("a lab is already running: `sre-workshop lab check` or `sre-workshop lab giveup` first")
         faulty = [s for s in scenarios().values() if not s.is_control]
         scenario = get(name) if name else random.choice(faulty)  # noqa: S311 - a lesson, not a secret
         if scenario.is_control:
             raise UsageError("the control scenario has nothing to find: choose a scenario with a fault")
+        progress("lab: bringing the stack to steady state")
         faults.clear(self.backend, None, sustain=1.0, timeout=60.0)
+        progress("lab: starting the users' load")
         self._start_load(scenario)
+        progress("lab: something is about to go wrong")
+        session = self._open(scenario, learner)
+        state = {"scenario": scenario.name, "incident_id": session.incident_id, "started_at": time.time(),
+                 "learner": learner, "hints": 0, "hints_given": 0, "doctor": 0, "attempts": [], "assist": assist}
+        self._save(state)
+        (self.path.parent / "lab-error.txt").unlink(missing_ok=True)  # an earlier start's failure, now stale
+        self._event("lab_started", learner=learner, scenario=scenario.name, assist=assist)
+        return {"ticket": scenario.ticket, "time_limit_s": scenario.time_limit_s, "assist": assist}
+
+    def _open(self, scenario: Scenario, learner: str) -> Session:
+        """Inject the scenario's fault silently; a failure is said without naming it (the details are the
+        examiner's, in examiner_dir/lab-error.txt)."""
         try:  # not `with`: the fault outlives this command, until check or giveup
-            session = Session(self.backend, scenario, f"lab:{learner}", progress, load=False).open()
+            return Session(self.backend, scenario, f"lab:{learner}", load=False).open()
+        except WorkshopError as exc:
+            self._stop_load()
+            private_dir(self.path.parent)
+            (self.path.parent / "lab-error.txt").write_text(f"{type(exc).__name__}: {exc}\n")
+            raise ComponentFailed("the lab's incident did not start, and the stack was put back: "
+                                  "try `sre-workshop lab start` again") from None
         except BaseException:
             self._stop_load()
             raise
-        state = {"scenario": scenario.name, "incident_id": session.incident_id, "started_at": time.time(),
-                 "learner": learner, "hints": 0, "attempts": []}
-        self._save(state)
-        self._event("lab_started", learner=learner, scenario=scenario.name)
-        return {"ticket": scenario.ticket, "time_limit_s": scenario.time_limit_s}
 
     def _start_load(self, scenario: Scenario) -> None:
         settings, spec = self.stack.settings, scenario.load
@@ -106,11 +147,23 @@ class Lab:
             stop(record, timeout=30)
             self.load_path.unlink(missing_ok=True)
 
+    def doctor(self) -> None:
+        """Count a use of doctor as a hint in a lab started with --assist; refuse it in any other lab."""
+        state = self.state()
+        if not state["assist"]:
+            raise StackBusy("a lab is running: doctor is not offered in it (start it with `lab start --assist` to "
+                            "have doctor, counted as hints); try `sre-workshop lab hint`")
+        state["doctor"] += 1
+        state["hints"] = state["hints_given"] + state["doctor"]
+        self._save(state)
+        self._event("lab_hint", doctor=state["doctor"])
+
     def hint(self) -> dict[str, Any]:
         """Return the next hint (the last one again once all were given)."""
         state, scenario = self.state(), self._scenario()
-        index = min(state["hints"], len(scenario.hints) - 1)
-        state["hints"] = index + 1
+        index = min(state["hints_given"], len(scenario.hints) - 1)
+        state["hints_given"] = index + 1
+        state["hints"] = state["hints_given"] + state["doctor"]  # each use of doctor (--assist) counts as one
         self._save(state)
         self._event("lab_hint", number=index + 1)
         return {"hint": scenario.hints[index], "number": index + 1, "of": len(scenario.hints)}
@@ -131,17 +184,39 @@ class Lab:
                     attempt=len(state["attempts"]), hints=state["hints"], **verdict)
         return {**verdict, "attempt": len(state["attempts"])}
 
-    def check(self, sustain_s: float = 10.0, timeout_s: float = 30.0) -> dict[str, Any]:
-        """Pass if the learner's fix holds (fault gone, stack steady for `sustain_s`); then end the lab."""
+    def check(self, sustain_s: float = 10.0, timeout_s: float = 30.0, wait_s: float = 0.0,
+              progress: Callable[[str], None] = lambda m: None) -> dict[str, Any]:
+        """Pass if the learner's own repair holds (fault gone, stack steady for `sustain_s`); then end the lab.
+
+        While the cause is in effect it says so (to `progress`), looking again for up to `wait_s` seconds."""
         state, scenario = self.state(), self._scenario()
-        session = Session(self.backend, scenario, "lab", load=False)
-        if session.fault_active():
-            return {"fixed": False, "problems": self.backend.problems() or ["the cause is still in effect"]}
+        deadline = time.monotonic() + wait_s
+        while (waiting := self._waiting_for(state, scenario)) is not None:
+            if waiting["credit"] is False or time.monotonic() >= deadline:
+                return {"fixed": False, **waiting}
+            progress(waiting["waiting"])
+            time.sleep(CHECK_POLL_S)
+        progress(f"the cause is gone: waiting for the stack to stay healthy for {sustain_s:g} s")
         problems = faults.wait_steady(self.backend, sustain_s, timeout_s)
         if problems:
-            return {"fixed": False, "problems": problems}
+            return {"fixed": False, "credit": True, "problems": problems,
+                    "waiting": f"waiting for the stack to stay healthy for {sustain_s:g} s: the cause is gone, "
+                               "but it has not yet"}
         faults.clear(self.backend, scenario.fault, sustain=1.0)  # records `remediated`: the learner fixed it
         return self._end(state, scenario, "lab_passed", fixed=True)
+
+    def _waiting_for(self, state: dict[str, Any], scenario: Scenario) -> dict[str, Any] | None:
+        """Return what check still waits for (None: the learner's repair is in effect)."""
+        record = self.backend.recorded().get(scenario.fault)
+        if record is None or record.get("incident_id") != state["incident_id"]:
+            # Only the fault tool takes the record away before the lab ends: not a repair of the learner's.
+            return {"credit": False, "problems": [],
+                    "waiting": "not credited: the fault tool put the incident back, not a repair of yours; "
+                               "`sre-workshop lab giveup` ends the lab"}
+        if not Session(self.backend, scenario, "lab", load=False).fault_active():
+            return None
+        return {"credit": True, "problems": self.backend.problems(),
+                "waiting": "waiting for your repair: the cause of what the ticket reports is still in effect"}
 
     def giveup(self) -> dict[str, Any]:
         """Reveal the ground truth, clear the fault with the tool, end the lab."""

@@ -6,7 +6,7 @@
     params = ["timeout_s=1"]              # the fault's parameters as `fault inject --set` takes them
     time_limit_s = 60                     # detection (and an agent's submission) must happen within this
     ticket = "..."                        # the symptom as a user would report it (lab, agents' task)
-    hints = ["...", "..."]                # graded hints for `lab hint`, vaguest first
+    hints = ["...", "..."]                # graded hints for `lab hint`, vaguest first, down to the repair
     [variants] latency_ms = [200, 5000]  # optional: narrow what `--variants` draws (scenarios/variants.py)
     [load]   users = 4, rate = 8.0, target = "both"
     [writeup] happened = "...", see = "...", fix = "..."

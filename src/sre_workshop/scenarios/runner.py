@@ -18,6 +18,7 @@ from ..errors import NotSteady, StackBusy, WorkshopError
 from ..faults import runner as faults
 from ..faults.backends import LocalBackend
 from ..local.stack import Stack
+from ..state import lab_running
 from . import signals
 from .model import Scenario
 from .noise import Noise
@@ -25,7 +26,6 @@ from .result import Result, iso
 from .session import Session
 
 Progress = Callable[[str], None]
-LAB_FILE = "lab.json"  # a running lab's state (lab.py): its fault is the learner's, not ours to clear
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ def limit_of(scenario: Scenario, options: Options) -> float:
 
 def baseline(stack: Stack, backend: LocalBackend, options: Options, progress: Progress) -> None:
     """Bring the stack to steady state: clear every fault, then wait until doctor says healthy."""
-    if (stack.settings.run_dir / LAB_FILE).exists():
+    if lab_running(stack.settings):  # its fault is the learner's, not ours to clear
         raise StackBusy("a lab is running on this stack: `sre-workshop lab giveup` (or `lab check`) first")
     faults.clear(backend, None, sustain=1.0, timeout=options.recover_timeout_s)
     deadline = time.monotonic() + options.baseline_timeout_s

@@ -28,7 +28,7 @@ from pathlib import Path
 from ..errors import UsageError
 from ..local.components import LOCAL_CREDENTIALS
 from ..settings import Settings
-from .instances import COMPONENTS, LOGS
+from .instances import COMPONENTS, EXTRA_PID_FILES, LOGS
 
 # t3.micro, the template's default InstanceType.
 DEFAULT_MEMORY_MIB = 1024
@@ -36,9 +36,6 @@ DEFAULT_VCPUS = 2
 
 # The stack's instances: logical id -> (components, {path on the instance: file name in the state's logs/}).
 INSTANCES = {logical: (components, LOGS[logical]) for logical, components in COMPONENTS.items()}
-# Pid files besides the components' records whose processes run on an instance: cpu-burn's burners ("pid
-# start_time" lines; on AWS they run on the app's instance, locally in process groups of their own).
-EXTRA_PID_FILES = {"AppServerInstance1": ("faults/cpu-burn.pids",)}
 # The load balancers: logical id -> (HAProxy component, its frontends, its backends = target groups' logical ids).
 LOAD_BALANCERS = {
     "PublicALB": ("public-alb", ("listener_80", "listener_8080"), ("PublicALBTargetGroup", "CRMAppTargetGroup")),

@@ -21,7 +21,8 @@ from pathlib import Path
 
 from ..local.process import ProcessRecord, group_members, is_alive
 from ..settings import Settings
-from .instances import COMPONENTS, IN_VIEW
+from .agent_host import leaders
+from .instances import COMPONENTS, EXTRA_PID_FILES, IN_VIEW
 
 logger = logging.getLogger(__name__)
 
@@ -85,12 +86,16 @@ class Broker:
     # --- ps: which processes are the instance's --------------------------------------------------------
 
     def pids(self) -> set[int]:
-        """Return the pids of the instance's components (every process of their groups) and of the view."""
+        """Return the pids of the instance's components (every process of their groups), of the other processes
+        recorded as running on it (EXTRA_PID_FILES: their groups too) and of the view."""
         found: set[int] = set()
         for name in COMPONENTS[self.logical]:
             record = self.record(name)
             if record and is_alive(record):
                 found |= set(group_members(record.pid))
+        extra = [self.settings.run_dir / path for path in EXTRA_PID_FILES.get(self.logical, ())]
+        for leader, _start in leaders(extra):
+            found |= set(group_members(leader))
         return found | descendants(self.view_pid)
 
     def record(self, name: str) -> ProcessRecord | None:

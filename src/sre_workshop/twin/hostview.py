@@ -9,6 +9,7 @@ The view is the host, read-only, with these changes (the table of paths is twin/
     /var/log/...          the stack's logs/ files at their AWS names, writable (only the instance's logs)
     /tmp                  a private tmpfs, as systemd's PrivateTmp
     /run/sre-workshop     bin/ (the shims, first on PATH), the script, broker.sock
+    <state-dir>/examiner  an empty tmpfs: the examiner's records are not on any instance
 
 The shims never act themselves: they ask the broker, a thread of the process that made the view (the twin for
 Run Command, the CLI for `sre-workshop shell`), over broker.sock. So a component that `systemctl restart`
@@ -31,7 +32,9 @@ from pathlib import Path
 from typing import IO
 
 from ..errors import MissingProgram
+from ..local.process import HOST_ENV, INSTANCE_ENV
 from ..settings import Settings
+from ..state import private_dir
 from .broker import Broker, descendants
 from .instances import APPS, COMPONENTS, LOGS, Bind, binds, host_dir
 from .ssm import OUTPUT_LIMIT, Result
@@ -52,8 +55,9 @@ def bwrap() -> str:
     return found
 
 
-def argv(settings: Settings, logical: str, view_dir: Path, command: list[str]) -> list[str]:
-    """Return the bwrap argv that runs `command` in the instance's view (`view_dir` is bound at VIEW_DIR)."""
+def argv(settings: Settings, logical: str, view_dir: Path, command: list[str], hide_state: bool = False) -> list[str]:
+    """Return the bwrap argv that runs `command` in the instance's view (`view_dir` is bound at VIEW_DIR);
+    with `hide_state`, the stack's state dir is an empty tmpfs there (records, ledger state, logs)."""
     instance = binds(settings, logical)
     # A private /tmp, as systemd's PrivateTmp; no --new-session: `shell` needs its terminal for job control.
     args = [bwrap(), "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",  # noqa: S108
@@ -61,8 +65,16 @@ def argv(settings: Settings, logical: str, view_dir: Path, command: list[str]) -
     for directory in REBUILT:
         args += rebuild(directory, {b.target for b in instance} | {VIEW_DIR, "/etc/nginx"})
     args += ["--tmpfs", "/var/log"]
+    # The examiner's records (what faults changed, a running lab) are no file of any instance: an empty
+    # directory in the view, so that a learner's shell or a Run Command never reads the answer there.
+    args += ["--tmpfs", str(private_dir(settings.examiner_dir))]
+    state = settings.state_dir.resolve()
+    if hide_state and not state.is_relative_to("/tmp"):  # noqa: S108 - under /tmp it is hidden already
+        args += ["--tmpfs", str(state)]
     for bind in instance:
         args += mount(bind)
+    # What runs in the view runs on this stack's instance: doctor attributes its CPU to that instance.
+    args += ["--setenv", HOST_ENV, str(settings.state_dir.resolve()), "--setenv", INSTANCE_ENV, logical]
     args += ["--bind", str(view_dir), VIEW_DIR, "--chdir", "/", *command]
     return args
 
@@ -166,12 +178,14 @@ def view(settings: Settings, logical: str, script: str | None = None) -> Iterato
         shutil.rmtree(view_dir, ignore_errors=True)
 
 
-def run(settings: Settings, logical: str, script: str, timeout: float) -> Result:
-    """Run `script` with sh in the instance's view, as the tool's user, within `timeout` seconds."""
+def run(settings: Settings, logical: str, script: str, timeout: float, confined: bool = False) -> Result:
+    """Run `script` with sh in the instance's view, as the tool's user, within `timeout` seconds. A confined
+    script (an evaluated agent's) cannot read the state dir nor connect to the stack's private ports."""
     with view(settings, logical, script) as (view_dir, broker), tempfile.TemporaryFile() as out, \
-            tempfile.TemporaryFile() as err:
-        command = argv(settings, logical, view_dir, ["/bin/sh", f"{VIEW_DIR}/_script.sh"])
-        process = subprocess.Popen(command, env=environment(), stdin=subprocess.DEVNULL, stdout=out, stderr=err)
+            tempfile.TemporaryFile() as err, _confinement(settings, confined) as confine:
+        command = argv(settings, logical, view_dir, ["/bin/sh", f"{VIEW_DIR}/_script.sh"], hide_state=confined)
+        process = subprocess.Popen(command, env=environment(), stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                                   **confine)
         broker.view_pid = process.pid
         timed_out = False
         try:
@@ -181,6 +195,35 @@ def run(settings: Settings, logical: str, script: str, timeout: float) -> Result
             kill_tree(process.pid)
             process.wait()
         return Result(_read(out), _read(err), process.returncode, timed_out)
+
+
+def private_ports(settings: Settings) -> tuple[int, ...]:
+    """The stack's ports an evaluated agent must not reach: the engine (it holds the ledger and checks no
+    credentials), the apps' DynamoDB endpoint and the twin's own port (the stack's fixed credentials)."""
+    from ..local.components import dynamodb_address
+
+    engine = int(dynamodb_address(settings).rsplit(":", 1)[1])
+    return engine, settings.port("dynamodb-endpoint"), settings.port("aws-api")
+
+
+@contextmanager
+def _confinement(settings: Settings, confined: bool) -> Iterator[dict]:
+    """Yield the Popen arguments that keep a confined script off the private ports (Landlock's network rules,
+    which leave bubblewrap free to mount: no file rules); {} when not confined. Refuse to run a confined
+    script where the kernel cannot confine it."""
+    if not confined:
+        yield {}
+        return
+    from ..scenarios import netguard
+
+    fd = netguard.ruleset(private_ports(settings))
+    if fd is None:
+        raise OSError("this kernel has no Landlock network rules (Linux >= 6.7): an evaluated agent's command "
+                      "is not run unconfined")
+    try:
+        yield {"preexec_fn": netguard.enter(fd), "pass_fds": (fd,)}
+    finally:
+        os.close(fd)
 
 
 def kill_tree(pid: int) -> None:

@@ -23,6 +23,11 @@ LOGS = {
 }
 # Each instance's application directory (/opt/NAME on AWS, from the zip) -> the package in the checkout's apps/.
 APPS = {"AppServerInstance1": ("/opt/sre-app", "sre_app"), "CRMAppInstance": ("/opt/crm-app", "crm_app")}
+# Pid files besides the components' records whose processes run on an instance (relative to run/): a fault's
+# CPU burners ("pid start_time" lines; on AWS they run on the app's instance, locally in process groups of
+# their own). The agent counts them in the instance's CPU and memory, its `ps` and `top` show them; the name
+# says nothing of why they run, as a learner can list run/.
+EXTRA_PID_FILES = {"AppServerInstance1": ("hosts/AppServerInstance1/processes.pids",)}
 IN_VIEW = "SRE_WORKSHOP_FROM_VIEW"  # set on the service actions an instance's systemctl asks for
 NGINX_DIR = "etc-nginx"  # run/etc-nginx/ holds nginx.conf (run/nginx.conf links to it): /etc/nginx on the host
 

@@ -12,7 +12,8 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from . import logs, protocol, ssm, targets, trail
+from ..settings import TABLE_NAMES
+from . import calls, logs, protocol, ssm, targets, trail
 from .protocol import Call
 
 logger = logging.getLogger(__name__)
@@ -22,6 +23,11 @@ ACCOUNT = "123456789012"
 # is 000000000000): the twin's account is the one the role's policy and the endpoint's IAM checks name.
 ARN_OPERATIONS = {"DescribeTable", "CreateTable", "UpdateTable", "DeleteTable"}
 ENGINE_ARN = re.compile(rb'"arn:aws:dynamodb:([a-z0-9-]+):\d{12}:')
+# The incident ledger holds the examiner's ground truth (which fault a lab or a scenario injected): through the
+# twin, a learner's `aws` CLI may describe the table but not read or write its items (the tool's own ledger
+# calls go straight to the engine).
+LEDGER = TABLE_NAMES["INCIDENTS_TABLE"]
+LEDGER_OPEN = {"DescribeTable", "DescribeTimeToLive", "DescribeContinuousBackups", "ListTagsOfResource"}
 
 
 def install(app: Any, twin: Any) -> None:
@@ -94,6 +100,12 @@ class Engine:
                    ("X-Amz-Target", "Authorization", "X-Amz-Date", "X-Amz-Security-Token")
                    if f"HTTP_{k.upper().replace('-', '_')}" in environ}
         headers["Content-Type"] = environ.get("CONTENT_TYPE", "application/x-amz-json-1.0")
+        if self._ledger_items(call):
+            action = f"dynamodb:{call.operation}"
+            return protocol.error(call, "AccessDeniedException", (
+                f"User: arn:aws:iam::{ACCOUNT}:user/{call.access_key or 'anonymous'} is not authorized to perform: "
+                f"{action} on resource: {calls.table_arn(call.region or 'us-east-1', ACCOUNT, LEDGER)} with an "
+                f"explicit deny in an identity-based policy"))
         answer = self.forward(call, call.body, headers)
         if call.operation not in ARN_OPERATIONS or answer[0] != 200:
             return answer
@@ -104,6 +116,17 @@ class Engine:
         # The body changed: its checksum, which botocore verifies, is made again.
         kept = [(k, v) for k, v in kept if k.lower() != "x-amz-crc32"] + [("x-amz-crc32", str(zlib.crc32(body)))]
         return status, kept, body
+
+    @staticmethod
+    def _ledger_items(call: Call) -> bool:
+        """True for a call that would read or write the incident ledger's items (PartiQL and batches included)."""
+        if call.operation in LEDGER_OPEN:
+            return False
+        try:
+            described = calls.describe(call.operation, calls.parse_body(call.body), call.region, ACCOUNT)
+        except calls.BadCall:
+            return False
+        return LEDGER in described.tables
 
     def _counted(self, call: Call, body: bytes, headers: dict[str, str]) -> bytes:
         """Put live item counts in a DescribeTable answer: the engines leave ItemCount at 0 or stale (DynamoDB

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from urllib.parse import parse_qs
 from xml.sax.saxutils import escape
 
+PRINCIPAL = "sre_workshop.principal"  # environ key: the ARN of a caller the scoped endpoint authenticated
 CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/\d{8}/([^/]+)/([^/]+)/aws4_request")
 CBOR_PATH = re.compile(r"^/service/[^/]+/operation/([A-Za-z]+)$")
 # XML namespaces of the query-protocol services whose errors the twin writes itself.

@@ -185,12 +185,26 @@ def _target_group_attribute(self: Any, name: str) -> str:
     raise NotImplementedError(f"target group attribute {name}")
 
 
+def scoped_server(twin: Twin, port: int) -> Any:
+    """Serve the scoped endpoint (IAM users' signed calls only, their policies enforced) in a thread."""
+    from werkzeug.serving import make_server
+
+    from .plugins import ACCOUNT
+    from .scoped import ScopedApp
+
+    server = make_server(LOOPBACK, port, ScopedApp(twin.app, ACCOUNT, twin.settings.region), threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    logger.info("aws-api scoped endpoint on %s:%d", LOOPBACK, port)
+    return server
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the twin until SIGTERM or SIGINT."""
     parser = argparse.ArgumentParser(prog="sre-workshop-aws-api")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--metrics-period", type=int, default=60)
     parser.add_argument("--engine-url", required=True, help="the DynamoDB engine DynamoDB calls go to")
+    parser.add_argument("--scoped-port", type=int, help="also serve the scoped endpoint (twin/scoped.py) here")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(asctime)s %(levelname)s %(message)s")
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
@@ -205,6 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     from werkzeug.serving import make_server
 
     server = make_server(LOOPBACK, args.port, app, threaded=True)
+    scoped = scoped_server(twin, args.scoped_port) if args.scoped_port else None
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: threading.Thread(target=server.shutdown, daemon=True).start())
     worker = threading.Thread(target=twin.background, daemon=True)
@@ -217,6 +232,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         server.serve_forever()
     finally:
+        if scoped is not None:
+            scoped.shutdown()
         twin.stopping.set()
         twin.wire.stop()
         worker.join(timeout=5)

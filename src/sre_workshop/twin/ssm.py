@@ -1,6 +1,8 @@
 """SSM Run Command on the local instances: SendCommand with AWS-RunShellScript runs the script in the
 instance's view (twin/hostview.py), in a thread, within the document's executionTimeout; GetCommandInvocation,
-ListCommandInvocations and ListCommands answer from the twin's own records, as SSM does.
+ListCommandInvocations and ListCommands answer from the twin's own records, as SSM does. A command that came
+through the scoped endpoint (an evaluated agent's: twin/scoped.py) runs confined, and such a caller sees only
+its own commands.
 
 The records live in the twin's memory (a restart of aws-api forgets them, as SSM forgets after 30 days).
 """
@@ -39,7 +41,7 @@ class Result:
     timed_out: bool = False
 
 
-Runner = Callable[[Settings, str, str, float], Result]
+Runner = Callable[..., Result]  # (settings, logical, script, timeout[, confined=True]) -> Result
 
 
 @dataclass
@@ -67,6 +69,7 @@ class Command:
     requested: datetime
     timeout: int  # TimeoutSeconds: delivery
     targets: list
+    sender: str = ""  # the scoped endpoint's caller (an evaluated agent); "" for the tool's own calls
     invocations: dict[str, Invocation] = field(default_factory=dict)
 
     @property
@@ -107,8 +110,9 @@ class RunCommand:
 
     # --- SendCommand ---------------------------------------------------------------------------------
 
-    def send(self, params: dict) -> dict:
-        """Validate a SendCommand as SSM does, start it on each instance, and return the command."""
+    def send(self, params: dict, sender: str = "") -> dict:
+        """Validate a SendCommand as SSM does, start it on each instance, and return the command. A command
+        from the scoped endpoint (`sender`) runs confined: off the stack's private ports, the state dir hidden."""
         document = params.get("DocumentName")
         if not document:
             raise SsmError("ValidationException", "1 validation error detected: Value null at 'documentName' "
@@ -119,13 +123,15 @@ class RunCommand:
         instance_ids = self._instance_ids(params)
         script, timeout = self._script(params.get("Parameters") or {})
         command = Command(str(uuid.uuid4()), params.get("Comment", ""), params.get("Parameters") or {},
-                          datetime.now(UTC), int(params.get("TimeoutSeconds") or 3600), params.get("Targets", []))
+                          datetime.now(UTC), int(params.get("TimeoutSeconds") or 3600), params.get("Targets", []),
+                          sender)
         for instance_id in instance_ids:
             command.invocations[instance_id] = Invocation(instance_id, self.instances[instance_id])
         with self.lock:
             self.commands[command.id] = command
         for invocation in command.invocations.values():
-            threading.Thread(target=self._execute, args=(invocation, script, timeout), daemon=True).start()
+            threading.Thread(target=self._execute, args=(invocation, script, timeout, bool(sender)),
+                             daemon=True).start()
         return {"Command": self._command(command)}
 
     def _instance_ids(self, params: dict) -> list[str]:
@@ -166,11 +172,12 @@ class RunCommand:
         prefix = f"cd {_quote(directory)} || exit 1\n" if directory else ""
         return prefix + "\n".join(commands) + "\n", float(raw)
 
-    def _execute(self, invocation: Invocation, script: str, timeout: float) -> None:
+    def _execute(self, invocation: Invocation, script: str, timeout: float, confined: bool = False) -> None:
         invocation.start = datetime.now(UTC)
         invocation.status = invocation.details = "InProgress"
         try:
-            result = self.runner(self.settings, invocation.logical, script, timeout)
+            confine = {"confined": True} if confined else {}
+            result = self.runner(self.settings, invocation.logical, script, timeout, **confine)
         except Exception as exc:  # the view could not be made: the agent reports a failure
             logger.exception("Run Command on %s failed", invocation.instance_id)
             result = Result("", f"failed to run commands: {exc}\n", 1)
@@ -184,9 +191,10 @@ class RunCommand:
 
     # --- reads ---------------------------------------------------------------------------------------
 
-    def get_invocation(self, params: dict) -> dict:
-        """Answer GetCommandInvocation."""
+    def get_invocation(self, params: dict, sender: str = "") -> dict:
+        """Answer GetCommandInvocation (a scoped caller sees only its own commands)."""
         command = self.commands.get(params.get("CommandId", ""))
+        command = command if command and (not sender or command.sender == sender) else None
         invocation = command.invocations.get(params.get("InstanceId", "")) if command else None
         plugin = params.get("PluginName")
         if invocation is None or (plugin and plugin != PLUGIN):
@@ -200,24 +208,26 @@ class RunCommand:
                 "StandardErrorContent": invocation.stderr[:OUTPUT_LIMIT], "StandardErrorUrl": "",
                 "CloudWatchOutputConfig": {"CloudWatchLogGroupName": "", "CloudWatchOutputEnabled": False}}
 
-    def list_invocations(self, params: dict) -> dict:
+    def list_invocations(self, params: dict, sender: str = "") -> dict:
         """Answer ListCommandInvocations (newest first; with Details, each plug-in's output)."""
-        found = [(c, i) for c in self._commands(params.get("CommandId")) for i in c.invocations.values()
+        found = [(c, i) for c in self._commands(params.get("CommandId"), sender) for i in c.invocations.values()
                  if params.get("InstanceId") in (None, i.instance_id)]
         page, token = _page(found, params)
         rows = [self._invocation_row(c, i, bool(params.get("Details"))) for c, i in page]
         return {"CommandInvocations": rows, **({"NextToken": token} if token else {})}
 
-    def list_commands(self, params: dict) -> dict:
+    def list_commands(self, params: dict, sender: str = "") -> dict:
         """Answer ListCommands (newest first)."""
-        found = [c for c in self._commands(params.get("CommandId"))
+        found = [c for c in self._commands(params.get("CommandId"), sender)
                  if params.get("InstanceId") in (None, *c.invocations)]
         page, token = _page(found, params)
         return {"Commands": [self._command(c) for c in page], **({"NextToken": token} if token else {})}
 
-    def _commands(self, command_id: str | None) -> list[Command]:
+    def _commands(self, command_id: str | None, sender: str = "") -> list[Command]:
+        """The commands, newest first; a scoped caller's own only (the tool's commands carry a fault's steps)."""
         with self.lock:
-            commands = sorted(self.commands.values(), key=lambda c: c.requested, reverse=True)
+            commands = sorted((c for c in self.commands.values() if not sender or c.sender == sender),
+                              key=lambda c: c.requested, reverse=True)
         if command_id is None:
             return commands
         chosen = [c for c in commands if c.id == command_id]
@@ -257,11 +267,12 @@ class RunCommand:
                 "TimeoutSeconds": command.timeout}
 
 
-def _answering(operation: Callable[[dict], dict]) -> Callable[[Call, dict], protocol.Answer]:
-    """Wrap an operation of dicts into a plug-in handler answering JSON or an SSM error."""
+def _answering(operation: Callable[[dict, str], dict]) -> Callable[[Call, dict], protocol.Answer]:
+    """Wrap an operation of dicts into a plug-in handler answering JSON or an SSM error; it is told the scoped
+    endpoint's caller, if the call came that way."""
     def handler(call: Call, environ: dict) -> protocol.Answer:
         try:
-            return protocol.json_answer(operation(call.params))
+            return protocol.json_answer(operation(call.params, environ.get(protocol.PRINCIPAL, "")))
         except SsmError as exc:
             return protocol.error(call, exc.code, str(exc))
     return handler
@@ -306,9 +317,9 @@ def protocol_account() -> str:
     return ACCOUNT
 
 
-def run_script(settings: Settings, logical: str, script: str, timeout: float) -> Result:
+def run_script(settings: Settings, logical: str, script: str, timeout: float, confined: bool = False) -> Result:
     """Run a script in the instance's view (`sh`, as the SSM agent does), within `timeout` seconds."""
     from .hostview import run
 
-    return run(settings, logical, script, timeout)
+    return run(settings, logical, script, timeout, confined)
 

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import json
 import socket
+import threading
 import time
 import urllib.error
 import urllib.request
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from typing import TypeVar
 
 from ...settings import TABLE_NAMES, Settings
 from ..model import Probe
 
 TIMEOUT = 2.0
+T = TypeVar("T")
 
 
 def hops(settings: Settings) -> list[tuple[str, str, str]]:
@@ -37,9 +40,40 @@ def hops(settings: Settings) -> list[tuple[str, str, str]]:
 def probe_all(settings: Settings, engine_url: str) -> dict[str, Probe]:
     """Probe every hop at once (each bounded by TIMEOUT); return the probes by name."""
     targets = [*hops(settings), ("dynamodb", "dynamodb ListTables", engine_url + "/")]
-    with ThreadPoolExecutor(len(targets)) as pool:
-        probes = list(pool.map(lambda t: probe(*t), targets))
-    return {p.name: p for p in probes}
+    return {p.name: p for p in side_by_side(lambda t: probe(*t), targets)}
+
+
+def side_by_side(call: Callable[[T], Probe], items: list[T]) -> list[Probe]:
+    """Return call(item) for every item, each in a daemon thread: a request still waiting when doctor is done
+    (its run has a deadline) never keeps the program from exiting, as a thread pool's workers would."""
+    answers: list[Probe | None] = [None] * len(items)
+
+    def run(i: int) -> None:
+        answers[i] = call(items[i])
+
+    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(len(items))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return [a for a in answers if a is not None]
+
+
+def samples(settings: Settings, engine_url: str, count: int = 4, every_s: float = 0.2) -> dict[str, list[Probe]]:
+    """Ask the engine and the endpoint `count` times each, `every_s` apart, side by side (one slow answer
+    is a pause of the host; a dependency slow in most of them is slow)."""
+    targets = [("dynamodb", "dynamodb ListTables", engine_url + "/"),
+               ("dynamodb-endpoint", "dynamodb-endpoint GetItem", settings.url("dynamodb-endpoint") + "/")]
+
+    def later(n: int, target: tuple[str, str, str]) -> Probe:
+        time.sleep(n * every_s)
+        return probe(*target)
+
+    jobs = [(n, t) for t in targets for n in range(count)]
+    found: dict[str, list[Probe]] = {}
+    for answer in side_by_side(lambda job: later(*job), jobs):
+        found.setdefault(answer.name, []).append(answer)
+    return found
 
 
 def probe(component: str, name: str, url: str) -> Probe:

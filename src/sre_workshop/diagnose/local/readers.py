@@ -13,11 +13,12 @@ from pathlib import Path
 
 from ...local import configs
 from ...local.components import dynamodb_address
-from ...local.process import HOST_ENV, group_members, is_alive, proc_stat
+from ...local.process import HOST_ENV, INSTANCE_ENV, is_alive, proc_stat
 from ...local.stack import Stack
 from ...settings import TABLE_NAMES
 from ..loglines import AWS_CODE, json_entry, nginx_error_entry, tail_lines
 from ..model import ComponentState, LogSummary
+from .procs import Snapshot, pair
 
 logger = logging.getLogger(__name__)
 
@@ -31,33 +32,25 @@ BURNER_MIN_AGE_S = 10.0
 BURNER_LIFETIME_CPU = 15.0
 
 
-def components(stack: Stack, sample_s: float = 0.3) -> dict[str, ComponentState]:
-    """Return each component's state, CPU share (over `sample_s`) and memory, from its process group."""
-    states, groups = {}, {}
+def components(stack: Stack, before: Snapshot, after: Snapshot) -> dict[str, ComponentState]:
+    """Return each component's state, CPU share (between the snapshots) and memory, from its process group."""
+    states = {}
+    seconds = max(after.taken - before.taken, 0.01)
     for name in stack.components:
         record = stack.record(name)
         if record is None:
             states[name] = ComponentState(name, "stopped")
-        elif not is_alive(record):
+            continue
+        if not is_alive(record):
             states[name] = ComponentState(name, "exited", record.pid)
-        else:
-            groups[name] = list(group_members(record.pid))
-            states[name] = ComponentState(name, "running", record.pid, uptime_s=_uptime(record.pid))
-    before = {name: _cpu_ticks(pids) for name, pids in groups.items()}
-    time.sleep(sample_s)
-    for name, pids in groups.items():
-        states[name].cpu_percent = round(100 * (_cpu_ticks(pids) - before[name]) / TICKS / sample_s, 1)
-        states[name].rss_mb = round(sum(_rss_kb(p) for p in pids) / 1024, 1)
+            continue
+        pids = after.members(record.pid)
+        ticks = sum(after.procs[p].ticks - before.procs[p].ticks for p in pids if p in before.procs)
+        states[name] = ComponentState(
+            name, "running", record.pid, cpu_percent=round(100 * ticks / TICKS / seconds, 1),
+            rss_mb=round(sum(_rss_kb(p) for p in pids) / 1024, 1), uptime_s=_uptime(record.pid),
+            suspended=sum(1 for p in pids if after.procs[p].state in ("T", "t")))
     return states
-
-
-def _cpu_ticks(pids: list[int]) -> int:
-    total = 0
-    for pid in pids:
-        fields = proc_stat(pid)
-        if fields:
-            total += int(fields[11]) + int(fields[12])  # utime + stime
-    return total
 
 
 def _rss_kb(pid: int) -> int:
@@ -78,37 +71,36 @@ def _uptime(pid: int) -> float:
     return round(boot_uptime - int(fields[19]) / TICKS, 1)
 
 
-def host_cpu(stack_pids: set[int], sample_s: float = 0.5, host: str | None = None
+def host_cpu(stack_pids: set[int], sample_s: float = 0.5, host: str | None = None,
+             context: list[tuple[int, str, float]] | None = None,
+             snaps: tuple[Snapshot, Snapshot] | None = None, instances: dict[int, str] | None = None
              ) -> tuple[float, list[tuple[int, str, float]]]:
     """Return the host's CPU use (% of all cores) and the busiest processes outside the stack that hold no
     socket (CPU burned for nothing: not a client's or a server's); with `host`, only those that run on the
-    stack's host (HOST_ENV names it): any other process of a shared machine is its context, not the app's."""
+    stack's host (HOST_ENV names it): any other process of a shared machine (another stack's included) is
+    its context, not the app's, and goes to `context`. `snaps`: two snapshots already taken (else sampled);
+    `instances` gets the instance each of the stack's busy processes runs on, when it says (INSTANCE_ENV)."""
     excluded = stack_pids | {os.getpid()}  # doctor itself reads logs and probes during the sample
-
-    def snapshot() -> tuple[list[int], dict[int, tuple[str, int, int]]]:
-        cpu = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-        procs = {}
-        for entry in Path("/proc").iterdir():
-            if entry.name.isdigit() and int(entry.name) not in excluded:
-                fields = proc_stat(int(entry.name))
-                if fields:  # name, CPU ticks used (utime + stime), start (ticks after boot)
-                    procs[int(entry.name)] = (_comm(int(entry.name)), int(fields[11]) + int(fields[12]),
-                                              int(fields[19]))
-        return cpu, procs
-
-    cpu0, procs0 = snapshot()
-    time.sleep(sample_s)
-    cpu1, procs1 = snapshot()
+    before, after = snaps or pair(sample_s)
+    sample_s = max(after.taken - before.taken, 0.01)
+    cpu0, cpu1 = before.cpu, after.cpu
     busy = [b - a for a, b in zip(cpu0, cpu1, strict=True)]
     total = sum(busy) or 1
     used = 100 * (total - busy[3] - busy[4]) / total  # idle and iowait
     now = float(Path("/proc/uptime").read_text().split()[0])
-    top = sorted(((pid, name, round(100 * (ticks - procs0[pid][1]) / TICKS / sample_s, 1))
-                  for pid, (name, ticks, start) in procs1.items()
-                  if pid in procs0 and _sustained(ticks, start, now)), key=lambda p: -p[2])
+    top = sorted(((pid, _comm(pid), round(100 * (p.ticks - before.procs[pid].ticks) / TICKS / sample_s, 1))
+                  for pid, p in after.procs.items() if pid in before.procs and pid not in excluded
+                  and _sustained(p.ticks, p.start, now) and p.ticks - before.procs[pid].ticks > 0),
+                 key=lambda p: -p[2])
     # Clients and servers (a load generator, a browser) hold sockets; what only burns CPU holds none.
-    return round(used, 1), [p for p in top if p[2] >= BURNER_CPU and not _has_sockets(p[0])
-                            and (host is None or _on_host(p[0], host))][:5]
+    burners = [p for p in top if p[2] >= BURNER_CPU and not _has_sockets(p[0])]
+    ours = [p for p in burners if host is None or _on_host(p[0], host)]
+    if instances is not None:
+        instances.update({p[0]: instance for p in ours if (instance := _instance(p[0]))})
+    if context is not None:
+        context.extend(p for p in top if p[2] >= BURNER_CPU and p not in ours)
+        del context[5:]
+    return round(used, 1), ours[:5]
 
 
 def _on_host(pid: int, host: str) -> bool:
@@ -118,6 +110,17 @@ def _on_host(pid: int, host: str) -> bool:
     except OSError:
         return False
     return f"{HOST_ENV}={host}".encode() in environ
+
+
+def _instance(pid: int) -> str:
+    """Return the instance a process says it runs on (INSTANCE_ENV: set in an instance's shell and Run
+    Commands), or ""."""
+    try:
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return ""
+    prefix = f"{INSTANCE_ENV}=".encode()
+    return next((e[len(prefix):].decode(errors="replace") for e in environ if e.startswith(prefix)), "")
 
 
 def _sustained(ticks: int, start: int, now: float) -> bool:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ...local.process import proc_stat
+from ...twin.instances import EXTRA_PID_FILES
 from ..contract import LocalCtl
 from ..model import NotYet
 
@@ -14,7 +15,7 @@ SCRIPT = "cpu-burn.sh"
 
 
 def _pidfile(ctl: LocalCtl) -> str:
-    return str(ctl.settings.run_dir / "faults" / "cpu-burn.pids")
+    return str(ctl.settings.run_dir / EXTRA_PID_FILES["AppServerInstance1"][0])
 
 
 def _burners(ctl: LocalCtl) -> list[int]:

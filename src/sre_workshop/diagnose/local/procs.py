@@ -1,0 +1,58 @@
+"""One pass over /proc: every process's state, group, CPU ticks and start, with the machine's CPU counters.
+
+doctor takes two of these half a second apart and reads everything about processes from them (each
+component's members and CPU, the host's CPU and its busy processes): two scans of /proc per run, not one per
+component, so a machine with many processes and a high load still answers within doctor's deadline.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ...local.process import proc_stat
+
+
+@dataclass(frozen=True)
+class Proc:
+    """One process as /proc/PID/stat shows it."""
+
+    state: str  # R, S, D, T (stopped by a signal), Z ...
+    ppid: int
+    pgid: int
+    ticks: int  # CPU used: utime + stime
+    start: int  # ticks after boot
+
+
+@dataclass
+class Snapshot:
+    """Every process at one moment, and the machine's CPU counters."""
+
+    taken: float  # time.monotonic()
+    cpu: list[int]
+    procs: dict[int, Proc] = field(default_factory=dict)
+
+    def members(self, pgid: int) -> list[int]:
+        """Return the live (not zombie) processes of a process group."""
+        return [pid for pid, p in self.procs.items() if p.pgid == pgid and p.state not in ("Z", "X")]
+
+
+def snapshot() -> Snapshot:
+    """Read every process's stat once."""
+    cpu = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    snap = Snapshot(time.monotonic(), cpu)
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            fields = proc_stat(int(entry.name))
+            if fields:
+                snap.procs[int(entry.name)] = Proc(fields[0], int(fields[1]), int(fields[2]),
+                                                   int(fields[11]) + int(fields[12]), int(fields[19]))
+    return snap
+
+
+def pair(sample_s: float) -> tuple[Snapshot, Snapshot]:
+    """Return two snapshots `sample_s` apart."""
+    before = snapshot()
+    time.sleep(sample_s)
+    return before, snapshot()

@@ -1,0 +1,122 @@
+"""Read the local stack's settings and finite resources, as an SRE on its instances would: each app's
+environment against the template's, the connections that hold its workers, file descriptors, disk space."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ...local.components import app_env
+from ...local.process import is_alive
+from ...local.stack import Stack
+from ...settings import TABLE_NAMES
+from .procs import Snapshot
+
+APPS = ("sre-app", "crm-app")
+# The settings that point an app at its dependency: where (region, endpoint), as whom, which tables. Those the
+# template does not set are drift when present (an endpoint only for DynamoDB, a session token).
+POINTING = ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB",
+            "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", *TABLE_NAMES)
+# Requests each worker serves at once: sre-app's sync workers one; crm-app's threads (its gunicorn.conf.py).
+THREADS = {"crm-app": ("CRM_THREADS", 64)}
+ESTABLISHED = "01"
+
+
+def environ(pid: int) -> dict[str, str]:
+    """Return a process's environment ({} if it cannot be read)."""
+    try:
+        raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return {}
+    return dict(e.decode(errors="replace").split("=", 1) for e in raw if b"=" in e)
+
+
+def app_settings(stack: Stack) -> tuple[dict, dict, dict]:
+    """Return, per running app, its table settings, the template's settings and how the two differ."""
+    tables, template, drift = {}, {}, {}
+    for name in APPS:
+        record = stack.record(name) if name in stack.components else None
+        if record is None or not is_alive(record):
+            continue
+        env, expected = environ(record.pid), app_env(stack.settings, name)
+        if not env:
+            continue
+        tables[name] = {k: v for k, v in env.items() if k in TABLE_NAMES}
+        template[name] = {k: expected[k] for k in POINTING if k in expected}
+        drift[name] = [(k, expected.get(k, ""), env.get(k, "")) for k in POINTING
+                       if env.get(k, "") != expected.get(k, "")]
+    return tables, template, drift
+
+
+def connections(stack: Stack, snap: Snapshot) -> dict[str, tuple[int, int]]:
+    """Return, per running app, the connections open to its port and the requests its workers serve at once."""
+    found = {}
+    for name in APPS:
+        record = stack.record(name) if name in stack.components else None
+        if record is None or not is_alive(record):
+            continue
+        workers = [p for p in snap.members(record.pid) if p != record.pid]
+        variable, default = THREADS.get(name, ("", 1))
+        per_worker = int(environ(record.pid).get(variable, default)) if variable else 1
+        found[name] = (established_to(stack.settings.port(name)), len(workers) * per_worker)
+    return found
+
+
+def established_to(port: int) -> int:
+    """Count the established TCP connections whose local end is `port` (the server's side)."""
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if len(fields) > 3 and fields[3] == ESTABLISHED and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                count += 1
+    return count
+
+
+def descriptors(stack: Stack, snap: Snapshot) -> dict[str, tuple[int, int]]:
+    """Return, per running component, its process nearest the open-files limit as (open, soft limit)."""
+    found = {}
+    for name in stack.components:
+        record = stack.record(name)
+        if record is None or not is_alive(record):
+            continue
+        readings = [(_open_fds(p), _fd_limit(p)) for p in snap.members(record.pid)]
+        readings = [(n, limit) for n, limit in readings if limit]
+        if readings:
+            found[name] = max(readings, key=lambda r: r[0] / r[1])
+    return found
+
+
+def _open_fds(pid: int) -> int:
+    try:
+        return len(os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return 0
+
+
+def _fd_limit(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/limits").read_text().splitlines():
+            if line.startswith("Max open files"):
+                soft = line.split()[3]
+                return 0 if soft == "unlimited" else int(soft)
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def disk_free(stack: Stack) -> dict[str, float]:
+    """Return the % of disk free where the stack writes its logs and its data."""
+    found = {}
+    for path in (stack.settings.logs_dir, stack.settings.data_dir):
+        try:
+            stat = os.statvfs(path)
+        except OSError:
+            continue
+        found[str(path)] = round(100 * stat.f_bavail / max(stat.f_blocks, 1), 1)
+    return found
+
