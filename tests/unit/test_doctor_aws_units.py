@@ -44,15 +44,36 @@ def test_the_chains_ingress_rules_come_from_the_template():
                      ("CRMAppSecurityGroup", "tcp 8080 from PublicALBSecurityGroup")}
 
 
-def test_a_rule_is_present_when_a_live_permission_lets_in_as_much():
-    rule = network.Rule("NginxFromPublicALB", "NginxSecurityGroup", "tcp", 80, 80, source="PublicALBSecurityGroup")
-    pair = {"UserIdGroupPairs": [{"GroupId": "sg-2"}]}
-    assert network.present(rule, [{"IpProtocol": "tcp", "FromPort": 80, "ToPort": 80, **pair}], "sg-2")
-    assert network.present(rule, [{"IpProtocol": "tcp", "FromPort": 0, "ToPort": 1024, **pair}], "sg-2")
-    assert network.present(rule, [{"IpProtocol": "-1", **pair}], "sg-2")
-    assert not network.present(rule, [{"IpProtocol": "tcp", "FromPort": 80, "ToPort": 80, **pair}], "sg-3")
-    assert not network.present(rule, [{"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, **pair}], "sg-2")
-    assert not network.present(rule, [], "sg-2")
+class _Groups:
+    """Live security groups as DescribeSecurityGroups gives them: the template's chain, physical id = logical."""
+
+    def __init__(self, change: dict[str, list[dict]]) -> None:
+        self.change = change
+
+    def physical(self, logical: str) -> str:
+        return logical
+
+    def ingress(self, group_id: str) -> list[dict]:
+        if group_id in self.change:
+            return self.change[group_id]
+        rules = [r for r in network.template_rules(resources()) if r.group == group_id]
+        return [{"IpProtocol": r.protocol, "FromPort": r.from_port, "ToPort": r.to_port,
+                 **({"UserIdGroupPairs": [{"GroupId": r.source}]} if r.source else {"IpRanges": [{"CidrIp": r.cidr}]})}
+                for r in rules]
+
+
+def test_drift_finds_a_rule_missing_exactly_when_it_lets_the_source_in_no_more():
+    """The verdict the twin gates the local hops with: a group's rule widened to a CIDR holding the VPC is
+    no drift; narrowed to one subnet, or moved to another port, it is."""
+    assert network.drift(_Groups({}), resources()) == []
+    wide = [{"IpProtocol": "tcp", "FromPort": 80, "ToPort": 80, "IpRanges": [{"CidrIp": "10.0.0.0/8"}]}]
+    assert network.drift(_Groups({"NginxSecurityGroup": wide}), resources()) == []
+    narrow = [{"IpProtocol": "tcp", "FromPort": 80, "ToPort": 80, "IpRanges": [{"CidrIp": "10.0.1.0/24"}]}]
+    moved = [{"IpProtocol": "tcp", "FromPort": 1, "ToPort": 1,
+              "UserIdGroupPairs": [{"GroupId": "PublicALBSecurityGroup"}]}]
+    for live in (narrow, moved):
+        (fact,) = network.drift(_Groups({"NginxSecurityGroup": live}), resources())
+        assert fact.startswith("NginxSecurityGroup (NginxSecurityGroup) lets in no tcp 80 from PublicALBSecurityGroup")
 
 
 def test_iam_wildcards_and_denials():

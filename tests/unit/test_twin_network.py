@@ -1,5 +1,5 @@
-"""The twin's security groups on the local network: which live rules let a hop's source in, and the
-blackhole that drops a closed hop's SYNs (real sockets)."""
+"""The twin's security groups on the local network: which live rules let a hop's source in (the verdict doctor
+gives too), and the blackhole that drops a closed hop's SYNs (real sockets)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import socket
 
 import pytest
 
-from sre_workshop.diagnose.aws.network import Rule
-from sre_workshop.twin.network import POINTS, Blackhole, lets_in
+from sre_workshop.diagnose.aws.network import Rule, present
+from sre_workshop.twin.network import POINTS, Blackhole
 
 VPC = "10.0.0.0/16"
 FROM_NGINX = Rule("PrivateALBFromNginx", "PrivateALBSecurityGroup", "tcp", 80, 80, source="NginxSecurityGroup")
@@ -37,7 +37,7 @@ def cidr(block: str, protocol: str = "tcp", low: int = 80, high: int = 80) -> di
     ([cidr("not-a-cidr")], False),
 ])
 def test_a_group_rule_lets_its_source_in(permissions, expected):
-    assert lets_in(FROM_NGINX, permissions, "sg-nginx", VPC) is expected
+    assert present(FROM_NGINX, permissions, "sg-nginx", VPC) is expected
 
 
 @pytest.mark.parametrize(("permissions", "expected"), [
@@ -48,7 +48,7 @@ def test_a_group_rule_lets_its_source_in(permissions, expected):
     ([cidr("0.0.0.0/0", low=8080, high=8080)], False),
 ])
 def test_a_cidr_rule_lets_the_internet_in(permissions, expected):
-    assert lets_in(INTERNET, permissions, "", VPC) is expected
+    assert present(INTERNET, permissions, "", VPC) is expected
 
 
 def test_every_gated_hop_is_a_rule_of_the_templates_chain():

@@ -65,12 +65,16 @@ def argv(settings: Settings, logical: str, view_dir: Path, command: list[str], h
     for directory in REBUILT:
         args += rebuild(directory, {b.target for b in instance} | {VIEW_DIR, "/etc/nginx"})
     args += ["--tmpfs", "/var/log"]
-    # The examiner's records (what faults changed, a running lab) are no file of any instance: an empty
-    # directory in the view, so that a learner's shell or a Run Command never reads the answer there.
-    args += ["--tmpfs", str(private_dir(settings.examiner_dir))]
     state = settings.state_dir.resolve()
+    hidden = [Path("/tmp"), *([state] if hide_state else [])]  # noqa: S108 - the view's /tmp is its own
     if hide_state and not state.is_relative_to("/tmp"):  # noqa: S108 - under /tmp it is hidden already
         args += ["--tmpfs", str(state)]
+    # The examiner's records (what faults changed, a running lab) are no file of any instance: an empty
+    # directory in the view, so that a learner's shell or a Run Command never reads the answer there. Not
+    # where the view hides it already: a tmpfs would make its path, and name it, in an empty directory.
+    examiner = private_dir(settings.examiner_dir).resolve()
+    if not any(examiner.is_relative_to(root) for root in hidden):
+        args += ["--tmpfs", str(examiner)]
     for bind in instance:
         args += mount(bind)
     # What runs in the view runs on this stack's instance: doctor attributes its CPU to that instance.

@@ -5,7 +5,9 @@ destination group lets in what the template's rule does: from the source group (
 a CIDR that contains the template's (a group's rule: the VPC's CIDR, where every local source stands), on a
 protocol and port range covering the port. A narrower CIDR lets no local source in: loopback clients have
 no address of their own in the VPC or on the internet. IPv6 ranges and prefix lists are not looked at, nor
-egress rules (the template keeps AWS's allow-all egress), nor port 443 (no local listener).
+egress rules (the template keeps AWS's allow-all egress), nor port 443 (no local listener). The verdict is
+diagnose/aws/network.present, the one doctor gives on AWS: a hop is closed exactly when doctor finds its rule
+missing.
 
 Loopback has no packet filter an unprivileged user can set, so a closed hop is made where its connections
 are opened or accepted, through the load balancers' runtime API (nothing restarts, nothing in any config
@@ -30,7 +32,6 @@ check to pass (so `up` can call a target healthy that turns unhealthy a few chec
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import select
 import socket
@@ -42,7 +43,7 @@ from typing import Any
 
 import boto3
 
-from ..diagnose.aws.network import Rule, template_rules
+from ..diagnose.aws.network import present, template_rules, vpc_cidr
 from ..diagnose.aws.template import parse
 from ..local import lbstats
 from ..local.components import LOCAL_CREDENTIALS
@@ -84,24 +85,6 @@ POINTS: dict[tuple[str, int], Server | Listener] = {
 }
 
 
-def lets_in(rule: Rule, permissions: list[dict[str, Any]], source_id: str, vpc_cidr: str) -> bool:
-    """True if a live permission lets in what the template's `rule` does (see the module's doc)."""
-    wanted = ipaddress.ip_network(rule.cidr or vpc_cidr)
-    for p in permissions:
-        ports = p.get("FromPort", -1) <= rule.from_port <= rule.to_port <= p.get("ToPort", -1)
-        if p.get("IpProtocol") != "-1" and (p.get("IpProtocol") != rule.protocol or not ports):
-            continue
-        if not rule.cidr and source_id in {pair.get("GroupId") for pair in p.get("UserIdGroupPairs", [])}:
-            return True
-        for cidr in (r.get("CidrIp") for r in p.get("IpRanges", [])):
-            try:
-                if cidr and wanted.subnet_of(ipaddress.ip_network(cidr, strict=False)):
-                    return True
-            except ValueError:
-                continue  # a range we cannot read matches nothing here
-    return False
-
-
 class Blackhole:
     """A loopback listener whose one place in its accept queue is taken: every SYN to it is dropped.
 
@@ -134,8 +117,7 @@ class Wire:
     def __init__(self, settings: Settings, physical: dict[str, str], url: str) -> None:
         self.settings, self.physical, self.url = settings, physical, url
         resources = parse((settings.infra_dir / "cloudformation" / "sre-workshop.yaml").read_text())["Resources"]
-        self.vpc_cidr = next(str(r["Properties"]["CidrBlock"]) for r in resources.values()
-                             if r["Type"] == "AWS::EC2::VPC")
+        self.vpc_cidr = vpc_cidr(resources)
         self.rules = {key: [r for r in template_rules(resources) if r.group == key[0]
                             and r.from_port <= key[1] <= r.to_port] for key in POINTS}
         self.wake = threading.Event()
@@ -172,7 +154,7 @@ class Wire:
         groups = sorted({self.physical[group] for group, _ in POINTS})
         live = {g["GroupId"]: g.get("IpPermissions", [])
                 for g in self.client().describe_security_groups(GroupIds=groups)["SecurityGroups"]}
-        return {key: all(lets_in(r, live.get(self.physical[key[0]], []), self.physical.get(r.source, ""),
+        return {key: all(present(r, live.get(self.physical[key[0]], []), self.physical.get(r.source, ""),
                                  self.vpc_cidr) for r in rules)
                 for key, rules in self.rules.items()}
 

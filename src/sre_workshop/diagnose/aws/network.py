@@ -8,6 +8,7 @@ nothing).
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,29 +52,41 @@ def _rule(name: str, group: str, props: dict[str, Any]) -> Rule:
                 source.get("Ref", "") if isinstance(source, dict) else "", props.get("CidrIp", ""))
 
 
-def present(rule: Rule, permissions: list[dict[str, Any]], source_id: str) -> bool:
-    """True if a live permission lets in what the rule does."""
+def vpc_cidr(resources: dict[str, Any]) -> str:
+    """Return the template's VPC CIDR block: where every instance, load balancer and endpoint stands."""
+    return next(str(r["Properties"]["CidrBlock"]) for r in resources.values() if r.get("Type") == "AWS::EC2::VPC")
+
+
+def present(rule: Rule, permissions: list[dict[str, Any]], source_id: str, vpc: str) -> bool:
+    """True if a live permission lets in what the template's `rule` does: on a protocol and port range
+    covering the rule's, from the rule's source group, or from a CIDR that contains the rule's (for a
+    group's rule, the VPC's CIDR `vpc`, where its members stand). A narrower CIDR lets only some sources in:
+    not enough. The one verdict for doctor on AWS and for the twin's gating of the local hops."""
+    wanted = ipaddress.ip_network(rule.cidr or vpc, strict=False)
     for p in permissions:
-        everything = p.get("IpProtocol") == "-1"
-        if not everything and (p.get("IpProtocol") != rule.protocol or not
-                               p.get("FromPort", -1) <= rule.from_port <= rule.to_port <= p.get("ToPort", -1)):
+        ports = p.get("FromPort", -1) <= rule.from_port <= rule.to_port <= p.get("ToPort", -1)
+        if p.get("IpProtocol") != "-1" and (p.get("IpProtocol") != rule.protocol or not ports):
             continue
-        if rule.cidr and rule.cidr in {r.get("CidrIp") for r in p.get("IpRanges", [])}:
+        if rule.source and source_id in {pair.get("GroupId") for pair in p.get("UserIdGroupPairs", [])}:
             return True
-        if source_id and source_id in {pair.get("GroupId") for pair in p.get("UserIdGroupPairs", [])}:
-            return True
+        for cidr in (r.get("CidrIp") for r in p.get("IpRanges", [])):
+            try:
+                if cidr and wanted.subnet_of(ipaddress.ip_network(cidr, strict=False)):
+                    return True
+            except ValueError:
+                continue  # a range we cannot read lets nothing in here
     return False
 
 
 def drift(ctl: AwsControl, resources: dict[str, Any]) -> list[str]:
     """Return one fact per template ingress rule that the live security groups no longer have."""
-    facts, live = [], {}
+    facts, live, vpc = [], {}, vpc_cidr(resources)
     for rule in template_rules(resources):
         group_id = ctl.physical(rule.group)
         if group_id not in live:
             live[group_id] = ctl.ingress(group_id)
         source_id = ctl.physical(rule.source) if rule.source else ""
-        if not present(rule, live[group_id], source_id):
+        if not present(rule, live[group_id], source_id, vpc):
             source = f" ({source_id})" if source_id else ""
             facts.append(f"{rule.group} ({group_id}) lets in no {rule.describe()}{source}: "
                          f"the template's {rule.name}")
