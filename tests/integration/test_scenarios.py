@@ -141,6 +141,7 @@ def test_the_reference_agent_over_mcp_on_a_fault_and_the_control(steady, capsys,
     assert events["scored"]["passed"] is True and events["scored"]["assisted"] is True
 
     code, out = cli_json(steady, capsys, "scenario", "run", "control", "--agent", REFERENCE, "--assist", *passed)
+    assert "scorecards" in out, out
     control = out["scorecards"][1]["results"][0]
     assert control["agent"]["submitted"] and control["agent"]["false_alarm"] is False, control["agent"]
     assert control["false_positives"] == 0 and control["passed"]

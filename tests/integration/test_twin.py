@@ -181,7 +181,7 @@ def test_a_change_is_in_cloudtrail_and_survives_a_restart_of_the_twin(stack, aws
 def test_status_lists_the_twin_and_the_agent(stack, capsys):
     _, status = cli_json(stack, capsys, "status")
     rows = {row["name"]: row for row in status["components"]}
-    assert rows["aws-api"]["healthy"] and rows["aws-api"]["ports"] == [8007 + OFFSET]
+    assert rows["aws-api"]["healthy"] and rows["aws-api"]["ports"] == [8007 + OFFSET, 8009 + OFFSET]  # its own, scoped
     assert rows["cloudwatch-agent"]["state"] == "running"
     # An earlier test restarted aws-api: the agent's error of that moment goes once it ships again.
     shipping = eventually(lambda: (found := cli_json(stack, capsys, "status")[1]["log_shipping"])

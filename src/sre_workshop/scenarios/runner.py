@@ -55,9 +55,13 @@ def baseline(stack: Stack, backend: LocalBackend, options: Options, progress: Pr
     report = run_local(stack)
     while not report.healthy:
         if time.monotonic() > deadline:
-            found = "; ".join(f"{f.component}/{f.category}: {f.summary}" for f in report.findings)
+            found = "; ".join([f"{f.component}/{f.category}: {f.summary}" for f in report.findings]
+                              + [f"{name} unread: {why}" for name, why in report.observations.unknown.items()])
             raise NotSteady(f"doctor does not find the stack healthy before the scenario: {found}")
-        progress(f"waiting for a healthy baseline ({report.findings[0].component}/{report.findings[0].category})")
+        # Not healthy is a finding, or a signal that could not be read (a reader past its deadline).
+        why = (f"{report.findings[0].component}/{report.findings[0].category}" if report.findings
+               else "unread: " + ", ".join(report.observations.unknown))
+        progress(f"waiting for a healthy baseline ({why})")
         time.sleep(options.interval_s)
         report = run_local(stack)
 
