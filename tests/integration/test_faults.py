@@ -257,7 +257,7 @@ class Slower:
 
     def __call__(self, state: Path) -> bool:
         eventually(lambda: median_ms(APP + "/") > 1.5 * self.baseline, timeout=20, interval=0)
-        burners = state / "run" / "hosts" / "AppServerInstance1" / "processes.pids"
+        burners = state / "run" / "hosts" / "AppServerInstance1" / "jobs" / "processes.pids"
         pids = [int(line.split()[0]) for line in burners.read_text().splitlines()]
         # two burners on the instance's two vCPUs: near 100 % alone, at least half on a shared CI machine
         eventually(lambda: max(app_server_cpu(state), default=0) >= 50, timeout=6 * METRICS_PERIOD + 10, interval=1)
@@ -298,7 +298,8 @@ INJECT_ARGS: dict[str, list[str]] = {"cpu-burn": ["--set", f"workers={BURNERS}"]
 # probes cannot say (a log line, the load it needs, a process). A symptom with a before(state) method measures
 # the stack just before the fault.
 SYMPTOMS: dict[str, Callable[[Path], bool]] = {
-    "health-check-fail": lambda state: status_of(APP + "/") == 503 and http(
+    # inject returns once /health answers 503 on the instance; the load balancer needs its unhealthy threshold
+    "health-check-fail": lambda state: eventually(lambda: status_of(APP + "/") == 503, timeout=15) and http(
         "GET", f"http://127.0.0.1:{BASE_PORTS['sre-app'] + OFFSET}/").status == 200,
     "memory-leak": lambda state: eventually(leak_grows(), timeout=20),
     "nginx-timeout": slow_app_gives_504,
@@ -367,7 +368,7 @@ def _incident(state: Path, capsys, incident_id: str) -> dict:
 def test_a_cpu_burn_that_runs_its_course_is_recorded_as_expired(steady, capsys):
     _code, injected = cli_json(steady, capsys, "fault", "inject", "cpu-burn", "--set", "workers=1",
                                "--set", "duration_s=10")
-    burners = steady / "run" / "hosts" / "AppServerInstance1" / "processes.pids"
+    burners = steady / "run" / "hosts" / "AppServerInstance1" / "jobs" / "processes.pids"
     pids = [line.split()[0] for line in burners.read_text().splitlines()]
     eventually(lambda: not any(Path(f"/proc/{pid}").exists() for pid in pids), timeout=20)
     _code, status = cli_json(steady, capsys, "fault", "status")

@@ -211,6 +211,10 @@ class Fault:
         API twin), or None (the world's own module, local.py or aws.py)."""
         return self.worlds.get(world, {}).get("via")
 
+    def path(self, world: str) -> str:
+        """Return what runs the fault in `world`: its own module ("local.py", "aws.py") or "aws.py via the twin"."""
+        return "aws.py via the twin" if self.via(world) == "twin" else f"{world}.py"
+
     def params_for(self, world: str, params: dict[str, Any]) -> dict[str, Any]:
         """Return the parameters `world`'s via path runs with: `params`, with [worlds.W] params over them."""
         return {**params, **self.worlds.get(world, {}).get("params", {})}
@@ -267,4 +271,5 @@ class Fault:
         """Return the fault as `fault list --json` shows it."""
         return {"name": self.name, "description": self.description, "symptom": self.symptom,
                 "needs_load": self.needs_load, "params": [p.to_dict() for p in self.params],
-                "ground_truth": self.ground_truth(self.defaults()).to_dict(), "pre_baked": self.pre_baked}
+                "ground_truth": self.ground_truth(self.defaults()).to_dict(), "pre_baked": self.pre_baked,
+                "paths": {world: self.path(world) for world in WORLDS}}

@@ -36,6 +36,7 @@ SCRIPTS_DIR = STEPS_DIR
 
 ENDPOINT = "dynamodb-endpoint"
 # A probe of what the apps get from the endpoint: one attempt, no retries, short timeouts.
+TWIN_POLL = 0.1  # seconds between GetCommandInvocation calls to the local twin
 PROBE_CONFIG = Config(retries={"total_max_attempts": 1, "mode": "standard"}, connect_timeout=2, read_timeout=5)
 
 
@@ -143,10 +144,14 @@ class LocalControl:
         on AWS acts on them: the same calls, which the DynamoDB endpoint enforces on the apps' requests."""
         session = boto3.session.Session(region_name=self.settings.region,
                                         **{k.lower(): v for k, v in LOCAL_CREDENTIALS.items()})
-        # The private ALB's DNS name is, on the local network, its loopback listener (nginx.conf names it).
+        # The private ALB's DNS name is, on the local network, its loopback listener (nginx.conf names it); the
+        # apps listen on their own loopback ports, which an instance's view shares with the machine.
         private_alb = f"{LOOPBACK}:{self.settings.port('private-alb')}"
-        return AwsControl(session, TWIN_STACK, public=self.settings.endpoints,
-                          endpoint_url=self.settings.url("aws-api"), addresses={"PrivateALBDNSName": private_alb})
+        ports = {app: self.settings.port(app) for app in ("sre-app", "crm-app")}
+        # The twin runs a command within a second: poll for it often (AWS's agent is polled every second).
+        return AwsControl(session, TWIN_STACK, public=self.settings.endpoints, poll=TWIN_POLL,
+                          endpoint_url=self.settings.url("aws-api"), addresses={"PrivateALBDNSName": private_alb},
+                          app_ports=ports)
 
     def endpoint_client(self):
         """Return a DynamoDB client that goes through the endpoint as the apps do, with one attempt."""
