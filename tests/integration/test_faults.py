@@ -574,11 +574,12 @@ def test_cpu_burn_runs_on_the_app_instance_named_as_any_job_and_its_hand_repair_
     assert b"SRE_WORKSHOP_INSTANCE=AppServerInstance1" in environ
     assert not any(b"burn" in variable for variable in environ)
     ssm, app = twin(steady, "ssm"), instance_id(steady, "sre-workshop-app")
-    seen = run_command(ssm, app, "ps -eo pid=,args=")
+    # (with a header: the view's ps keeps the instance's lines by the PID column)
+    seen = run_command(ssm, app, "ps -eo pid,args")
     assert f"{pid} timeout 300 sh -c while" in seen["StandardOutputContent"], seen
-    nginx_ps = run_command(ssm, instance_id(steady, "sre-workshop-nginx"), "ps -eo pid=,args=")
+    nginx_ps = run_command(ssm, instance_id(steady, "sre-workshop-nginx"), "ps -eo pid,args")
     assert f"{pid} timeout" not in nginx_ps["StandardOutputContent"], "not the nginx instance's"
-    fixed = run_command(ssm, app, "kill $(ps -eo pid=,args= | awk '$2 == \"timeout\" && /worker$/ {print $1}')")
+    fixed = run_command(ssm, app, "kill $(ps -eo pid,args | awk '$2 == \"timeout\" && /worker$/ {print $1}')")
     assert fixed["Status"] == "Success", fixed
     eventually(lambda: (proc_state(pid) or "Z") == "Z", timeout=10)
     _code, status = cli_json(steady, capsys, "fault", "status")
