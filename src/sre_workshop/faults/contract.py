@@ -1,7 +1,8 @@
 """The fault contract: what a fault's backend module defines, and what each world's control object offers it.
 
-A fault folder's `local.py` and `aws.py` are modules that satisfy `FaultModule` (with `LocalCtl` or
-`AwsCtl` as `ctl`); a fault its fault.toml declares pre-baked also satisfies `PreBakedModule`. The runner
+A fault folder's `aws.py` (and `local.py`, where its fault.toml does not run the local world via the twin:
+through_twin.py) are modules that satisfy `FaultModule` (with `AwsCtl` or `LocalCtl` as `ctl`); a fault its
+fault.toml declares pre-baked also satisfies `PreBakedModule`. The runner
 calls the modules only through these names, and `check_module` holds every folder to them when the
 catalogue loads, so a broken folder names itself before any fault runs (as chaostoolkit validates an
 experiment before anything runs).
