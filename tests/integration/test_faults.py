@@ -257,7 +257,7 @@ class Slower:
 
     def __call__(self, state: Path) -> bool:
         eventually(lambda: median_ms(APP + "/") > 1.5 * self.baseline, timeout=20, interval=0)
-        burners = state / "run" / "hosts" / "AppServerInstance1" / "processes.pids"
+        burners = state / "run" / "hosts" / "AppServerInstance1" / "jobs" / "processes.pids"
         pids = [int(line.split()[0]) for line in burners.read_text().splitlines()]
         # two burners on the instance's two vCPUs: near 100 % alone, at least half on a shared CI machine
         eventually(lambda: max(app_server_cpu(state), default=0) >= 50, timeout=6 * METRICS_PERIOD + 10, interval=1)
@@ -298,7 +298,8 @@ INJECT_ARGS: dict[str, list[str]] = {"cpu-burn": ["--set", f"workers={BURNERS}"]
 # probes cannot say (a log line, the load it needs, a process). A symptom with a before(state) method measures
 # the stack just before the fault.
 SYMPTOMS: dict[str, Callable[[Path], bool]] = {
-    "health-check-fail": lambda state: status_of(APP + "/") == 503 and http(
+    # inject returns once /health answers 503 on the instance; the load balancer needs its unhealthy threshold
+    "health-check-fail": lambda state: eventually(lambda: status_of(APP + "/") == 503, timeout=15) and http(
         "GET", f"http://127.0.0.1:{BASE_PORTS['sre-app'] + OFFSET}/").status == 200,
     "memory-leak": lambda state: eventually(leak_grows(), timeout=20),
     "nginx-timeout": slow_app_gives_504,
@@ -367,7 +368,7 @@ def _incident(state: Path, capsys, incident_id: str) -> dict:
 def test_a_cpu_burn_that_runs_its_course_is_recorded_as_expired(steady, capsys):
     _code, injected = cli_json(steady, capsys, "fault", "inject", "cpu-burn", "--set", "workers=1",
                                "--set", "duration_s=10")
-    burners = steady / "run" / "hosts" / "AppServerInstance1" / "processes.pids"
+    burners = steady / "run" / "hosts" / "AppServerInstance1" / "jobs" / "processes.pids"
     pids = [line.split()[0] for line in burners.read_text().splitlines()]
     eventually(lambda: not any(Path(f"/proc/{pid}").exists() for pid in pids), timeout=20)
     _code, status = cli_json(steady, capsys, "fault", "status")
@@ -528,3 +529,110 @@ def test_a_clear_while_the_engine_is_down_is_recorded_once_it_is_back(steady, ca
         assert cli(steady, "service", "start", "dynamodb") == 0
     assert [e["event"] for e in _incident(steady, capsys, injected["incident_id"])["events"]] == \
         ["injected", "cleared"]
+
+
+# --- the instance-shell faults, run locally as on AWS (Run Command through the twin), repaired by hand ----------
+
+def sent_steps(state: Path, since: float) -> list[str]:
+    """The texts of the Run Commands sent to the twin since `since` (epoch seconds), oldest first."""
+    listed = twin(state, "ssm").list_commands()["Commands"]
+    return [c["Parameters"]["commands"][0] for c in sorted(listed, key=lambda c: c["RequestedDateTime"])
+            if c["RequestedDateTime"].timestamp() >= since]
+
+
+@pytest.mark.parametrize("name", ["app-crash", "nginx-crash"])
+def test_a_crash_is_a_systemctl_kill_through_run_command_and_its_hand_repair_is_systemctl_start(steady, capsys,
+                                                                                                 name):
+    """The same code as on AWS: `systemctl kill --signal=SIGKILL UNIT` sent to the instance; the unit then
+    reads `failed` on the instance, and the operator's reset-failed and start there is recorded as remediated."""
+    unit, instance = ("sre-app", "sre-workshop-app") if name == "app-crash" else ("nginx", "sre-workshop-nginx")
+    started = time.time() - 1
+    _code, injected = cli_json(steady, capsys, "fault", "inject", name)
+    assert any(f"systemctl kill --signal=SIGKILL {unit}" in text for text in sent_steps(steady, started))
+    host = instance_id(steady, instance)
+    seen = run_command(twin(steady, "ssm"), host, f"systemctl is-active {unit} || true")
+    assert seen["StandardOutputContent"] == "failed\n", seen
+    fixed = run_command(twin(steady, "ssm"), host, f"systemctl reset-failed {unit}", f"systemctl start {unit}",
+                        f"systemctl is-active {unit}")
+    assert fixed["Status"] == "Success" and fixed["StandardOutputContent"] == "active\n", fixed
+    eventually(lambda: status_of(APP + "/") == 200, timeout=20)
+    _code, status = cli_json(steady, capsys, "fault", "status")
+    assert status["faults"] == [] or status["faults"][0]["state"] == "remediated"
+    assert [e["event"] for e in _incident(steady, capsys, injected["incident_id"])["events"]] == \
+        ["injected", "remediated"]
+
+
+def test_cpu_burn_runs_on_the_app_instance_named_as_any_job_and_its_hand_repair_is_a_kill(steady, capsys):
+    """busy.sh through Run Command: the processes outlive the command, are the app instance's (its ps, and the
+    instance in their environment), say nothing of the fault, and killing them there is a remediation."""
+    _code, injected = cli_json(steady, capsys, "fault", "inject", "cpu-burn", "--set", "workers=1")
+    pidfile = steady / "run" / "hosts" / "AppServerInstance1" / "jobs" / "processes.pids"
+    (pid,) = [int(line.split()[0]) for line in pidfile.read_text().splitlines()]
+    argv = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    assert "burn" not in argv and argv.startswith("timeout 300 sh -c while :; do :; done worker"), argv
+    assert b"SRE_WORKSHOP_INSTANCE=AppServerInstance1" in environ
+    assert not any(b"burn" in variable for variable in environ)
+    ssm, app = twin(steady, "ssm"), instance_id(steady, "sre-workshop-app")
+    # (with a header: the view's ps keeps the instance's lines by the PID column)
+    seen = run_command(ssm, app, "ps -eo pid,args")
+    assert f"{pid} timeout 300 sh -c while" in seen["StandardOutputContent"], seen
+    nginx_ps = run_command(ssm, instance_id(steady, "sre-workshop-nginx"), "ps -eo pid,args")
+    assert f"{pid} timeout" not in nginx_ps["StandardOutputContent"], "not the nginx instance's"
+    fixed = run_command(ssm, app, "kill $(ps -eo pid,args | awk '$2 == \"timeout\" && /worker$/ {print $1}')")
+    assert fixed["Status"] == "Success", fixed
+    eventually(lambda: (proc_state(pid) or "Z") == "Z", timeout=10)
+    _code, status = cli_json(steady, capsys, "fault", "status")
+    assert status["faults"] == [] or status["faults"][0]["state"] == "remediated"
+    assert [e["event"] for e in _incident(steady, capsys, injected["incident_id"])["events"]] == \
+        ["injected", "remediated"]
+
+
+def proc_state(pid: int) -> str | None:
+    """A process's state letter (None once it is gone)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return None
+
+
+@pytest.mark.parametrize(("name", "args"), [("latency", ["--set", "latency_ms=300"]), ("error-rate", []),
+                                            ("health-check-fail", [])])
+def test_an_app_fault_is_set_on_the_instance_and_a_restart_there_repairs_it(steady, capsys, name, args):
+    """app-faults.sh through Run Command, with the instance's token, on the app's own port; a run-time
+    setting ends with the process, so `systemctl restart sre-app` on the instance is a remediation."""
+    started = time.time() - 1
+    _code, injected = cli_json(steady, capsys, "fault", "inject", name, *args)
+    texts = sent_steps(steady, started)
+    assert any("app-faults.sh" in t and f" {BASE_PORTS['sre-app'] + OFFSET} /etc/sre-workshop/fault-token put" in t
+               for t in texts), texts
+    fixed = run_command(twin(steady, "ssm"), instance_id(steady, "sre-workshop-app"), "systemctl restart sre-app")
+    assert fixed["Status"] == "Success", fixed
+    eventually(lambda: status_of(APP + "/") == 200, timeout=30)
+    _code, status = cli_json(steady, capsys, "fault", "status")
+    assert status["faults"] == [] or status["faults"][0]["state"] == "remediated"
+    assert [e["event"] for e in _incident(steady, capsys, injected["incident_id"])["events"]] == \
+        ["injected", "remediated"]
+
+
+def test_the_leak_is_set_on_the_instance_and_ended_for_good_in_its_env_file(steady, capsys):
+    """memory-leak through Run Command (app-leak.sh); a restart alone brings the deployed leak back (still
+    active), LEAK_MODE=off in the instance's env file and a restart ends it: remediated."""
+    ssm, app = twin(steady, "ssm"), instance_id(steady, "sre-workshop-app")
+    original = run_command(ssm, app, "grep '^LEAK_MODE=' /etc/sre-workshop/sre-app.env")["StandardOutputContent"]
+    _code, injected = cli_json(steady, capsys, "fault", "inject", "memory-leak", "--set", "mb_per_minute=6")
+    assert run_command(ssm, app, "systemctl restart sre-app")["Status"] == "Success"
+    _code, status = cli_json(steady, capsys, "fault", "status")
+    assert [(r["fault"], r["state"]) for r in status["faults"]] == [("memory-leak", "active")], "the deployed leak"
+    fixed = run_command(ssm, app, "sed -i 's/^LEAK_MODE=.*/LEAK_MODE=off/' /etc/sre-workshop/sre-app.env",
+                        "systemctl restart sre-app")
+    try:
+        assert fixed["Status"] == "Success", fixed
+        _code, status = cli_json(steady, capsys, "fault", "status")
+        assert status["faults"] == [] or status["faults"][0]["state"] == "remediated"
+        assert [e["event"] for e in _incident(steady, capsys, injected["incident_id"])["events"]] == \
+            ["injected", "remediated"]
+    finally:  # the deployed configuration as it was: the workshop's leak (the steady fixture clears it)
+        put_back = run_command(ssm, app, f"sed -i 's/^LEAK_MODE=.*/{original.strip()}/' "
+                               "/etc/sre-workshop/sre-app.env", "systemctl restart sre-app")
+        assert put_back["Status"] == "Success", put_back

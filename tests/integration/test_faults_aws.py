@@ -423,8 +423,8 @@ def test_cpu_burn_starts_and_stops_burners_on_the_app_instance(ctl, deployed):
     aws.clear(ctl, {}, aws.snapshot(ctl, {}))
     (on1, start), (on2, stop) = ctl.sent.take()
     assert on1 == on2 == outputs["AppServerInstanceId"]
-    assert shipped(start, "cpu-burn.sh", "start", "2", "120", aws.PIDFILE)
-    assert shipped(stop, "cpu-burn.sh", "stop", aws.PIDFILE)
+    assert shipped(start, "busy.sh", "start", "2", "120", aws.PIDFILE)
+    assert shipped(stop, "busy.sh", "stop", aws.PIDFILE)
 
 
 # --- the backend: ledger, lock, another machine ------------------------------------------------------------

@@ -20,9 +20,10 @@ from sre_workshop.aws.control import AwsControl
 from sre_workshop.errors import ClearFailed, ExitStatus
 from sre_workshop.faults import catalogue as catalogue_module
 from sre_workshop.faults import runner
-from sre_workshop.faults.catalogue import FAULTS_DIR, catalogue, load
+from sre_workshop.faults.catalogue import FAULTS_DIR, backend_module, catalogue, load
 from sre_workshop.faults.contract import AwsCtl, ContractError, LocalCtl, check_module
 from sre_workshop.faults.model import Probe
+from sre_workshop.faults.through_twin import ThroughTwin
 from sre_workshop.local.control import LocalControl
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "broken_faults"
@@ -66,6 +67,82 @@ def test_a_folder_without_fault_toml_or_without_a_world_is_refused(tmp_path, mon
     (tmp_path / "cat" / "ok_fault" / "fault.toml").unlink()
     with pytest.raises(ContractError, match=r"no fault\.toml"):
         load(tmp_path / "cat", "cat")
+
+
+def _catalogue_of_one(tmp_path, monkeypatch, toml_extra: str = "", local: bool = True) -> Path:
+    """A catalogue package holding ok_fault, its fault.toml extended, with or without its local.py."""
+    folder = tmp_path / "cat" / "ok_fault"
+    shutil.copytree(FIXTURES / "ok_fault", folder)
+    (tmp_path / "cat" / "__init__.py").write_text("")
+    (folder / "fault.toml").write_text((folder / "fault.toml").read_text() + toml_extra)
+    if not local:
+        (folder / "local.py").unlink()
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return tmp_path / "cat"
+
+
+VIA_TWIN = '\n[worlds.local]\nvia = "twin"\n'
+
+
+def test_a_fault_whose_local_world_runs_via_the_twin_needs_no_local_py(tmp_path, monkeypatch):
+    faults = load(_catalogue_of_one(tmp_path, monkeypatch, VIA_TWIN, local=False), "cat")
+    assert faults["ok-fault"].via("local") == "twin" and faults["ok-fault"].via("aws") is None
+
+
+def test_a_fault_without_local_py_must_declare_the_twin_path(tmp_path, monkeypatch):
+    with pytest.raises(ContractError, match=r'has no local\.py \(or \[worlds\.local\] via = "twin"'):
+        load(_catalogue_of_one(tmp_path, monkeypatch, local=False), "cat")
+
+
+def test_a_fault_with_local_py_and_the_twin_path_is_refused(tmp_path, monkeypatch):
+    with pytest.raises(ContractError, match=r"has local\.py, but its fault\.toml runs the local world via the twin"):
+        load(_catalogue_of_one(tmp_path, monkeypatch, VIA_TWIN), "cat")
+
+
+@pytest.mark.parametrize(("extra", "said"), [
+    ('\n[worlds.aws]\nvia = "twin"\n', r"only \[worlds\.local\] takes via"),
+    ('\n[worlds.local]\nvia = "ssh"\n', r"via = 'ssh'"),
+    ('\n[worlds.local]\nparams = { target = "x" }\n', r"they need a via"),
+    ('\n[worlds.local]\nvia = "twin"\nparams = { target = "x" }\n', r"names no parameter: \['target'\]"),
+])
+def test_a_bad_via_is_named_when_the_catalogue_loads(tmp_path, monkeypatch, extra, said):
+    with pytest.raises(ContractError, match=said):
+        load(_catalogue_of_one(tmp_path, monkeypatch, extra, local=False), "cat")
+
+
+def test_through_the_twin_each_function_is_aws_py_s_given_ctl_twin_and_the_world_s_params():
+    calls = []
+
+    def recorder(name):
+        return lambda ctl, *args: calls.append((name, ctl, *args)) or {"name": name}
+
+    aws = SimpleNamespace(**{n: recorder(n) for n in ("snapshot", "inject", "verify", "active", "clear",
+                                                         "current_params")})
+    ctl = SimpleNamespace(twin=lambda: "the twin")
+    local = ThroughTwin(aws, {"mode": "provisioned"})
+    local.snapshot(ctl, {"mode": "on-demand", "n": 1})
+    local.inject(ctl, {"n": 1})
+    local.verify(ctl, {"n": 1})
+    local.active(ctl, {"n": 1})
+    local.clear(ctl, {"n": 1}, {"saved": True})
+    local.current_params(ctl)
+    fixed = {"mode": "provisioned", "n": 1}
+    assert calls == [("snapshot", "the twin", fixed), ("inject", "the twin", fixed), ("verify", "the twin", fixed),
+                     ("active", "the twin", fixed), ("clear", "the twin", fixed, {"saved": True}),
+                     ("current_params", "the twin")]
+
+
+def test_the_shipped_faults_run_locally_through_the_twin_unless_they_keep_a_local_py_saying_why():
+    for fault in catalogue().values():
+        local = backend_module(fault, "local")
+        if fault.via("local") == "twin":
+            assert isinstance(local, ThroughTwin) and local.aws is backend_module(fault, "aws")
+            assert not (fault.folder / "local.py").exists()
+        else:
+            doc = (local.__doc__ or "").strip()
+            assert doc and "\n" not in doc.split("\n\n")[0].strip(), f"{fault.name}: local.py says why in one line"
+    throttling = backend_module(catalogue()["dynamodb-throttling"], "local")
+    assert throttling.fixed == {"mode": "provisioned"}
 
 
 def test_each_world_s_control_object_offers_what_its_protocol_promises():

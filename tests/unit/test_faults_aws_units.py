@@ -22,6 +22,7 @@ from sre_workshop.aws.ssm import HEREDOC_END, OUTPUT_LIMIT, SCRIPTS_DIR, Runner,
 from sre_workshop.errors import AwsError, ComponentFailed, StackBusy, UsageError
 from sre_workshop.faults.aws_backend import LOCK_ID, AwsBackend
 from sre_workshop.faults.catalogue import FAULTS_DIR, catalogue
+from sre_workshop.faults.cpu_burn.aws import PIDFILE
 from sre_workshop.faults.model import NotYet
 from sre_workshop.tables import create_tables
 
@@ -330,7 +331,7 @@ class LocalHost:
         self.pidfile = str(pidfile)
 
     def run(self, component, *steps, label=""):
-        text = render(list(steps)).replace("/run/sre-workshop-cpu-burn.pid", self.pidfile)
+        text = render(list(steps)).replace(PIDFILE, self.pidfile)
         return subprocess.run(["sh", "-c", text], capture_output=True, text=True, check=True, timeout=30).stdout
 
     def instance(self, component):

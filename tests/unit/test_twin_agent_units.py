@@ -59,7 +59,7 @@ def test_the_plan_maps_each_collect_list_file_of_the_config_to_its_instance(tmp_
         ("i-0nginx", "/aws/sre-workshop/nginx/error"): ("nginx-error.log", "i-0nginx")}
     assert plan.instances["i-0app"].pid_records == (tmp_path / "state" / "run" / "pids" / "sre-app.json",
                                                     tmp_path / "state" / "run" / "hosts" / "AppServerInstance1"
-                                                    / "processes.pids")
+                                                    / "jobs" / "processes.pids")
     assert plan.instances["i-0app"].memory_mib == 1024 and plan.instances["i-0app"].vcpus == 2
 
 

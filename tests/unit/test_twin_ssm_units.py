@@ -81,7 +81,7 @@ def test_shims_call_the_broker_through_this_python(settings, tmp_path):
 def test_the_processes_recorded_on_an_instance_are_in_its_ps(settings, tmp_path):
     other = subprocess.Popen(["sleep", "30"], start_new_session=True)
     try:
-        pids = settings.run_dir / "hosts" / "AppServerInstance1" / "processes.pids"
+        pids = settings.run_dir / "hosts" / "AppServerInstance1" / "jobs" / "processes.pids"
         pids.parent.mkdir(parents=True)
         pids.write_text(f"{other.pid} 1\n")
         with Broker(settings, "AppServerInstance1", tmp_path / "a.sock") as app, \
@@ -113,6 +113,37 @@ def test_systemctl_refuses_units_of_other_instances(settings, tmp_path):
         assert broker.handle("systemctl", ["list-units"])[2] == 1
 
 
+def _recorded(settings, name: str, argv: list[str]) -> subprocess.Popen:
+    """A process in a group of its own, recorded as component `name` (as the stack records its units)."""
+    from sre_workshop.local.process import ProcessRecord, proc_stat
+
+    process = subprocess.Popen(argv, start_new_session=True)
+    path = settings.run_dir / "pids" / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ProcessRecord(name=name, pid=process.pid, start_time=int(proc_stat(process.pid)[19]), argv=argv).save(path)
+    return process
+
+
+def test_systemctl_kill_signals_the_unit_s_processes_which_then_read_failed(settings, tmp_path):
+    process = _recorded(settings, "nginx", ["sleep", "30"])
+    try:
+        with Broker(settings, "NginxInstance1", tmp_path / "b.sock") as broker:
+            assert broker.handle("systemctl", ["is-active", "nginx"]) == ("active\n", "", 0)
+            assert broker.handle("systemctl", ["kill", "--signal=SIGKIL", "nginx"])[2] == 1
+            assert broker.handle("systemctl", ["kill", "-s", "KILL", "sre-app"]) == (
+                "", "Failed to kill unit sre-app.service: Unit sre-app.service not loaded.\n", 1)
+            assert broker.handle("systemctl", ["kill", "--signal=SIGKILL", "nginx.service"]) == ("", "", 0)
+            assert process.wait(timeout=5) == -9
+            assert broker.handle("systemctl", ["is-active", "nginx"]) == ("failed\n", "", 3)
+            assert "Active: failed" in broker.handle("systemctl", ["status", "nginx"])[0]
+            assert broker.handle("systemctl", ["reset-failed", "nginx"]) == ("", "", 0)
+            assert broker.handle("systemctl", ["reset-failed", "crm-app"])[2] == 1
+            assert broker.handle("systemctl", ["kill", "-s", "9", "nginx"]) == ("", "", 0), "nothing left to signal"
+    finally:
+        process.kill()
+        process.wait()
+
+
 # --- scripts really run in a view ---------------------------------------------------------------------------
 
 @needs_bwrap
@@ -128,6 +159,39 @@ def test_a_script_sees_the_instance_paths_and_its_systemctl(settings):
     assert lines[3].startswith("PATH=/run/sre-workshop/bin:")
     assert lines[4:] == ["crm-app", "status=4", "inactive"]
     assert result.stderr == "Unit sre-app.service could not be found.\n"
+
+
+@needs_bwrap
+def test_a_process_a_script_starts_outlives_it_recorded_in_the_instance_s_jobs_dir(settings):
+    """busy.sh as Run Command runs it: the processes outlive the command, in the instance's /run corner,
+    counted as the instance's and carrying the stack's host and the instance in their environment."""
+    from sre_workshop.aws.control import JOBS_DIR
+    from sre_workshop.steps import STEPS_DIR
+    from sre_workshop.twin.broker import Broker
+    from sre_workshop.twin.instances import EXTRA_PID_FILES
+
+    busy = (STEPS_DIR / "busy.sh").read_text()
+    script = f"cat > /tmp/busy.sh <<'END'\n{busy}END\nsh /tmp/busy.sh start 1 20 {JOBS_DIR}/processes.pids\n"
+    result = hostview.run(settings, "AppServerInstance1", script, timeout=30)
+    assert result.code == 0, result.stderr
+    pidfile = settings.run_dir / EXTRA_PID_FILES["AppServerInstance1"][0]
+    (pid,) = [int(line.split()[0]) for line in pidfile.read_text().splitlines()]
+    try:
+        assert Path(f"/proc/{pid}").exists(), "it outlived the command"
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        assert argv.startswith("timeout 20 sh -c while :; do :; done worker"), argv
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        assert b"SRE_WORKSHOP_INSTANCE=AppServerInstance1" in environ
+        with Broker(settings, "AppServerInstance1", settings.state_dir / "b.sock") as broker:
+            assert pid in broker.pids()
+        stopped = hostview.run(settings, "AppServerInstance1", f"{script.split('sh /tmp')[0]}"
+                               f"sh /tmp/busy.sh stop {JOBS_DIR}/processes.pids\n", timeout=30)
+        assert stopped.code == 0, stopped.stderr
+        from sre_workshop.local.process import proc_stat
+
+        assert not pidfile.exists() and (proc_stat(pid) or ["Z"])[0] == "Z"
+    finally:
+        subprocess.run(["kill", str(pid)], capture_output=True, check=False)
 
 
 @needs_bwrap

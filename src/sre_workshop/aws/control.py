@@ -32,6 +32,9 @@ APP_PORT = 8080
 TOKEN_FILE = "/etc/sre-workshop/fault-token"  # noqa: S105 - a path; install.sh writes the token there
 NGINX_CONF = "/etc/nginx/nginx.conf"
 ENV_FILES = {"sre-app": "/etc/sre-workshop/sre-app.env", "crm-app": "/etc/sre-workshop/crm-app.env"}
+# Where steps record the processes they start on an instance (on its /run tmpfs: a reboot ends the processes
+# and forgets them together); the name says nothing of why they run, as anyone on the instance can list it.
+JOBS_DIR = "/run/sre-workshop-jobs"
 # After an edit of nginx.conf: refuse a broken file, then have a running nginx read it (a stopped one
 # reads it when it starts).
 NGINX_RELOAD = (shell("nginx -t -q"), shell("if systemctl is-active --quiet nginx; then systemctl reload nginx; fi"))
@@ -39,16 +42,16 @@ PROBE_TIMEOUT = 5.0
 TWIN_CONFIG = Config(connect_timeout=2, read_timeout=15, retries={"mode": "standard", "max_attempts": 2})
 
 
-def app_faults_step(action: str, settings: dict[str, Any] | None = None) -> Step:
+def app_faults_step(action: str, settings: dict[str, Any] | None = None, port: int = APP_PORT) -> Step:
     """Return the step that calls an app's /admin/faults on its own instance: get, put SETTINGS or delete."""
     extra = [json.dumps(settings, sort_keys=True)] if settings is not None else []
-    return script("app-faults.sh", APP_PORT, TOKEN_FILE, action, *extra)
+    return script("app-faults.sh", port, TOKEN_FILE, action, *extra)
 
 
-def app_leak_step(action: str, settings: dict[str, Any] | None = None) -> Step:
+def app_leak_step(action: str, settings: dict[str, Any] | None = None, port: int = APP_PORT) -> Step:
     """Return the step that calls sre-app's /admin/leak on its instance: get, put SETTINGS or release."""
     extra = [json.dumps(settings, sort_keys=True)] if settings is not None else []
-    return script("app-leak.sh", APP_PORT, TOKEN_FILE, action, *extra)
+    return script("app-leak.sh", port, TOKEN_FILE, action, *extra)
 
 
 def only_if_running(component: str) -> Step:
@@ -61,7 +64,8 @@ class AwsControl:
 
     def __init__(self, session, stack_name: str, public: dict[str, str] | None = None,
                  scripts_dir: Path = SCRIPTS_DIR, command_timeout: float = 120.0, poll: float = 1.0,
-                 endpoint_url: str | None = None, addresses: dict[str, str] | None = None) -> None:
+                 endpoint_url: str | None = None, addresses: dict[str, str] | None = None,
+                 app_ports: dict[str, int] | None = None) -> None:
         self.session = session
         self.endpoint_url = endpoint_url  # the local stack's AWS API twin instead of AWS
         self.stack_name = stack_name
@@ -70,6 +74,7 @@ class AwsControl:
         self._clients: dict[str, Any] = {}
         self._outputs: dict[str, str] | None = None
         self._addresses = addresses or {}  # outputs that are other addresses where the stack runs (locally)
+        self._app_ports = app_ports or {}  # the apps' ports on their instances, where not APP_PORT (locally)
         self._resources: dict[str, str] | None = None
         self._runner = Runner(self.client("ssm"), scripts_dir, command_timeout, poll)
 
@@ -204,21 +209,27 @@ class AwsControl:
         pairs = [text for old, new in changes.items() for text in (old, new)]
         self.run(component, script("file-replace.sh", path, *pairs), *then, label=f"edit {path}")
 
+    def app_port(self, app: str) -> int:
+        """Return the port an app listens on, on its instance (APP_PORT; locally the app's own port)."""
+        return self._app_ports.get(app, APP_PORT)
+
     def app_faults(self, app: str, action: str, settings: dict[str, Any] | None = None) -> dict[str, Any]:
         """Call the app's /admin/faults on its instance (app-faults.sh, the token read there as root)."""
-        return self.run_json(app, app_faults_step(action, settings), label=f"app-faults.sh {action}")
+        return self.run_json(app, app_faults_step(action, settings, self.app_port(app)),
+                             label=f"app-faults.sh {action}")
 
     def app_leak(self, action: str, settings: dict[str, Any] | None = None) -> dict[str, Any]:
         """Call sre-app's /admin/leak on its instance (app-leak.sh, the token read there as root)."""
-        return self.run_json("sre-app", app_leak_step(action, settings), label=f"app-leak.sh {action}")
+        return self.run_json("sre-app", app_leak_step(action, settings, self.app_port("sre-app")),
+                             label=f"app-leak.sh {action}")
 
     def put_app_faults(self, app: str, settings: dict[str, Any]) -> None:
         """Change some of the app's run-time fault settings (app-faults.sh fails unless the app accepts them)."""
-        self.run(app, app_faults_step("put", settings), label="app-faults.sh put")
+        self.run(app, app_faults_step("put", settings, self.app_port(app)), label="app-faults.sh put")
 
     def put_leak(self, settings: dict[str, Any]) -> None:
         """Change sre-app's leak settings (app-leak.sh fails unless the app accepts them)."""
-        self.run("sre-app", app_leak_step("put", settings), label="app-leak.sh put")
+        self.run("sre-app", app_leak_step("put", settings, self.app_port("sre-app")), label="app-leak.sh put")
 
     def app_fault_settings(self, app: str) -> dict[str, Any]:
         """Return the app's run-time fault settings (latency, error rate, health) as its workers see them."""
@@ -226,7 +237,8 @@ class AwsControl:
 
     def restore_app_faults(self, app: str, saved: dict[str, Any]) -> None:
         """Put saved run-time fault settings back (nothing to do when the app is down: a start clears them)."""
-        self.run(app, only_if_running(app), app_faults_step("put", saved), label="app-faults.sh put")
+        self.run(app, only_if_running(app), app_faults_step("put", saved, self.app_port(app)),
+                 label="app-faults.sh put")
 
     # --- IAM: the instances' role -------------------------------------------------------------------------
 

@@ -3,7 +3,8 @@
 `--json` shapes (stdout; progress lines go to stderr):
     fault list     {"faults": [{"name", "description", "symptom", "needs_load", "pre_baked", "params": [{"name",
                     "default", "range", "unit", "intensity", "help", "worlds"}], "ground_truth": {"component",
-                    "layer", "category", "cause"}}]}
+                    "layer", "category", "cause"}, "paths": {"local", "aws"}}]} (paths: what runs the fault in
+                    each world: "aws.py", "local.py", or "aws.py via the twin")
     fault inject   {"fault", "incident_id", "params", "ground_truth", "evidence", "injected_by", "injected_at"}
     fault status   {"faults": [{"fault", "state": "active|unknown|cleared|remediated|expired", "pre_baked",
                     "incident_id", "params", "injected_by", "injected_at"}]}

@@ -1,8 +1,10 @@
 """The catalogue: every folder under faults/ with a fault.toml is a fault; its backends are found by name.
 
 Loading the catalogue holds every folder to the fault contract (contract.py): its fault.toml reads, and
-each world's module exists and defines the contract's functions with the right arguments. A broken
-folder fails the load with one line naming it, before any fault runs.
+each world's module exists and defines the contract's functions with the right arguments. A world that
+fault.toml runs another way (`[worlds.local] via = "twin"`: aws.py against the AWS API twin,
+through_twin.py) must have no module of its own: one implementation per world, never two that can drift.
+A broken folder fails the load with one line naming it, before any fault runs.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any, cast
 from ..errors import UsageError
 from .contract import WORLDS, ContractError, FaultModule, PreBakedModule, check_module
 from .model import Fault
+from .through_twin import ThroughTwin
 
 FAULTS_DIR = Path(__file__).resolve().parent
 
@@ -44,8 +47,16 @@ def _checked(folder: Path, package: str) -> Fault:
     except (KeyError, ValueError, TypeError) as exc:  # tomllib's TOMLDecodeError is a ValueError
         raise ContractError(f"fault folder {folder.name}: fault.toml: {type(exc).__name__}: {exc}") from exc
     for world in WORLDS:
-        if not (folder / f"{world}.py").exists():
-            raise ContractError(f"fault {fault.name}: {folder.name}/ has no {world}.py")
+        via, own = fault.via(world), (folder / f"{world}.py").exists()
+        if via and own:
+            raise ContractError(f"fault {fault.name}: {folder.name}/ has {world}.py, but its fault.toml runs the "
+                                f"{world} world via the {via}: one implementation per world, remove one")
+        if via:
+            continue  # it runs aws.py, checked as the aws world's
+        if not own:
+            how = ' (or [worlds.local] via = "twin" in fault.toml: aws.py against the AWS API twin)' \
+                if world == "local" else ""
+            raise ContractError(f"fault {fault.name}: {folder.name}/ has no {world}.py{how}")
         module = importlib.import_module(f"{package}.{folder.name}.{world}")
         check_module(fault.name, world, module, pre_baked=fault.pre_baked)
     return fault
@@ -65,8 +76,15 @@ def pre_baked() -> list[Fault]:
 
 
 def backend_module(fault: Fault, backend: str) -> FaultModule[Any]:
-    """Return a fault's functions for one backend ("local" or "aws"), as the load checked them."""
-    return cast("FaultModule[Any]", importlib.import_module(f"{__package__}.{fault.folder.name}.{backend}"))
+    """Return a fault's functions for one backend ("local" or "aws"), as the load checked them: the world's
+    own module, or aws.py's functions given the twin when fault.toml runs the world via the twin."""
+    if fault.via(backend) == "twin":
+        return ThroughTwin(_module(fault, "aws"), fault.params_for(backend, {}))
+    return _module(fault, backend)
+
+
+def _module(fault: Fault, world: str) -> FaultModule[Any]:
+    return cast("FaultModule[Any]", importlib.import_module(f"{__package__}.{fault.folder.name}.{world}"))
 
 
 def pre_baked_module(fault: Fault, backend: str) -> PreBakedModule[Any]:

@@ -4,8 +4,10 @@ A fault's folder holds:
     fault.toml   name, description, symptom, parameters, ground truth, and per world what differs (the
                  verify bound), whether the system starts with it ([pre_baked]), and the probes of its
                  symptom at the public entry points ([[probes]]); see memory_leak/ and app_crash/fault.toml
-    local.py     the functions below, for the local stack
-    aws.py       the same for an AWS stack made by `sre-workshop deploy`
+    aws.py       the functions below, for an AWS stack made by `sre-workshop deploy`
+    local.py     the same for the local stack, only where no AWS path works there: a fault whose fault.toml
+                 says `[worlds.local] via = "twin"` runs aws.py locally against the stack's AWS API twin
+                 (`ctl.twin()`), with `[worlds.local] params` fixed over the given ones (catalogue.py)
 
 Each backend module satisfies contract.FaultModule, taking the world's control object and the parameters:
     snapshot(ctl, params) -> dict        what inject is about to change, read before anything changes
@@ -27,6 +29,9 @@ from typing import Any
 from ..errors import UsageError
 from ..vocabulary import CATEGORIES, COMPONENTS
 from .contract import WORLDS
+
+# [worlds.local] via: how the local world runs the fault; "twin" is its AWS implementation against the twin.
+VIA = ("twin",)
 
 
 class NotYet(Exception):
@@ -185,7 +190,34 @@ class Fault:
             raise ValueError(f"{fault.name}: expires_after names no parameter: {fault.expires_after!r}")
         if set(fault.worlds) - set(WORLDS):
             raise ValueError(f"{fault.name}: [worlds] names {set(fault.worlds) - set(WORLDS)}; worlds: {WORLDS}")
+        fault._check_via()
         return fault
+
+    def _check_via(self) -> None:
+        """Refuse a `via` that names no path, or one given where only the local world can take it."""
+        for world, data in self.worlds.items():
+            if "via" in data and (world != "local" or data["via"] not in VIA):
+                raise ValueError(f"{self.name}: [worlds.{world}] via = {data['via']!r}: only [worlds.local] "
+                                 f"takes via, one of {', '.join(VIA)}")
+            if "params" in data and "via" not in data:
+                raise ValueError(f"{self.name}: [worlds.{world}] params are the parameters a via path runs with: "
+                                 "they need a via")
+            unknown = set(data.get("params", {})) - set(self.defaults())
+            if unknown:
+                raise ValueError(f"{self.name}: [worlds.{world}] params names no parameter: {sorted(unknown)}")
+
+    def via(self, world: str) -> str | None:
+        """Return how `world` runs this fault when not with its own module: "twin" (aws.py against the AWS
+        API twin), or None (the world's own module, local.py or aws.py)."""
+        return self.worlds.get(world, {}).get("via")
+
+    def path(self, world: str) -> str:
+        """Return what runs the fault in `world`: its own module ("local.py", "aws.py") or "aws.py via the twin"."""
+        return "aws.py via the twin" if self.via(world) == "twin" else f"{world}.py"
+
+    def params_for(self, world: str, params: dict[str, Any]) -> dict[str, Any]:
+        """Return the parameters `world`'s via path runs with: `params`, with [worlds.W] params over them."""
+        return {**params, **self.worlds.get(world, {}).get("params", {})}
 
     @property
     def pre_baked(self) -> bool:
@@ -239,4 +271,5 @@ class Fault:
         """Return the fault as `fault list --json` shows it."""
         return {"name": self.name, "description": self.description, "symptom": self.symptom,
                 "needs_load": self.needs_load, "params": [p.to_dict() for p in self.params],
-                "ground_truth": self.ground_truth(self.defaults()).to_dict(), "pre_baked": self.pre_baked}
+                "ground_truth": self.ground_truth(self.defaults()).to_dict(), "pre_baked": self.pre_baked,
+                "paths": {world: self.path(world) for world in WORLDS}}

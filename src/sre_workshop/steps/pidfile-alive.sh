@@ -1,6 +1,6 @@
 #!/bin/sh
 # Print the pids listed in a pid file (one or more per line) that are still alive, one per line; nothing
-# when the file is missing or every process is gone. Tells whether a background fault (cpu-burn) still runs.
+# when the file is missing or every process is gone. Tells whether background processes still run.
 #
 #   pidfile-alive.sh PIDFILE
 #

@@ -3,7 +3,9 @@
 One request per connection on a Unix socket: a JSON line {"tool": "systemctl"|"pids", "args": [...]}, answered
 by a JSON line {"stdout", "stderr", "code"}. systemctl's verbs act on the stack's components through
 `sre-workshop service` (reload: nginx re-reads nginx.conf as it is, hand edits included), with systemctl's
-messages and exit statuses; units of other instances are not found, as on the instance.
+messages and exit statuses; units of other instances are not found, as on the instance. `kill` signals every
+process of the unit (its process group, by its pid record), as systemd's default --kill-whom=all; a unit whose
+processes died without a stop is `failed` until started again, and `reset-failed` accepts it.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -27,6 +30,9 @@ from .instances import COMPONENTS, EXTRA_PID_FILES, IN_VIEW
 logger = logging.getLogger(__name__)
 
 ACTIONS = ("start", "stop", "restart", "reload")
+VERBS = (*ACTIONS, "status", "is-active", "kill", "reset-failed")
+# systemctl's options that take a value (`-s KILL`, `--signal KILL`): the value is not a unit.
+VALUED = ("-s", "--signal", "--kill-whom", "--kill-who")
 # Exit statuses of systemctl (LSB): 3 not running, 4 no such unit (status), 5 not found (jobs).
 NOT_ACTIVE, NO_UNIT, NOT_FOUND = 3, 4, 5
 
@@ -129,29 +135,60 @@ class Broker:
 
     def systemctl(self, args: list[str]) -> tuple[str, str, int]:
         """Answer `systemctl VERB UNIT...` for the instance's units."""
-        words = [a for a in args if not a.startswith("-")]
-        quiet = "-q" in args or "--quiet" in args
+        words, options = _parse(args)
+        quiet = "-q" in options or "--quiet" in options
         if not words:
             return "", "sre-workshop: systemctl in an instance's view knows only its units' verbs\n", 1
         verb, units = words[0], [unit_name(u) for u in words[1:]]
-        if verb not in (*ACTIONS, "status", "is-active"):
+        if verb not in VERBS:
             return "", f'Unknown command verb "{verb}", or not available in this view.\n', 1
         if not units:
             return "", "Too few arguments.\n", 1
         if verb == "is-active":
-            active = [self._active(u) for u in units]
-            text = "" if quiet else "".join("active\n" if a else "inactive\n" for a in active)
-            return text, "", 0 if all(active) else NOT_ACTIVE
+            states = [self._state(u) for u in units]
+            text = "" if quiet else "".join(f"{state}\n" for state in states)
+            return text, "", 0 if all(state == "active" for state in states) else NOT_ACTIVE
         if verb == "status":
             return self._status(units)
+        if verb == "kill":
+            return self._kill(units, options.get("-s") or options.get("--signal") or "SIGTERM")
+        if verb == "reset-failed":
+            unknown = [u for u in units if not self._known(u)]
+            return ("", f"Failed to reset failed state of unit {unknown[0]}.service: Unit {unknown[0]}.service "
+                    "not loaded.\n", 1) if unknown else ("", "", 0)
         return self._job(verb, units)
+
+    def _kill(self, units: list[str], name: str) -> tuple[str, str, int]:
+        """Send a signal to every process of each unit (its process group), as `systemctl kill` does."""
+        number = _signal(name)
+        if number is None:
+            return "", f"Failed to parse signal string {name}.\n", 1
+        for unit in units:
+            if not self._known(unit):
+                return "", f"Failed to kill unit {unit}.service: Unit {unit}.service not loaded.\n", 1
+        for unit in units:
+            record = self.record(unit)
+            if record is None or not is_alive(record):
+                continue  # nothing of the unit runs: systemctl kill signals no one and succeeds
+            try:
+                os.killpg(record.pid, number)
+            except ProcessLookupError:
+                continue
+        return "", "", 0
 
     def _known(self, unit: str) -> bool:
         return unit in COMPONENTS[self.logical]
 
     def _active(self, unit: str) -> bool:
+        return self._state(unit) == "active"
+
+    def _state(self, unit: str) -> str:
+        """Return the unit's ActiveState: active, failed (its processes died without a stop: killed, crashed)
+        or inactive (stopped, or a unit of another instance)."""
         record = self.record(unit) if self._known(unit) else None
-        return record is not None and is_alive(record)
+        if record is None:
+            return "inactive"
+        return "active" if is_alive(record) else "failed"
 
     def _status(self, units: list[str]) -> tuple[str, str, int]:
         out, err, code = [], [], 0
@@ -170,7 +207,8 @@ class Broker:
         lines = [f"● {unit}.service - {unit} (the sre-workshop local stack)",
                  f"     Loaded: loaded (/etc/systemd/system/{unit}.service; enabled; preset: disabled)"]
         if record is None or not is_alive(record):
-            lines.append("     Active: inactive (dead)")
+            failed = self._state(unit) == "failed"
+            lines.append(f"     Active: {'failed (Result: signal)' if failed else 'inactive (dead)'}")
             return "\n".join(lines) + "\n"
         since = datetime.fromtimestamp(_started(record.pid), UTC).strftime("%a %Y-%m-%d %H:%M:%S UTC")
         members = sorted(group_members(record.pid))
@@ -199,6 +237,33 @@ class Broker:
         return {**os.environ, IN_VIEW: "1", "SRE_WORKSHOP_STATE_DIR": str(self.settings.state_dir),
                 "SRE_WORKSHOP_HOME": str(self.settings.home),
                 "SRE_WORKSHOP_PORT_OFFSET": str(self.settings.port_offset)}
+
+
+def _parse(args: list[str]) -> tuple[list[str], dict[str, str]]:
+    """Split systemctl's arguments into words (verb, units) and options (`--signal=KILL`, `-s KILL`, flags)."""
+    words, options = [], {}
+    rest = iter(args)
+    for arg in rest:
+        if arg in VALUED:
+            options[arg] = next(rest, "")
+        elif arg.startswith("--") and "=" in arg:
+            key, _, value = arg.partition("=")
+            options[key] = value
+        elif arg.startswith("-"):
+            options[arg] = ""
+        else:
+            words.append(arg)
+    return words, options
+
+
+def _signal(name: str) -> int | None:
+    """Return the number of a signal named as systemctl takes it: SIGKILL, KILL or 9 (None if none)."""
+    if name.isdigit():
+        return int(name) if int(name) in {s.value for s in signal.Signals} else None
+    try:
+        return signal.Signals[name if name.startswith("SIG") else f"SIG{name}"].value
+    except KeyError:
+        return None
 
 
 def descendants(pid: int) -> set[int]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..aws.control import JOBS_DIR
 from ..settings import Settings
 
 # The twin's CloudFormation stack (the tool's default stack name on AWS).
@@ -23,11 +24,14 @@ LOGS = {
 }
 # Each instance's application directory (/opt/NAME on AWS, from the zip) -> the package in the checkout's apps/.
 APPS = {"AppServerInstance1": ("/opt/sre-app", "sre_app"), "CRMAppInstance": ("/opt/crm-app", "crm_app")}
-# Pid files besides the components' records whose processes run on an instance (relative to run/): a fault's
-# CPU burners ("pid start_time" lines; on AWS they run on the app's instance, locally in process groups of
-# their own). The agent counts them in the instance's CPU and memory, its `ps` and `top` show them; the name
+# Each instance's JOBS_DIR (/run/sre-workshop-jobs: where steps record the processes they start) is
+# run/hosts/LOGICAL/jobs/ locally.
+JOBS = "jobs"
+# Pid files besides the components' records whose processes run on an instance (relative to run/): busy
+# processes a step started there through Run Command ("pid start_time" lines; in process groups of their
+# own). The agent counts them in the instance's CPU and memory, its `ps` and `top` show them; the name
 # says nothing of why they run, as a learner can list run/.
-EXTRA_PID_FILES = {"AppServerInstance1": ("hosts/AppServerInstance1/processes.pids",)}
+EXTRA_PID_FILES = {"AppServerInstance1": (f"hosts/AppServerInstance1/{JOBS}/processes.pids",)}
 IN_VIEW = "SRE_WORKSHOP_FROM_VIEW"  # set on the service actions an instance's systemctl asks for
 NGINX_DIR = "etc-nginx"  # run/etc-nginx/ holds nginx.conf (run/nginx.conf links to it): /etc/nginx on the host
 
@@ -61,6 +65,8 @@ def binds(settings: Settings, logical: str) -> list[Bind]:
     # (or by a bad deploy) and read again at the app's next start
     found.append(Bind("/etc/sre-workshop", host_dir(settings, logical) / "etc-sre-workshop", writable=logical in APPS,
                       directory=True))
+    # the instance's own corner of /run, which outlives a command (processes a step started are recorded there)
+    found.append(Bind(JOBS_DIR, host_dir(settings, logical) / JOBS, writable=True, directory=True))
     return found
 
 

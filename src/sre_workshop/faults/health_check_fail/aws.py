@@ -6,15 +6,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...aws.ssm import shell
+from ...aws.ssm import Step, shell
 from ...errors import AwsError, ComponentFailed
 from ..contract import AwsCtl
 from ..model import NotYet
 
 FIELDS = ("health",)
 TARGET_GROUPS = {"sre-app": "PrivateALBTargetGroup", "crm-app": "CRMAppTargetGroup"}
-# What the load balancer's health check gets, asked on the instance itself.
-HEALTH_STATUS = shell("curl -s -o /dev/null -w '%{http_code}\\n' --max-time 5 http://127.0.0.1:8080/health || true")
+
+
+def health_status(port: int) -> Step:
+    """Return the step that prints what the load balancer's health check gets, asked on the instance itself."""
+    url = f"http://127.0.0.1:{int(port)}/health"
+    return shell(f"curl -s -o /dev/null -w '%{{http_code}}\\n' --max-time 5 {url} || true")
 
 
 def _target(params: dict[str, Any]) -> str:
@@ -35,7 +39,7 @@ def inject(ctl: AwsCtl, params: dict[str, Any]) -> None:
 def verify(ctl: AwsCtl, params: dict[str, Any]) -> str:
     """Evidence: /health answers 503 on the instance; the target group's view of the target, as it is now."""
     target = _target(params)
-    status = ctl.run(target, HEALTH_STATUS, label="curl /health").strip()
+    status = ctl.run(target, health_status(ctl.app_port(target)), label="curl /health").strip()
     if status != "503":
         raise NotYet(f"/health on {ctl.instance(target)} answers {status or 'nothing'}")
     group = TARGET_GROUPS[target]

@@ -49,5 +49,6 @@ def active(ctl: AwsCtl, params: dict[str, Any]) -> bool | None:
 
 def clear(ctl: AwsCtl, params: dict[str, Any], saved: dict[str, Any]) -> None:
     """Restore the saved settings and free what the workers retained, in one run (a down app starts afresh)."""
-    ctl.run(APP, only_if_running(APP), app_leak_step("put", saved), app_leak_step("release"),
+    port = ctl.app_port(APP)
+    ctl.run(APP, only_if_running(APP), app_leak_step("put", saved, port), app_leak_step("release", port=port),
             label="app-leak.sh put, release")

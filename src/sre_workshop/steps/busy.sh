@@ -1,19 +1,21 @@
 #!/bin/sh
-# cpu-burn: N busy processes for a duration, on the host that runs it. The very same script runs on the
-# app's instance through SSM Run Command and on the local stack; only the pid file's path differs.
+# N busy processes for a duration, on the host that runs it (a runaway job). The very same script runs on
+# an instance through SSM Run Command, on AWS and in the local stack's AWS API twin; only the pid file's
+# path is the instance's. Nothing here names why it runs: SSM's command history shows this text.
 #
-#   cpu-burn.sh start N DURATION_S PIDFILE   start N burners (none if burners of PIDFILE still run)
-#   cpu-burn.sh stop PIDFILE                 stop exactly the burners PIDFILE records, then remove it
-#   cpu-burn.sh status PIDFILE               print the pid of each recorded burner that still runs
+#   busy.sh start N DURATION_S PIDFILE   start N busy processes (none if those of PIDFILE still run)
+#   busy.sh stop PIDFILE                 stop exactly the processes PIDFILE records, then remove it
+#   busy.sh status PIDFILE               print the pid of each recorded process that still runs
 #
-# Each burner is `timeout DURATION_S` around a busy loop, so it ends by itself even if nobody stops it;
-# timeout gives itself a process group of its own and passes SIGTERM on to the loop. PIDFILE holds one
-# "pid start_time" line per burner: the start time (field 22 of /proc/PID/stat) tells a burner from an
-# unrelated process that was given its pid later, so stop never signals anything else.
+# Each is `timeout DURATION_S` around a busy loop, so it ends by itself even if nobody stops it; timeout
+# gives itself a process group of its own and passes SIGTERM on to the loop. The processes outlive the
+# command that starts them. PIDFILE holds one "pid start_time" line per process: the start time (field 22
+# of /proc/PID/stat) tells one from an unrelated process that was given its pid later, so stop never
+# signals anything else.
 set -eu
 
 usage() {
-    echo "usage: cpu-burn.sh start N DURATION_S PIDFILE | stop PIDFILE | status PIDFILE" >&2
+    echo "usage: busy.sh start N DURATION_S PIDFILE | stop PIDFILE | status PIDFILE" >&2
     exit 2
 }
 
@@ -30,7 +32,7 @@ start_time() {  # print the start time of a live (not zombie) process; fail if t
     echo "${20}"
 }
 
-live() {  # print the pid of each burner recorded in $1 that still runs
+live() {  # print the pid of each busy process recorded in $1 that still runs
     [ -f "$1" ] || return 0
     while read -r pid started; do
         if [ "$(start_time "$pid" || true)" = "$started" ]; then echo "$pid"; fi
@@ -42,7 +44,7 @@ start() {
     number "$2" 1 86400
     running=$(live "$3")
     if [ -n "$running" ]; then
-        echo "already burning: $(echo $running)"
+        echo "already running: $(echo $running)"
         return 0
     fi
     mkdir -p "$(dirname "$3")"
@@ -51,10 +53,10 @@ start() {
     while [ "$i" -lt "$1" ]; do
         # No output kept open: SSM (and the local caller) wait until the script's output closes.
         timeout "$2" sh -c 'while :; do :; done' worker </dev/null >/dev/null 2>&1 &
-        echo "$! $(start_time $!)" >>"$3"  # recorded at once: stop finds every burner started so far
+        echo "$! $(start_time $!)" >>"$3"  # recorded at once: stop finds every process started so far
         i=$((i + 1))
     done
-    echo "started $1 burners for $2 s: $(echo $(live "$3"))"
+    echo "started $1 busy processes for $2 s: $(echo $(live "$3"))"
 }
 
 stop() {
@@ -68,7 +70,7 @@ stop() {
         tries=$((tries + 1))
     done
     if [ -n "$(live "$1")" ]; then
-        echo "burners still running after SIGTERM: $(echo $(live "$1"))" >&2
+        echo "busy processes still running after SIGTERM: $(echo $(live "$1"))" >&2
         exit 1
     fi
     rm -f "$1"
