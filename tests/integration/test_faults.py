@@ -28,7 +28,7 @@ from sre_workshop.cli.twin import aws_environment
 from sre_workshop.faults.catalogue import catalogue
 from sre_workshop.faults.model import Probe
 from sre_workshop.local.lbstats import target_health
-from sre_workshop.local.process import ProcessRecord, group_members
+from sre_workshop.local.process import ProcessRecord, group_members, proc_stat
 from sre_workshop.settings import BASE_PORTS, TABLE_NAMES, Settings
 
 from conftest import (
@@ -259,9 +259,26 @@ class Slower:
         eventually(lambda: median_ms(APP + "/") > 1.5 * self.baseline, timeout=20, interval=0)
         burners = state / "run" / "hosts" / "AppServerInstance1" / "jobs" / "processes.pids"
         pids = [int(line.split()[0]) for line in burners.read_text().splitlines()]
-        # two burners on the instance's two vCPUs: near 100 % alone, at least half on a shared CI machine
-        eventually(lambda: max(app_server_cpu(state), default=0) >= 50, timeout=6 * METRICS_PERIOD + 10, interval=1)
+        # The burners' share of the instance's two vCPUs, as /proc counts it: near 100 % alone, less on a
+        # shared CI machine. The twin's metric, which counts the app's processes too, shows at least about that.
+        share = cpu_share(pids, vcpus=2)
+        assert share >= 20, f"the burners use {share:.0f} % of two vCPUs"
+        eventually(lambda: max(app_server_cpu(state), default=0) >= 0.6 * share, timeout=6 * METRICS_PERIOD + 10,
+                   interval=1)
         return len(pids) == BURNERS and all(Path(f"/proc/{pid}").exists() for pid in pids)
+
+
+def cpu_share(pids: list[int], vcpus: int, seconds: float = 2.0) -> float:
+    """The CPU the processes and their process groups use over `seconds`, in percent of `vcpus` (utime + stime
+    of /proc/PID/stat; each burner is `timeout` leading a group around its busy loop)."""
+    def ticks() -> int:
+        members = {member for pid in pids for member in group_members(pid)}
+        return sum(int(fields[11]) + int(fields[12]) for fields in map(proc_stat, members) if fields)
+
+    before, started = ticks(), time.monotonic()
+    time.sleep(seconds)
+    used = (ticks() - before) / os.sysconf("SC_CLK_TCK")
+    return 100.0 * used / (time.monotonic() - started) / vcpus
 
 
 def twin(state: Path, service: str):

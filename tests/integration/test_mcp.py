@@ -19,7 +19,9 @@ from mcp.client.stdio import StdioServerParameters
 
 from sre_workshop.cli.main import main
 from sre_workshop.local.process import port_open
-from sre_workshop.settings import BASE_PORTS
+from sre_workshop.local.stack import Stack
+from sre_workshop.mcp.world import LocalWorld
+from sre_workshop.settings import BASE_PORTS, Settings
 
 from conftest import cli, eventually, moto_spec, port_offset, start_server
 
@@ -132,6 +134,9 @@ def test_http_with_changes_breaks_diagnoses_and_repairs(stack, http_server):
 
 
 def test_operator_actions_act_as_an_engineer_would_and_refuse_bad_input(stack, http_server):
+    # From steady state (the test before restarted nginx: its target passes its checks again within seconds).
+    world = LocalWorld(Stack(Settings.from_env(port_offset=OFFSET, state_dir=stack)))
+    eventually(lambda: world.health()["healthy"], timeout=30, interval=0.5)
     _, results = asyncio.run(session(http_server, [
         ("service", {"action": "reload", "name": "nginx"}), ("service", {"action": "explode", "name": "nginx"}),
         ("run_command", {"instance": "sre-workshop-nginx", "commands": ["grep -c proxy_pass /etc/nginx/nginx.conf"]}),
@@ -143,7 +148,8 @@ def test_operator_actions_act_as_an_engineer_would_and_refuse_bad_input(stack, h
         ("aws_call", {"service": "dynamodb", "operation": "describe_table", "parameters": {"Table": "x"}}),
     ]))
     reload, bad_action, command, nowhere, table, bad_service, bad_operation, bad_parameter = results
-    assert reload.structured_content["action"] == "reload" and reload.structured_content["health"]["healthy"]
+    assert reload.structured_content["action"] == "reload"
+    assert reload.structured_content["health"]["healthy"], reload.structured_content["health"]["problems"]
     assert bad_action.is_error and "start, stop, restart, reload" in bad_action.structured_content["message"]
     assert command.structured_content["status"] == "Success" and int(command.structured_content["stdout"]) >= 1
     assert nowhere.is_error and "Name tag 'nowhere'" in nowhere.structured_content["message"]

@@ -61,6 +61,9 @@ class _Groups:
                  **({"UserIdGroupPairs": [{"GroupId": r.source}]} if r.source else {"IpRanges": [{"CidrIp": r.cidr}]})}
                 for r in rules]
 
+    def ingresses(self, group_ids: list[str]) -> dict[str, list[dict]]:
+        return {group_id: self.ingress(group_id) for group_id in group_ids}
+
 
 def test_drift_finds_a_rule_missing_exactly_when_it_lets_the_source_in_no_more():
     """The verdict the twin gates the local hops with: a group's rule widened to a CIDR holding the VPC is

@@ -76,7 +76,8 @@ class AwsControl:
         self._addresses = addresses or {}  # outputs that are other addresses where the stack runs (locally)
         self._app_ports = app_ports or {}  # the apps' ports on their instances, where not APP_PORT (locally)
         self._resources: dict[str, str] | None = None
-        self._runner = Runner(self.client("ssm"), scripts_dir, command_timeout, poll)
+        self._scripts_dir, self._command_timeout = scripts_dir, command_timeout
+        self._runner: Runner | None = None  # made on the first command: a reader (doctor) needs no SSM client
 
     @property
     def region(self) -> str:
@@ -136,6 +137,8 @@ class AwsControl:
 
     def run(self, component: str, *steps: Step, label: str = "") -> str:
         """Run `steps` as root on the component's instance; return their output or raise naming the instance."""
+        if self._runner is None:
+            self._runner = Runner(self.client("ssm"), self._scripts_dir, self._command_timeout, self.poll)
         return self._runner.run(self.instance(component), component, list(steps), label)
 
     def run_json(self, component: str, *steps: Step, label: str = "") -> dict[str, Any]:
@@ -292,8 +295,12 @@ class AwsControl:
 
     def ingress(self, group_id: str) -> list[dict[str, Any]]:
         """Return a security group's ingress permissions."""
-        found = self._call("ec2", "describe_security_groups", GroupIds=[group_id])["SecurityGroups"]
-        return found[0].get("IpPermissions", []) if found else []
+        return self.ingresses([group_id]).get(group_id, [])
+
+    def ingresses(self, group_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+        """Return the ingress permissions of each of the security groups, in one call."""
+        found = self._call("ec2", "describe_security_groups", GroupIds=sorted(set(group_ids)))["SecurityGroups"]
+        return {g["GroupId"]: g.get("IpPermissions", []) for g in found}
 
     def revoke_ingress(self, group_id: str, permission: dict[str, Any]) -> bool:
         """Revoke one ingress permission; False if it was not there."""

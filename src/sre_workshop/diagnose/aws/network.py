@@ -80,13 +80,12 @@ def present(rule: Rule, permissions: list[dict[str, Any]], source_id: str, vpc: 
 
 def drift(ctl: AwsControl, resources: dict[str, Any]) -> list[str]:
     """Return one fact per template ingress rule that the live security groups no longer have."""
-    facts, live, vpc = [], {}, vpc_cidr(resources)
-    for rule in template_rules(resources):
+    facts, vpc, rules = [], vpc_cidr(resources), template_rules(resources)
+    live = ctl.ingresses([ctl.physical(rule.group) for rule in rules]) if rules else {}
+    for rule in rules:
         group_id = ctl.physical(rule.group)
-        if group_id not in live:
-            live[group_id] = ctl.ingress(group_id)
         source_id = ctl.physical(rule.source) if rule.source else ""
-        if not present(rule, live[group_id], source_id, vpc):
+        if not present(rule, live.get(group_id, []), source_id, vpc):
             source = f" ({source_id})" if source_id else ""
             facts.append(f"{rule.group} ({group_id}) lets in no {rule.describe()}{source}: "
                          f"the template's {rule.name}")

@@ -42,6 +42,9 @@ def resources(ctl: AwsControl) -> dict[str, Any]:
     return parse(body["TemplateBody"]).get("Resources", {})
 
 
+ANCHOR = "ApplicationMetricsTable"  # the table whose ARN gives the partition, region and account
+
+
 class Resolver:
     """Resolve the intrinsics of the role's policy and the security-group rules against the live stack."""
 
@@ -50,14 +53,18 @@ class Resolver:
         self._arns: dict[str, str] = {}
 
     def arn(self, logical: str) -> str:
-        """Return a table's ARN (GetAtt Arn: the only attribute these parts use)."""
+        """Return a table's ARN (GetAtt Arn: the only attribute these parts use). One table is described; the
+        others' ARNs differ only by name (arn:PARTITION:dynamodb:REGION:ACCOUNT:table/NAME), one call for all."""
+        if not self._arns:
+            self._arns[ANCHOR] = self.ctl.describe_table(self.ctl.physical(ANCHOR))["TableArn"]
         if logical not in self._arns:
-            self._arns[logical] = self.ctl.describe_table(self.ctl.physical(logical))["TableArn"]
+            prefix = self._arns[ANCHOR].rsplit("/", 1)[0]
+            self._arns[logical] = f"{prefix}/{self.ctl.physical(logical)}"
         return self._arns[logical]
 
     def pseudo(self, name: str) -> str:
         """Return AWS::Partition, AWS::Region or AWS::AccountId, read off a table's ARN."""
-        _, partition, _, region, account, _ = self.arn("ApplicationMetricsTable").split(":", 5)
+        _, partition, _, region, account, _ = self.arn(ANCHOR).split(":", 5)
         return {"AWS::Partition": partition, "AWS::Region": region or self.ctl.region,
                 "AWS::AccountId": account, "AWS::StackName": self.ctl.stack_name}[name]
 
