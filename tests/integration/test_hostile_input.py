@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from sre_workshop.settings import BASE_PORTS
 
-from conftest import http, local_stack, port_offset
+from conftest import eventually, http, local_stack, port_offset
 from rawhttp import Answer, exchange, framed, request_head
 
 OFFSET = port_offset(1100)
@@ -123,14 +123,20 @@ def test_a_replaced_request_id_is_logged_as_replaced(stack):
     through_nginx = http("GET", f"http://127.0.0.1:{ENTRIES['public :8000'][0]}/", headers={"X-Request-ID": long_id})
     straight = http("GET", f"http://127.0.0.1:{ENTRIES['public :8080'][0]}/health", headers={"X-Request-ID": long_id})
     assert through_nginx.status == straight.status == 200
-    # Every line of nginx's access log is UTF-8 JSON, after all the hostile headers of the tests before.
-    access_log = (stack / "logs" / "nginx-access.log").read_bytes().decode()
-    nginx_lines = [json.loads(line) for line in access_log.splitlines()]
-    assert any(e["request_id"] == through_nginx.headers["x-request-id"] and e["request_id_sent"] == "replaced"
-               for e in nginx_lines)
-    crm_lines = [json.loads(line) for line in (stack / "logs" / "crm-app.json.log").read_text().splitlines()]
-    assert any(e.get("request_id") == straight.headers["x-request-id"] and "X-Request-ID replaced" in e["message"]
-               for e in crm_lines)
+    # Every line of nginx's access log is UTF-8 JSON, after all the hostile headers of the tests before. A
+    # request's line is written in its log phase, after the answer has gone: it may come a moment later.
+    def nginx_logged() -> bool:
+        access_log = (stack / "logs" / "nginx-access.log").read_bytes().decode()
+        return any(e["request_id"] == through_nginx.headers["x-request-id"] and e["request_id_sent"] == "replaced"
+                   for e in map(json.loads, access_log.split("\n")[:-1]))  # whole lines: the last may be half
+
+    def crm_logged() -> bool:
+        lines = (stack / "logs" / "crm-app.json.log").read_text().split("\n")[:-1]
+        return any(e.get("request_id") == straight.headers["x-request-id"] and "X-Request-ID replaced" in e["message"]
+                   for e in map(json.loads, lines))
+
+    eventually(nginx_logged, timeout=5)
+    eventually(crm_logged, timeout=5)
 
 
 # Numbers in every form a client may write, JSON or not: any length of digits (past int()'s 4300 too),

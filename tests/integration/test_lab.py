@@ -9,8 +9,10 @@ Every step is in IncidentHistoryTable."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import boto3
 import pytest
 from botocore.exceptions import ClientError
 
@@ -19,11 +21,12 @@ from honesty import leaks
 from sre_workshop.errors import StackBusy
 from sre_workshop.faults import runner as faults
 from sre_workshop.faults.backends import LocalBackend
+from sre_workshop.local.components import LOCAL_CREDENTIALS
 from sre_workshop.local.stack import Stack
 from sre_workshop.mcp.world import LocalWorld
 from sre_workshop.settings import Settings
 
-from conftest import cli, cli_json, local_stack, port_offset
+from conftest import cli, cli_json, local_stack, port_offset, run_command
 
 OFFSET = port_offset(300)
 APP_ENV = "/etc/sre-workshop/sre-app.env"
@@ -75,6 +78,33 @@ def readable(state: Path) -> str:
     return "\n".join(f"{p.name} {p.read_text(errors='replace')}" for p in found if not p.is_socket())
 
 
+def learners_aws(state: Path, capsys):
+    """Check what `aws-env` gives a learner during a lab: an IAM user of its own at the scoped endpoint, whose
+    SSM command history and CloudTrail hold its own calls, never the steps the fault tool ran (the operator's
+    credentials see those); return a client factory for that identity."""
+    code, env = cli_json(state, capsys, "aws-env", "--json")
+    assert code == 0 and env["AWS_ACCESS_KEY_ID"] != LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"]
+    session = boto3.session.Session(aws_access_key_id=env["AWS_ACCESS_KEY_ID"], region_name=env["AWS_REGION"],
+                                    aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"])
+
+    def client(service: str):
+        return session.client(service, endpoint_url=env["AWS_ENDPOINT_URL"])
+
+    assert twin(stack_of(state), "ssm").list_commands()["Commands"], "the tool ran the fault's steps by SSM"
+    assert client("ssm").list_commands()["Commands"] == []
+    nginx = client("ec2").describe_instances(Filters=[{"Name": "tag:Name", "Values": ["sre-workshop-nginx"]}])
+    (instance,) = [i["InstanceId"] for r in nginx["Reservations"] for i in r["Instances"]]
+    assert run_command(client("ssm"), instance, "grep -c proxy_pass /etc/nginx/nginx.conf")["Status"] == "Success"
+    (own,) = client("ssm").list_commands()["Commands"]
+    assert own["Parameters"]["commands"] == ["grep -c proxy_pass /etc/nginx/nginx.conf"]
+    events = client("cloudtrail").lookup_events(MaxResults=50)["Events"]
+    others = [json.loads(e["CloudTrailEvent"]) for e in events if e.get("AccessKeyId") != env["AWS_ACCESS_KEY_ID"]]
+    assert others and not [e["requestParameters"] for e in others if e.get("requestParameters")]
+    with pytest.raises(ClientError, match="AccessDeniedException"):
+        client("dynamodb").scan(TableName="IncidentHistoryTable")
+    return client
+
+
 def test_a_lab_from_ticket_to_a_fix_that_holds(learner, capsys):
     before = load_requests(learner)
     code, shown = said(capsys, learner, "lab", "start", "nginx-crash")
@@ -95,6 +125,7 @@ def test_a_lab_from_ticket_to_a_fix_that_holds(learner, capsys):
         code, refusal = said(capsys, learner, *oracle)
         assert code == 7 and len(refusal.strip().splitlines()) == 1 and leaks(refusal) == set(), refusal
     assert "lab hint" in said(capsys, learner, "doctor")[1]
+    key = learners_aws(learner, capsys)
 
     code, wrong = cli_json(learner, capsys, "lab", "submit", "--component", "sre-app", "--category", "crash")
     assert code == 1 and wrong == {"component_correct": False, "category_correct": True, "correct": False,
@@ -115,6 +146,11 @@ def test_a_lab_from_ticket_to_a_fix_that_holds(learner, capsys):
     assert done["ground_truth"]["component"] == "nginx" and "service start nginx" in done["writeup"]["fix"]
     assert load_requests(learner) > before, "the lab ran load"
     assert not (learner / "run" / "lab-load.json").exists(), "and stopped it"
+
+    with pytest.raises(ClientError, match="InvalidClientTokenId"):
+        key("sts").get_caller_identity()  # the learner's key ends with the lab
+    assert cli_json(learner, capsys, "aws-env", "--json")[1]["AWS_ACCESS_KEY_ID"] == LOCAL_CREDENTIALS[
+        "AWS_ACCESS_KEY_ID"]
 
     events = lab_events(learner, capsys)
     assert [e["correct"] for e in events["lab_submitted"]] == [False, True]

@@ -17,7 +17,13 @@ from .common import Context, emit, json_option, pass_context
 
 
 def aws_environment(settings: Settings) -> dict[str, str]:
-    """Return the variables that point AWS clients at the stack's twin, as an operator of the stack."""
+    """Return the variables that point AWS clients at the stack's twin: as the lab's learner while a lab runs
+    (its own IAM user at the scoped endpoint), else as an operator of the stack."""
+    from ..scenarios.lab import learner_identity
+
+    learner = learner_identity(settings)
+    if learner is not None:
+        return learner.env()
     return {"AWS_ENDPOINT_URL": settings.url("aws-api"), "AWS_REGION": settings.region,
             "AWS_DEFAULT_REGION": settings.region, **LOCAL_CREDENTIALS}
 
@@ -27,7 +33,8 @@ def aws_environment(settings: Settings) -> dict[str, str]:
 @json_option
 @pass_context
 def aws_env(ctx: Context, shell: bool, as_json: bool) -> int:
-    """The endpoint, region and credentials of the stack's AWS API twin (aws CLI, boto3, agents)."""
+    """The endpoint, region and credentials of the stack's AWS API twin (aws CLI, boto3, agents); during a lab,
+    the learner's own."""
     env = aws_environment(ctx.settings())
     if shell and not as_json:
         # A profile or a session token in the caller's shell would send the calls elsewhere, or sign them

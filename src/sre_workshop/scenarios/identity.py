@@ -1,5 +1,5 @@
-"""The evaluated agent's own AWS identity: an IAM user of the twin, with the on-call policy
-(infra/iam/oncall-policy.json), and a fresh access key for each run.
+"""The evaluated agent's own AWS identity, and a lab's learner's: an IAM user of the twin, with the on-call
+policy (infra/iam/oncall-policy.json), and a fresh access key for each run or lab.
 
 The policy allows the reads an on-call engineer needs (logs, metrics, alarms, target health, CloudTrail, the
 instances and security groups, the template, the instance role's policy, the app tables' settings) and the
@@ -7,6 +7,10 @@ changes one would make (put back the role's policy, authorize an ingress rule, u
 capacity, Run Command on the instances), and denies every DynamoDB action on IncidentHistoryTable. The twin's
 scoped endpoint (twin/scoped.py) checks the key's signature and enforces the policy on every call; the key is
 deleted when the run ends. The stack's fixed local credentials are the examiner's, never the agent's.
+
+A lab's learner gets a user of its own (LEARNER) the same way: `aws-env` prints its key while the lab runs
+(scenarios/lab.py), so the learner's `aws ssm list-commands` and CloudTrail show the learner's own commands
+and parameters, never the steps the fault tool ran on an instance.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from ..errors import AwsError
 from ..settings import Settings
 
 USER = "sre-workshop-oncall"
+LEARNER = "sre-workshop-learner"
 POLICY_NAME = "OnCall"
 
 
@@ -38,6 +43,11 @@ class Identity:
         return {"AWS_ENDPOINT_URL": self.endpoint, "AWS_ACCESS_KEY_ID": self.access_key,
                 "AWS_SECRET_ACCESS_KEY": self.secret_key, "AWS_REGION": self.region,
                 "AWS_DEFAULT_REGION": self.region}
+
+    def to_dict(self) -> dict[str, str]:
+        """Return the identity as it is kept in a file."""
+        return {"access_key": self.access_key, "secret_key": self.secret_key, "endpoint": self.endpoint,
+                "region": self.region}
 
     def client(self, service: str) -> Any:
         """Return a boto3 client that calls as this identity."""
@@ -64,29 +74,29 @@ def _admin_iam(settings: Settings) -> Any:
     return session.client("iam", endpoint_url=settings.url("aws-api"))
 
 
-def create(settings: Settings) -> Identity:
+def create(settings: Settings, user: str = USER) -> Identity:
     """Make sure the user exists with the policy as committed, drop its old keys, and give it a new one."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     iam = _admin_iam(settings)
     try:
         with contextlib.suppress(iam.exceptions.EntityAlreadyExistsException):
-            iam.create_user(UserName=USER)
-        iam.put_user_policy(UserName=USER, PolicyName=POLICY_NAME, PolicyDocument=json.dumps(policy(settings)))
-        for old in iam.list_access_keys(UserName=USER)["AccessKeyMetadata"]:  # a run that died kept its key
-            iam.delete_access_key(UserName=USER, AccessKeyId=old["AccessKeyId"])
-        key = iam.create_access_key(UserName=USER)["AccessKey"]
+            iam.create_user(UserName=user)
+        iam.put_user_policy(UserName=user, PolicyName=POLICY_NAME, PolicyDocument=json.dumps(policy(settings)))
+        for old in iam.list_access_keys(UserName=user)["AccessKeyMetadata"]:  # a run that died kept its key
+            iam.delete_access_key(UserName=user, AccessKeyId=old["AccessKeyId"])
+        key = iam.create_access_key(UserName=user)["AccessKey"]
     except (BotoCoreError, ClientError) as exc:
-        raise AwsError(f"could not make the agent's IAM identity in the twin: {exc}") from None
+        raise AwsError(f"could not make the IAM identity {user} in the twin: {exc}") from None
     return Identity(key["AccessKeyId"], key["SecretAccessKey"], settings.url("aws-api-scoped"), settings.region)
 
 
-def delete(settings: Settings, identity: Identity) -> None:
+def delete(settings: Settings, identity: Identity, user: str = USER) -> None:
     """Delete the identity's access key (the user and its policy stay, for the next run)."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     with contextlib.suppress(BotoCoreError, ClientError):
-        _admin_iam(settings).delete_access_key(UserName=USER, AccessKeyId=identity.access_key)
+        _admin_iam(settings).delete_access_key(UserName=user, AccessKeyId=identity.access_key)
 
 
 @contextlib.contextmanager

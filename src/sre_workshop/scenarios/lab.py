@@ -12,6 +12,9 @@ giveup  reveal the ground truth, clear the fault, end the lab, show the write-up
 Every step is an event of the fault's incident in IncidentHistoryTable (lab_started, lab_hint,
 lab_submitted, lab_passed or lab_gave_up). The lab's own state is the examiner's (examiner_dir/lab.json,
 hidden in every instance's view), never in run/, where a learner reads the stack as an instance's /etc.
+The learner works the AWS APIs as an IAM user of its own (scenarios/identity.py, LEARNER), whose key
+`aws-env` prints while the lab runs: through the twin's scoped endpoint, SSM's command history and CloudTrail's
+parameters show the learner its own calls, never the steps the fault tool ran on an instance.
 
 During a lab, what would hand the learner the answer refuses with one line (oracle()): doctor (unless the
 lab was started with --assist: then each use counts as a hint), `fault status|inject|clear`, `incidents`.
@@ -33,8 +36,10 @@ from ..faults.backends import LocalBackend
 from ..local.process import ProcessRecord, ProcessSpec, is_alive, spawn, stop, tail
 from ..local.stack import Stack
 from ..mcp.run import NONE
+from ..settings import Settings
 from ..state import lab_path, lab_running, private_dir
 from ..vocabulary import CATEGORIES, COMPONENTS
+from . import identity
 from .background_load import STARTED
 from .catalogue import get, scenarios
 from .model import Scenario
@@ -57,6 +62,15 @@ def consult_doctor(stack: Stack) -> None:
     lab = Lab(stack)
     if lab.path.exists():
         lab.doctor()
+
+
+def learner_identity(settings: Settings) -> identity.Identity | None:
+    """Return the running lab's learner identity (None when no lab runs, or one started before it had one)."""
+    try:
+        kept = json.loads(lab_path(settings).read_text()).get("identity")
+    except (OSError, ValueError):
+        return None
+    return identity.Identity(**kept) if isinstance(kept, dict) else None
 
 
 class Lab:
@@ -99,12 +113,18 @@ class Lab:
             raise UsageError("the control scenario has nothing to find: choose a scenario with a fault")
         progress("lab: bringing the stack to steady state")
         faults.clear(self.backend, None, sustain=1.0, timeout=60.0)
-        progress("lab: starting the users' load")
-        self._start_load(scenario)
-        progress("lab: something is about to go wrong")
-        session = self._open(scenario, learner)
+        key = identity.create(self.stack.settings, identity.LEARNER)  # what `aws-env` gives during the lab
+        try:
+            progress("lab: starting the users' load")
+            self._start_load(scenario)
+            progress("lab: something is about to go wrong")
+            session = self._open(scenario, learner)
+        except BaseException:
+            identity.delete(self.stack.settings, key, identity.LEARNER)
+            raise
         state = {"scenario": scenario.name, "incident_id": session.incident_id, "started_at": time.time(),
-                 "learner": learner, "hints": 0, "hints_given": 0, "doctor": 0, "attempts": [], "assist": assist}
+                 "learner": learner, "hints": 0, "hints_given": 0, "doctor": 0, "attempts": [], "assist": assist,
+                 "identity": key.to_dict()}
         self._save(state)
         (self.path.parent / "lab-error.txt").unlink(missing_ok=True)  # an earlier start's failure, now stale
         self._event("lab_started", learner=learner, scenario=scenario.name, assist=assist)
@@ -226,6 +246,8 @@ class Lab:
 
     def _end(self, state: dict[str, Any], scenario: Scenario, event: str, fixed: bool) -> dict[str, Any]:
         self._stop_load()
+        if "identity" in state:
+            identity.delete(self.stack.settings, identity.Identity(**state["identity"]), identity.LEARNER)
         correct = any(a["correct"] for a in state["attempts"])
         score = {"scenario": scenario.name, "fixed": fixed, "diagnosed": correct,
                  "attempts": len(state["attempts"]), "hints": state["hints"],
