@@ -113,6 +113,22 @@ def test_systemctl_refuses_units_of_other_instances(settings, tmp_path):
         assert broker.handle("systemctl", ["list-units"])[2] == 1
 
 
+def test_systemctl_show_gives_the_main_pid_as_doctor_reads_it(settings, tmp_path):
+    """observe-host.sh asks `systemctl show -p MainPID --value UNIT` (and ControlGroup): the recorded main
+    process of a running unit, 0 for one that does not run, and no cgroup (the script then walks the pids)."""
+    from sre_workshop.local.process import ProcessRecord, start_time
+
+    (settings.run_dir / "pids").mkdir(parents=True)
+    ProcessRecord("nginx", os.getpid(), start_time(os.getpid()), ["nginx"]).save(settings.run_dir / "pids/nginx.json")
+    broker = Broker(settings, "NginxInstance1", tmp_path / "b.sock")
+    with broker:
+        assert broker.handle("systemctl", ["show", "-p", "MainPID", "--value", "nginx"]) == (f"{os.getpid()}\n", "", 0)
+        assert broker.handle("systemctl", ["show", "--property=MainPID,ActiveState", "nginx.service"]) == (
+            f"MainPID={os.getpid()}\nActiveState=active\n", "", 0)
+        assert broker.handle("systemctl", ["show", "-p", "ControlGroup", "--value", "nginx"]) == ("\n", "", 0)
+        assert broker.handle("systemctl", ["show", "-p", "MainPID", "--value", "sre-app"]) == ("0\n", "", 0)
+
+
 # --- scripts really run in a view ---------------------------------------------------------------------------
 
 @needs_bwrap

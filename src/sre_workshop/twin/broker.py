@@ -129,6 +129,8 @@ class Broker:
 
     def systemctl(self, args: list[str]) -> tuple[str, str, int]:
         """Answer `systemctl VERB UNIT...` for the instance's units."""
+        if "show" in args:
+            return self._show(args)
         words = [a for a in args if not a.startswith("-")]
         quiet = "-q" in args or "--quiet" in args
         if not words:
@@ -145,6 +147,32 @@ class Broker:
         if verb == "status":
             return self._status(units)
         return self._job(verb, units)
+
+    def _show(self, args: list[str]) -> tuple[str, str, int]:
+        """Answer `systemctl show [-p PROP | --property=PROP]... [--value] UNIT...` for the properties a reader of
+        the unit asks for (doctor's observe-host.sh): MainPID, ActiveState, ControlGroup. A component here has
+        no cgroup of its own, so ControlGroup is empty, as for a unit that does not run."""
+        wanted, units, rest = [], [], iter(args[args.index("show") + 1:])
+        for arg in rest:
+            if arg in ("-p", "--property"):
+                wanted += next(rest, "").split(",")
+            elif arg.startswith("--property="):
+                wanted += arg.split("=", 1)[1].split(",")
+            elif not arg.startswith("-"):
+                units.append(unit_name(arg))
+        lines = []
+        for unit in units:
+            values = self._properties(unit)
+            lines += [values[p] if "--value" in args else f"{p}={values[p]}" for p in wanted or values if p in values]
+        return "".join(f"{line}\n" for line in lines), "", 0
+
+    def _properties(self, unit: str) -> dict[str, str]:
+        """Return the unit's MainPID, ActiveState and ControlGroup as systemctl shows them (an unknown unit is
+        shown as systemd shows one: not running)."""
+        active = self._active(unit)
+        record = self.record(unit) if active else None
+        return {"MainPID": str(record.pid if record else 0), "ActiveState": "active" if active else "inactive",
+                "ControlGroup": ""}
 
     def _known(self, unit: str) -> bool:
         return unit in COMPONENTS[self.logical]
