@@ -146,7 +146,8 @@ class LocalControl:
         # The private ALB's DNS name is, on the local network, its loopback listener (nginx.conf names it).
         private_alb = f"{LOOPBACK}:{self.settings.port('private-alb')}"
         return AwsControl(session, TWIN_STACK, public=self.settings.endpoints,
-                          endpoint_url=self.settings.url("aws-api"), addresses={"PrivateALBDNSName": private_alb})
+                          endpoint_url=self.settings.url("aws-api"), addresses={"PrivateALBDNSName": private_alb},
+                          ports={c: self.settings.port(c) for c in ("nginx", "sre-app", "crm-app")})
 
     def endpoint_client(self):
         """Return a DynamoDB client that goes through the endpoint as the apps do, with one attempt."""
