@@ -141,9 +141,9 @@ class Broker:
         if not units:
             return "", "Too few arguments.\n", 1
         if verb == "is-active":
-            active = [self._active(u) for u in units]
-            text = "" if quiet else "".join("active\n" if a else "inactive\n" for a in active)
-            return text, "", 0 if all(active) else NOT_ACTIVE
+            states = [self._state(u) for u in units]
+            text = "" if quiet else "".join(f"{state}\n" for state in states)
+            return text, "", 0 if all(state == "active" for state in states) else NOT_ACTIVE
         if verb == "status":
             return self._status(units)
         return self._job(verb, units)
@@ -169,10 +169,9 @@ class Broker:
     def _properties(self, unit: str) -> dict[str, str]:
         """Return the unit's MainPID, ActiveState and ControlGroup as systemctl shows them (an unknown unit is
         shown as systemd shows one: not running)."""
-        active = self._active(unit)
-        record = self.record(unit) if active else None
-        return {"MainPID": str(record.pid if record else 0), "ActiveState": "active" if active else "inactive",
-                "ControlGroup": ""}
+        state = self._state(unit)
+        record = self.record(unit) if state == "active" else None
+        return {"MainPID": str(record.pid if record else 0), "ActiveState": state, "ControlGroup": ""}
 
     def _known(self, unit: str) -> bool:
         return unit in COMPONENTS[self.logical]
@@ -180,6 +179,14 @@ class Broker:
     def _active(self, unit: str) -> bool:
         record = self.record(unit) if self._known(unit) else None
         return record is not None and is_alive(record)
+
+    def _state(self, unit: str) -> str:
+        """Return the unit's ActiveState: active; failed when its process died without a stop (killed, crashed:
+        its record is left, as systemd keeps a unit that exited by a signal failed); else inactive."""
+        record = self.record(unit) if self._known(unit) else None
+        if record is None:
+            return "inactive"
+        return "active" if is_alive(record) else "failed"
 
     def _status(self, units: list[str]) -> tuple[str, str, int]:
         out, err, code = [], [], 0
