@@ -4,12 +4,14 @@ and sums, what an instance's answer becomes, and the log parsers that both world
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from sre_workshop.aws.control import AwsControl
 from sre_workshop.cli.doctor import verdict
 from sre_workshop.diagnose.aws import hosts, logs, metrics, network, policy, template
 from sre_workshop.diagnose.local import readers
@@ -164,11 +166,11 @@ def test_the_verdict_of_a_round_with_unread_signals_is_not_healthy():
     assert verdict(Report("now", [], Observations("now", "aws"), 0.5)) == "healthy (0.5s)"
 
 
-def observe_host_functions(monkeypatch) -> dict:
+def observe_host_functions(monkeypatch, *hops: str) -> dict:
     """Load observe-host.sh's Python (its here-document) without running its main()."""
     text = (Path(__file__).resolve().parents[2] / "src/sre_workshop/diagnose/scripts/observe-host.sh").read_text()
     code = text.split("<<'OBSERVE_HOST_PY'\n", 1)[1].split("\nOBSERVE_HOST_PY", 1)[0]
-    monkeypatch.setattr(sys, "argv", ["observe-host", "sre-app", "-", "-"])
+    monkeypatch.setattr(sys, "argv", ["observe-host", "sre-app", "-", "-", *hops])
     namespace: dict = {"__name__": "observe_host"}
     exec(compile(code, "observe-host.sh", "exec"), namespace)  # our own script, as SSM runs it
     return namespace
@@ -209,3 +211,59 @@ def test_the_host_observation_leaves_out_a_busy_loop_that_just_started(tmp_path)
         loop.wait()
     answer = json.loads(done.stdout.strip().splitlines()[-1])
     assert loop.pid not in [pid for pid, _, _ in answer["top"]]
+
+
+def test_a_hop_whose_name_holds_an_equals_sign_keeps_its_name_and_url(monkeypatch):
+    """NAME=URL splits where the URL begins: "sre-app /health?deep=1" was probed as "1=http://..." before."""
+    host = observe_host_functions(monkeypatch, "sre-app /health?deep=1=http://127.0.0.1:8080/health?deep=1",
+                                  "crm-app /api/customers=http://127.0.0.1:8080/api/customers?limit=1")
+    assert host["HOPS"] == [("sre-app /health?deep=1", "http://127.0.0.1:8080/health?deep=1"),
+                            ("crm-app /api/customers", "http://127.0.0.1:8080/api/customers?limit=1")]
+
+
+def test_in_a_local_view_only_the_hosts_processes_are_the_instances(monkeypatch):
+    """The local view's /proc is the whole machine's: a busy process of another stack or of the machine is not
+    on the instance; on AWS (no SRE_WORKSHOP_HOST) every process is."""
+    host = observe_host_functions(monkeypatch)
+    assert host["on_host"](os.getpid())  # AWS: no variable, no filter
+    monkeypatch.setitem(host, "HOST", "/no/such/stack")
+    assert not host["on_host"](os.getpid())  # this test's process names no such host
+    here = subprocess.Popen(["sleep", "30"], env={"SRE_WORKSHOP_HOST": "/s", "SRE_WORKSHOP_INSTANCE": "X"})
+    nowhere = subprocess.Popen(["sleep", "30"], env={"SRE_WORKSHOP_HOST": "/s"})
+    try:
+        time.sleep(0.1)
+        monkeypatch.setitem(host, "HOST", "/s")
+        monkeypatch.setitem(host, "INSTANCE", "X")
+        assert host["on_host"](here.pid) and host["on_host"](nowhere.pid)
+        monkeypatch.setitem(host, "INSTANCE", "Y")
+        assert not host["on_host"](here.pid) and host["on_host"](nowhere.pid)  # another instance's; the host's
+    finally:
+        for process in (here, nowhere):
+            process.kill()
+            process.wait()
+
+
+def test_hops_are_probed_where_the_world_has_each_component():
+    """On AWS nginx answers on its instance's port 80 and the apps on 8080; locally on the stack's ports."""
+
+    class Ctl(AwsControl):
+        def outputs(self):
+            return {"PrivateALBDNSName": "internal-alb"}
+
+    on_aws = hosts.hops(Ctl(FakeSession(), "s"))
+    assert [url for _, _, url in on_aws["nginx"]] == ["http://127.0.0.1/health", "http://127.0.0.1/",
+                                                      "http://internal-alb/"]
+    assert on_aws["crm-app"][1] == ("crm-app", "crm-app /api/customers", "http://127.0.0.1:8080/api/customers?limit=1")
+    local = hosts.hops(Ctl(FakeSession(), "s", ports={"nginx": 14001, "sre-app": 14003, "crm-app": 14004}))
+    assert local["nginx"][0][2] == "http://127.0.0.1:14001/health"
+    assert local["sre-app"][2][2] == "http://127.0.0.1:14003/health?deep=1"
+    assert hosts.component_state("sre-app", {"state": "active", "suspended": 3}).suspended == 3
+
+
+class FakeSession:
+    """Enough of a boto3 session for an AwsControl that makes no call."""
+
+    region_name = "us-east-1"
+
+    def client(self, service, **_):
+        return object()

@@ -144,6 +144,35 @@ def test_systemctl_kill_signals_the_unit_s_processes_which_then_read_failed(sett
         process.wait()
 
 
+def test_systemctl_show_gives_the_main_pid_as_doctor_reads_it(settings, tmp_path):
+    """observe-host.sh asks `systemctl show -p MainPID --value UNIT` (and ControlGroup): the recorded main
+    process of a running unit, 0 for one that does not run, and no cgroup (the script then walks the pids)."""
+    from sre_workshop.local.process import ProcessRecord, start_time
+
+    (settings.run_dir / "pids").mkdir(parents=True)
+    ProcessRecord("nginx", os.getpid(), start_time(os.getpid()), ["nginx"]).save(settings.run_dir / "pids/nginx.json")
+    broker = Broker(settings, "NginxInstance1", tmp_path / "b.sock")
+    with broker:
+        assert broker.handle("systemctl", ["show", "-p", "MainPID", "--value", "nginx"]) == (f"{os.getpid()}\n", "", 0)
+        assert broker.handle("systemctl", ["show", "--property=MainPID,ActiveState", "nginx.service"]) == (
+            f"MainPID={os.getpid()}\nActiveState=active\n", "", 0)
+        assert broker.handle("systemctl", ["show", "-p", "ControlGroup", "--value", "nginx"]) == ("\n", "", 0)
+        assert broker.handle("systemctl", ["show", "-p", "MainPID", "--value", "sre-app"]) == ("0\n", "", 0)
+
+
+def test_a_unit_whose_process_died_without_a_stop_is_failed(settings, tmp_path):
+    """As systemd keeps a unit killed by a signal: `is-active` says failed (doctor: exited), not inactive."""
+    from sre_workshop.local.process import ProcessRecord, start_time
+
+    (settings.run_dir / "pids").mkdir(parents=True)
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    ProcessRecord("nginx", gone.pid, start_time(os.getpid()) + 1, ["nginx"]).save(settings.run_dir / "pids/nginx.json")
+    with Broker(settings, "NginxInstance1", tmp_path / "b.sock") as broker:
+        assert broker.handle("systemctl", ["is-active", "nginx"]) == ("failed\n", "", 3)
+        assert broker.handle("systemctl", ["show", "-p", "ActiveState", "--value", "nginx"]) == ("failed\n", "", 0)
+
+
 # --- scripts really run in a view ---------------------------------------------------------------------------
 
 @needs_bwrap

@@ -65,7 +65,7 @@ class AwsControl:
     def __init__(self, session, stack_name: str, public: dict[str, str] | None = None,
                  scripts_dir: Path = SCRIPTS_DIR, command_timeout: float = 120.0, poll: float = 1.0,
                  endpoint_url: str | None = None, addresses: dict[str, str] | None = None,
-                 app_ports: dict[str, int] | None = None) -> None:
+                 ports: dict[str, int] | None = None) -> None:
         self.session = session
         self.endpoint_url = endpoint_url  # the local stack's AWS API twin instead of AWS
         self.stack_name = stack_name
@@ -74,7 +74,7 @@ class AwsControl:
         self._clients: dict[str, Any] = {}
         self._outputs: dict[str, str] | None = None
         self._addresses = addresses or {}  # outputs that are other addresses where the stack runs (locally)
-        self._app_ports = app_ports or {}  # the apps' ports on their instances, where not APP_PORT (locally)
+        self._ports = ports or {}  # the port a component listens on in its instance, where not AWS's (locally)
         self._resources: dict[str, str] | None = None
         self._scripts_dir, self._command_timeout = scripts_dir, command_timeout
         self._runner: Runner | None = None  # made on the first command: a reader (doctor) needs no SSM client
@@ -214,7 +214,7 @@ class AwsControl:
 
     def app_port(self, app: str) -> int:
         """Return the port an app listens on, on its instance (APP_PORT; locally the app's own port)."""
-        return self._app_ports.get(app, APP_PORT)
+        return self._ports.get(app, APP_PORT)
 
     def app_faults(self, app: str, action: str, settings: dict[str, Any] | None = None) -> dict[str, Any]:
         """Call the app's /admin/faults on its instance (app-faults.sh, the token read there as root)."""
@@ -348,6 +348,11 @@ class AwsControl:
                                 "reason": t["TargetHealth"].get("Description", "")}
                                for t in found["TargetHealthDescriptions"]]
         return health
+
+    def local_url(self, component: str, path: str = "/") -> str:
+        """Return the URL a component answers on from its own instance: nginx on port 80, an app on APP_PORT."""
+        port = self._ports.get(component, 80 if component == "nginx" else APP_PORT)
+        return f"http://127.0.0.1{'' if port == 80 else f':{port}'}{path}"
 
     def url(self, entry: str, path: str = "/") -> str:
         """Return a public URL: entry "app" (the ALB's port 80) or "crm" (its port 8080), with `path`."""

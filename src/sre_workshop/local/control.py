@@ -41,8 +41,8 @@ class LocalControl:
         # The private ALB's DNS name is, on the local network, its loopback listener (nginx.conf names it); the
         # apps listen on their own loopback ports, which an instance's view shares with the machine.
         private_alb = f"{LOOPBACK}:{self.settings.port('private-alb')}"
-        ports = {app: self.settings.port(app) for app in ("sre-app", "crm-app")}
+        ports = {c: self.settings.port(c) for c in ("nginx", "sre-app", "crm-app")}
         # The twin runs a command within a second: poll for it often (AWS's agent is polled every second).
         return AwsControl(session, TWIN_STACK, public=self.settings.endpoints, poll=TWIN_POLL,
                           endpoint_url=self.settings.url("aws-api"), addresses={"PrivateALBDNSName": private_alb},
-                          app_ports=ports)
+                          ports=ports)

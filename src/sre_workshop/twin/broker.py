@@ -135,6 +135,8 @@ class Broker:
 
     def systemctl(self, args: list[str]) -> tuple[str, str, int]:
         """Answer `systemctl VERB UNIT...` for the instance's units."""
+        if "show" in args:
+            return self._show(args)
         words, options = _parse(args)
         quiet = "-q" in options or "--quiet" in options
         if not words:
@@ -175,6 +177,31 @@ class Broker:
             except ProcessLookupError:
                 continue
         return "", "", 0
+
+    def _show(self, args: list[str]) -> tuple[str, str, int]:
+        """Answer `systemctl show [-p PROP | --property=PROP]... [--value] UNIT...` for the properties a reader of
+        the unit asks for (doctor's observe-host.sh): MainPID, ActiveState, ControlGroup. A component here has
+        no cgroup of its own, so ControlGroup is empty, as for a unit that does not run."""
+        wanted, units, rest = [], [], iter(args[args.index("show") + 1:])
+        for arg in rest:
+            if arg in ("-p", "--property"):
+                wanted += next(rest, "").split(",")
+            elif arg.startswith("--property="):
+                wanted += arg.split("=", 1)[1].split(",")
+            elif not arg.startswith("-"):
+                units.append(unit_name(arg))
+        lines = []
+        for unit in units:
+            values = self._properties(unit)
+            lines += [values[p] if "--value" in args else f"{p}={values[p]}" for p in wanted or values if p in values]
+        return "".join(f"{line}\n" for line in lines), "", 0
+
+    def _properties(self, unit: str) -> dict[str, str]:
+        """Return the unit's MainPID, ActiveState and ControlGroup as systemctl shows them (an unknown unit is
+        shown as systemd shows one: not running)."""
+        state = self._state(unit)
+        record = self.record(unit) if state == "active" else None
+        return {"MainPID": str(record.pid if record else 0), "ActiveState": state, "ControlGroup": ""}
 
     def _known(self, unit: str) -> bool:
         return unit in COMPONENTS[self.logical]

@@ -9,6 +9,7 @@ never as a process that is down and never as one that runs.
 
 from __future__ import annotations
 
+import functools
 import json
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ...aws.control import APP_PORT, ENV_FILES, NGINX_CONF, AwsControl
+from ...aws.control import ENV_FILES, NGINX_CONF, AwsControl
 from ...aws.ssm import Runner, last_line, script
 from ...errors import WorkshopError
 from ..local.probes import error_code
@@ -33,14 +34,14 @@ STATES = {"active": "running", "reloading": "running", "activating": "running", 
 
 def hops(ctl: AwsControl) -> dict[str, list[tuple[str, str, str]]]:
     """Return, per instance (by the component it runs), the (component, name, url) hops probed from there."""
-    app = f"http://127.0.0.1:{APP_PORT}"
+    nginx, app, crm = (functools.partial(ctl.local_url, c) for c in ("nginx", "sre-app", "crm-app"))
     return {
-        "nginx": [("nginx", "nginx /health", "http://127.0.0.1/health"), ("nginx", "nginx /", "http://127.0.0.1/"),
+        "nginx": [("nginx", "nginx /health", nginx("/health")), ("nginx", "nginx /", nginx("/")),
                   ("private-alb", "private-alb /", f"http://{ctl.outputs()['PrivateALBDNSName']}/")],
-        "sre-app": [("sre-app", "sre-app /health", f"{app}/health"), ("sre-app", "sre-app /", f"{app}/"),
-                    ("sre-app", "sre-app /health?deep=1", f"{app}/health?deep=1")],
-        "crm-app": [("crm-app", "crm-app /health", f"{app}/health"),
-                    ("crm-app", "crm-app /api/customers", f"{app}/api/customers?limit=1")],
+        "sre-app": [("sre-app", "sre-app /health", app("/health")), ("sre-app", "sre-app /", app("/")),
+                    ("sre-app", "sre-app /health?deep=1", app("/health?deep=1"))],
+        "crm-app": [("crm-app", "crm-app /health", crm("/health")),
+                    ("crm-app", "crm-app /api/customers", crm("/api/customers?limit=1"))],
     }
 
 
@@ -80,7 +81,8 @@ def component_state(component: str, answer: dict[str, Any]) -> ComponentState | 
     if state is None:
         return None
     return ComponentState(component, state, answer.get("main_pid") or None, float(answer.get("cpu_percent", 0)),
-                          float(answer.get("rss_mb", 0)), float(answer.get("uptime_s", 0)))
+                          float(answer.get("rss_mb", 0)), float(answer.get("uptime_s", 0)),
+                          int(answer.get("suspended", 0)))
 
 
 def probes(component_of: dict[str, str], answer: dict[str, Any]) -> list[Probe]:

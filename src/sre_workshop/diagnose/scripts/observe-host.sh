@@ -22,7 +22,13 @@ import urllib.error
 import urllib.request
 
 UNIT, ENV_FILE, NGINX_CONF = sys.argv[1:4]
-HOPS = [a.split("=", 1) for a in sys.argv[4:] if "=" in a]
+# NAME=URL: the URL starts at its scheme, since a name may hold "=" too ("sre-app /health?deep=1").
+HOPS = [(a.split("=http", 1)[0], "http" + a.split("=http", 1)[1]) for a in sys.argv[4:] if "=http" in a]
+# In the local stack's view of an instance (twin/hostview.py) /proc holds every process of the machine: only
+# those whose environment names this stack's host, and no other instance, run here (as doctor counts them
+# locally: diagnose/local/readers.py). On AWS these variables are not set: every process is the instance's.
+HOST = os.environ.get("SRE_WORKSHOP_HOST", "")
+INSTANCE = os.environ.get("SRE_WORKSHOP_INSTANCE", "")
 TICKS = os.sysconf("SC_CLK_TCK")
 SAMPLE_S = 0.5  # the CPU shares are measured over this long
 # A busy process outside the unit counts as a hog as locally (diagnose/local/readers.py): this % of a core over
@@ -59,7 +65,8 @@ def unit_pids(main_pid):
     """The unit's processes: its cgroup (v2), else its main process and that one's descendants."""
     group = systemctl("show", "-p", "ControlGroup", "--value", UNIT)
     try:
-        return [int(p) for p in open("/sys/fs/cgroup%s/cgroup.procs" % group).read().split()] if group else []
+        if group:
+            return [int(p) for p in open("/sys/fs/cgroup%s/cgroup.procs" % group).read().split()]
     except OSError:
         pass
     found = {main_pid} if main_pid else set()
@@ -103,6 +110,19 @@ def has_sockets(pid):
                    for fd in os.listdir("/proc/%d/fd" % pid))
     except OSError:
         return True
+
+
+def on_host(pid):
+    """True if the process runs here: always on AWS; in a local view, if it names this host and no other instance."""
+    if not HOST:
+        return True
+    try:
+        with open("/proc/%d/environ" % pid, "rb") as f:
+            environ = f.read().split(b"\0")
+    except OSError:
+        return False
+    named = [e.split(b"=", 1)[1].decode() for e in environ if e.startswith(b"SRE_WORKSHOP_INSTANCE=")]
+    return ("SRE_WORKSHOP_HOST=%s" % HOST).encode() in environ and named in ([], [INSTANCE])
 
 
 def cmdline(pid):
@@ -189,7 +209,8 @@ def main():
              if before[p] is not None and after[p] is not None}
     now = float(open("/proc/uptime").read().split()[0])
     top = sorted(((p, cmdline(p), round(c, 1)) for p, c in share.items()
-                  if p not in skip and c >= BURNER_CPU and sustained(stat(p), now)), key=lambda t: -t[2])
+                  if p not in skip and c >= BURNER_CPU and sustained(stat(p), now) and on_host(p)),
+                 key=lambda t: -t[2])
     start = (stat(main_pid) or [0] * 20)[19] if main_pid else 0
     uptime = float(open("/proc/uptime").read().split()[0]) - int(start) / TICKS if main_pid else 0.0
     for thread in threads:
@@ -197,7 +218,7 @@ def main():
     print(json.dumps({
         "unit": UNIT, "state": state, "main_pid": main_pid, "pids": mine, "hostname": socket.gethostname(),
         "cpu_percent": round(sum(share.get(p, 0.0) for p in mine), 1), "rss_mb": round(sum(rss_mb(p) for p in mine), 1),
-        "uptime_s": round(uptime, 1),
+        "uptime_s": round(uptime, 1), "suspended": sum(1 for p in mine if (stat(p) or ["?"])[0] in ("T", "t")),
         "host_cpu_percent": round(100.0 * (1 - (idle1 - idle0) / ((total1 - total0) or 1)), 1),
         "top": [t for t in top if not has_sockets(t[0])][:5],
         "probes": probes, "tables": tables(), "nginx_conf": nginx_conf(),
