@@ -131,7 +131,7 @@ def test_a_healthy_stack_under_steady_load_has_no_finding_ever(steady, capsys):
     may miss doctor's deadline: that run is not healthy, and says which signal it could not read in time."""
     with traffic(APP + "/", CRM + "/api/customers?limit=20") as load:
         reports = []
-        for _ in range(8):
+        for _ in range(5):  # CI's budget: each run here takes 3-5 s on a busy machine
             reports.append(doctor(steady, capsys))
             assert reports[-1]["seconds"] < 10  # never hangs (how fast: bench/bench_doctor.py)
             time.sleep(1)
