@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
 
@@ -24,6 +23,7 @@ from sre_workshop.faults.backends import LocalBackend
 from sre_workshop.local.components import LOCAL_CREDENTIALS
 from sre_workshop.local.stack import Stack
 from sre_workshop.mcp.world import LocalWorld
+from sre_workshop.scenarios.identity import Identity
 from sre_workshop.settings import Settings
 
 from conftest import cli, cli_json, local_stack, port_offset, run_command
@@ -84,12 +84,8 @@ def learners_aws(state: Path, capsys):
     credentials see those); return a client factory for that identity."""
     code, env = cli_json(state, capsys, "aws-env", "--json")
     assert code == 0 and env["AWS_ACCESS_KEY_ID"] != LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"]
-    session = boto3.session.Session(aws_access_key_id=env["AWS_ACCESS_KEY_ID"], region_name=env["AWS_REGION"],
-                                    aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"])
-
-    def client(service: str):
-        return session.client(service, endpoint_url=env["AWS_ENDPOINT_URL"])
-
+    client = Identity(env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"], env["AWS_ENDPOINT_URL"],
+                      env["AWS_REGION"]).client
     assert twin(stack_of(state), "ssm").list_commands()["Commands"], "the tool ran the fault's steps by SSM"
     assert client("ssm").list_commands()["Commands"] == []
     nginx = client("ec2").describe_instances(Filters=[{"Name": "tag:Name", "Values": ["sre-workshop-nginx"]}])

@@ -30,9 +30,9 @@ from .instances import COMPONENTS, EXTRA_PID_FILES, IN_VIEW
 logger = logging.getLogger(__name__)
 
 ACTIONS = ("start", "stop", "restart", "reload")
-VERBS = (*ACTIONS, "status", "is-active", "kill", "reset-failed")
-# systemctl's options that take a value (`-s KILL`, `--signal KILL`): the value is not a unit.
-VALUED = ("-s", "--signal", "--kill-whom", "--kill-who")
+VERBS = (*ACTIONS, "status", "is-active", "show", "kill", "reset-failed")
+# systemctl's options that take a value (`-s KILL`, `--signal KILL`, `-p MainPID`): the value is not a unit.
+VALUED = ("-s", "--signal", "--kill-whom", "--kill-who", "-p", "--property")
 # Exit statuses of systemctl (LSB): 3 not running, 4 no such unit (status), 5 not found (jobs).
 NOT_ACTIVE, NO_UNIT, NOT_FOUND = 3, 4, 5
 
@@ -135,8 +135,6 @@ class Broker:
 
     def systemctl(self, args: list[str]) -> tuple[str, str, int]:
         """Answer `systemctl VERB UNIT...` for the instance's units."""
-        if "show" in args:
-            return self._show(args)
         words, options = _parse(args)
         quiet = "-q" in options or "--quiet" in options
         if not words:
@@ -144,6 +142,9 @@ class Broker:
         verb, units = words[0], [unit_name(u) for u in words[1:]]
         if verb not in VERBS:
             return "", f'Unknown command verb "{verb}", or not available in this view.\n', 1
+        if verb == "show":  # without a unit, as systemctl shows the manager's: nothing it knows here
+            wanted = [p for key in ("-p", "--property") for value in options.get(key, []) for p in value.split(",")]
+            return self._show(units, wanted, "--value" in options)
         if not units:
             return "", "Too few arguments.\n", 1
         if verb == "is-active":
@@ -153,7 +154,7 @@ class Broker:
         if verb == "status":
             return self._status(units)
         if verb == "kill":
-            return self._kill(units, options.get("-s") or options.get("--signal") or "SIGTERM")
+            return self._kill(units, (options.get("-s") or options.get("--signal") or [""])[-1] or "SIGTERM")
         if verb == "reset-failed":
             unknown = [u for u in units if not self._known(u)]
             return ("", f"Failed to reset failed state of unit {unknown[0]}.service: Unit {unknown[0]}.service "
@@ -178,22 +179,14 @@ class Broker:
                 continue
         return "", "", 0
 
-    def _show(self, args: list[str]) -> tuple[str, str, int]:
+    def _show(self, units: list[str], wanted: list[str], value_only: bool) -> tuple[str, str, int]:
         """Answer `systemctl show [-p PROP | --property=PROP]... [--value] UNIT...` for the properties a reader of
         the unit asks for (doctor's observe-host.sh): MainPID, ActiveState, ControlGroup. A component here has
         no cgroup of its own, so ControlGroup is empty, as for a unit that does not run."""
-        wanted, units, rest = [], [], iter(args[args.index("show") + 1:])
-        for arg in rest:
-            if arg in ("-p", "--property"):
-                wanted += next(rest, "").split(",")
-            elif arg.startswith("--property="):
-                wanted += arg.split("=", 1)[1].split(",")
-            elif not arg.startswith("-"):
-                units.append(unit_name(arg))
         lines = []
         for unit in units:
             values = self._properties(unit)
-            lines += [values[p] if "--value" in args else f"{p}={values[p]}" for p in wanted or values if p in values]
+            lines += [values[p] if value_only else f"{p}={values[p]}" for p in wanted or values if p in values]
         return "".join(f"{line}\n" for line in lines), "", 0
 
     def _properties(self, unit: str) -> dict[str, str]:
@@ -266,18 +259,19 @@ class Broker:
                 "SRE_WORKSHOP_PORT_OFFSET": str(self.settings.port_offset)}
 
 
-def _parse(args: list[str]) -> tuple[list[str], dict[str, str]]:
-    """Split systemctl's arguments into words (verb, units) and options (`--signal=KILL`, `-s KILL`, flags)."""
+def _parse(args: list[str]) -> tuple[list[str], dict[str, list[str]]]:
+    """Split systemctl's arguments into words (verb, units) and options, each option's values in order
+    (`--signal=KILL`, `-s KILL`, `-p MainPID -p ActiveState`; a flag has [""])."""
     words, options = [], {}
     rest = iter(args)
     for arg in rest:
         if arg in VALUED:
-            options[arg] = next(rest, "")
+            options.setdefault(arg, []).append(next(rest, ""))
         elif arg.startswith("--") and "=" in arg:
             key, _, value = arg.partition("=")
-            options[key] = value
+            options.setdefault(key, []).append(value)
         elif arg.startswith("-"):
-            options[arg] = ""
+            options.setdefault(arg, []).append("")
         else:
             words.append(arg)
     return words, options
