@@ -34,6 +34,9 @@ COMPONENTS: dict[str, str] = {
     "dynamodb": "data",
     "iam-role": "security",
     "security-groups": "network",
+    # Locally, the processes that stand in for AWS itself: the API twin and the agent shipping logs and metrics.
+    "aws-api": "control",
+    "cloudwatch-agent": "control",
 }
 
 LAYERS: dict[str, str] = {
@@ -43,6 +46,7 @@ LAYERS: dict[str, str] = {
     "data": "DynamoDB: its endpoint and tables",
     "security": "identity and permissions (the instances' IAM role)",
     "network": "reachability between tiers (security groups)",
+    "control": "the AWS API and the agent that ships logs and metrics (locally, processes of the stack)",
 }
 
 CATEGORIES: dict[str, str] = {

@@ -231,6 +231,22 @@ def test_the_engine_frozen_is_a_hang_found_within_3_s(steady, capsys):
     eventually(lambda: top(steady, capsys) is None, timeout=HEALTHY_AGAIN_S, interval=1)
 
 
+def test_the_aws_api_twin_frozen_is_a_hang_found_within_3_s(steady, capsys):
+    """doctor reads the local stack through its AWS API twin: with the twin SIGSTOPped, every read through it
+    is unknown by the deadline, never a wait, and the frozen process is the finding (read from the machine)."""
+    twin = record(steady, "aws-api").pid
+    os.killpg(twin, signal.SIGSTOP)
+    try:
+        report, wall = timed_doctor(steady, capsys)
+        first = report["findings"][0]
+        assert (first["component"], first["category"]) == ("aws-api", "hang"), report["findings"]
+        assert report["seconds"] <= 3 and wall <= 3.5, (report["seconds"], wall)
+        assert "did not answer within doctor's 2.5 s deadline" in report["unknown"]["AWS API"], report["unknown"]
+    finally:
+        os.killpg(twin, signal.SIGCONT)
+    eventually(lambda: top(steady, capsys) is None, timeout=HEALTHY_AGAIN_S, interval=1)
+
+
 def test_a_frozen_app_is_a_hang_not_a_crash(steady, capsys):
     gunicorn = record(steady, "crm-app").pid
     os.killpg(gunicorn, signal.SIGSTOP)

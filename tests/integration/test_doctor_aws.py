@@ -32,7 +32,7 @@ from appkit.jsonlog import JsonFormatter
 from sre_workshop.aws.control import AwsControl
 from sre_workshop.aws.ssm import render, script
 from sre_workshop.cli.main import ExitStatus, main
-from sre_workshop.diagnose.aws import hosts, logs, metrics, observe, policy
+from sre_workshop.diagnose.aws import hosts, logs, metrics, policy, template
 from sre_workshop.diagnose.doctor import run_aws
 from sre_workshop.settings import Settings
 
@@ -225,7 +225,7 @@ def test_a_deny_in_the_role_is_policy_drift_and_the_top_finding(ctl):
         ctl.put_role_policy("DynamoDBAccess", original)
     iam.put_role_policy(RoleName=role, PolicyName="Quarantine", PolicyDocument=json.dumps(DENY))
     try:
-        assert policy.drift(ctl, observe.template.resources(ctl), observe.template.Resolver(ctl)) == [
+        assert policy.drift(ctl, template.resources(ctl), template.Resolver(ctl)) == [
             f"inline policy Quarantine of role {role} denies dynamodb:* on *"]
     finally:
         iam.delete_role_policy(RoleName=role, PolicyName="Quarantine")

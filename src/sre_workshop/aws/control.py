@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -40,6 +41,7 @@ JOBS_DIR = "/run/sre-workshop-jobs"
 NGINX_RELOAD = (shell("nginx -t -q"), shell("if systemctl is-active --quiet nginx; then systemctl reload nginx; fi"))
 PROBE_TIMEOUT = 5.0
 TWIN_CONFIG = Config(connect_timeout=2, read_timeout=15, retries={"mode": "standard", "max_attempts": 2})
+AWS_CONFIG = Config(connect_timeout=5, read_timeout=30, retries={"mode": "standard", "max_attempts": 3})
 
 
 def app_faults_step(action: str, settings: dict[str, Any] | None = None, port: int = APP_PORT) -> Step:
@@ -72,6 +74,7 @@ class AwsControl:
         self.poll = poll
         self._public = public  # {"app": URL, "crm": URL} instead of the stack's outputs (tests)
         self._clients: dict[str, Any] = {}
+        self._making = threading.Lock()  # a session is not safe to make clients from in threads at once
         self._outputs: dict[str, str] | None = None
         self._addresses = addresses or {}  # outputs that are other addresses where the stack runs (locally)
         self._ports = ports or {}  # the port a component listens on in its instance, where not AWS's (locally)
@@ -86,11 +89,13 @@ class AwsControl:
 
     def client(self, service: str):
         """Return this session's client for `service` (made once)."""
-        if service not in self._clients:
-            # The local twin answers in milliseconds: one that hangs should cost seconds, not botocore's minutes.
-            config = TWIN_CONFIG if self.endpoint_url else None
-            self._clients[service] = self.session.client(service, endpoint_url=self.endpoint_url, config=config)
-        return self._clients[service]
+        with self._making:
+            if service not in self._clients:
+                # The local twin answers in milliseconds: one that hangs should cost seconds, not botocore's
+                # minutes; AWS's own answer within seconds too.
+                config = TWIN_CONFIG if self.endpoint_url else AWS_CONFIG
+                self._clients[service] = self.session.client(service, endpoint_url=self.endpoint_url, config=config)
+            return self._clients[service]
 
     # --- the stack ------------------------------------------------------------------------------
 

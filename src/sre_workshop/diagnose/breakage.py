@@ -37,7 +37,8 @@ def hung(obs: Observations) -> list[Finding]:
     held is exhaustion's, which runs first)."""
     found = []
     for name, state in obs.components.items():
-        if state.state != "running" or name not in (*OWN_PROBE, "dynamodb-endpoint", "public-alb", "private-alb"):
+        if state.state != "running" or name not in (*OWN_PROBE, "dynamodb-endpoint", "public-alb", "private-alb",
+                                                    "aws-api", "cloudwatch-agent"):
             continue
         own = _own_probe(obs, name)
         summary = obs.logs.get(name)

@@ -17,7 +17,7 @@ from ..twin.instances import STACK_NAME as TWIN_STACK
 from .components import LOCAL_CREDENTIALS
 from .stack import Stack
 
-TWIN_POLL = 0.1  # seconds between GetCommandInvocation calls to the local twin
+TWIN_POLL = 0.05  # seconds between GetCommandInvocation calls to the local twin
 
 
 class LocalControl:

@@ -48,7 +48,8 @@ def health(row: dict[str, str]) -> tuple[str, str | None, str | None]:
 
 
 def live_rows(sockets: list[Path]) -> dict[tuple[str, str], dict[str, str]]:
-    """Return HAProxy's server rows by (target group logical id, instance logical id); an ALB down gives none."""
+    """Return HAProxy's server rows by (target group logical id, instance logical id), and each live target
+    group's own row by (its logical id, ""); an ALB down gives none."""
     rows = {}
     for sock in sockets:
         try:
@@ -56,7 +57,9 @@ def live_rows(sockets: list[Path]) -> dict[tuple[str, str], dict[str, str]]:
         except OSError:
             continue
         for row in csv.DictReader(io.StringIO(text.lstrip("# "))):
-            if row.get("svname") not in ("FRONTEND", "BACKEND", None):
+            if row.get("svname") == "BACKEND":  # the target group is live, whatever servers it has left
+                rows[(row["pxname"], "")] = row
+            elif row.get("svname") not in ("FRONTEND", None):
                 rows[(row["pxname"], row["svname"])] = row
     return rows
 
@@ -74,8 +77,13 @@ def rewrite(call: Call, answer: tuple, sockets: list[Path], logical_of: Callable
         if target_id is None or health_node is None:
             continue
         row = rows.get((group or "", logical_of(target_id) or ""))
-        state, reason, description = health(row) if row else ("unavailable", "Elb.InternalError",
-                                                              "The load balancer does not answer")
+        if row:
+            state, reason, description = health(row)
+        elif (group or "", "") in rows:  # the load balancer answers without this target: taken out of its group
+            state, reason, description = ("unused", "Target.NotRegistered",
+                                          "Target is not registered to the target group")
+        else:
+            state, reason, description = "unavailable", "Elb.InternalError", "The load balancer does not answer"
         for child in list(health_node):
             health_node.remove(child)
         for tag, text in (("State", state), ("Reason", reason), ("Description", description)):

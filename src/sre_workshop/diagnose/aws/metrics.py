@@ -65,28 +65,31 @@ def queries(ctl: AwsControl) -> list[Query]:
     return found
 
 
-def fetch(ctl: AwsControl, wanted: list[Query], start: float, end: float) -> dict[str, Series]:
-    """Return each query's (epoch s, value) datapoints between two times, oldest first."""
+def fetch(ctl: AwsControl, wanted: list[Query], start: float, end: float, period: int = PERIOD) -> dict[str, Series]:
+    """Return each query's (epoch s, value) datapoints of `period` s between two times, oldest first
+    (CloudWatch rounds StartTime down to the minute: periods from there on that end before `start` are left
+    out)."""
     client, found = ctl.client("cloudwatch"), {q.key: [] for q in wanted}
     for first in range(0, len(wanted), 500):  # GetMetricData takes at most 500 queries
         chunk = wanted[first:first + 500]
-        kwargs = {"MetricDataQueries": [_request(f"m{i}", q) for i, q in enumerate(chunk)],
+        kwargs = {"MetricDataQueries": [_request(f"m{i}", q, period) for i, q in enumerate(chunk)],
                   "StartTime": datetime.fromtimestamp(start, UTC), "EndTime": datetime.fromtimestamp(end, UTC)}
         while True:
             page = client.get_metric_data(**kwargs)
             for result in page["MetricDataResults"]:
                 key = chunk[int(result["Id"][1:])].key
-                found[key] += [(t.timestamp(), v) for t, v in zip(result["Timestamps"], result["Values"], strict=True)]
+                found[key] += [(t.timestamp(), v) for t, v in zip(result["Timestamps"], result["Values"], strict=True)
+                               if t.timestamp() + period > start]
             if not page.get("NextToken"):
                 break
             kwargs["NextToken"] = page["NextToken"]
     return {k: sorted(v) for k, v in found.items()}
 
 
-def _request(query_id: str, q: Query) -> dict:
+def _request(query_id: str, q: Query, period: int = PERIOD) -> dict:
     metric = {"Namespace": q.namespace, "MetricName": q.metric,
               "Dimensions": [{"Name": n, "Value": v} for n, v in q.dimensions]}
-    return {"Id": query_id, "MetricStat": {"Metric": metric, "Period": PERIOD, "Stat": q.stat}, "ReturnData": True}
+    return {"Id": query_id, "MetricStat": {"Metric": metric, "Period": period, "Stat": q.stat}, "ReturnData": True}
 
 
 def percentiles(ctl: AwsControl, wanted: list[Query], start: float, end: float) -> dict[str, Series]:

@@ -6,8 +6,6 @@ import difflib
 import logging
 import os
 import re
-import socket
-import time
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -203,16 +201,16 @@ def _count(counter: dict[str, int], key: str) -> None:
     counter[key] = counter.get(key, 0) + 1
 
 
-def config_drift(stack: Stack) -> dict[str, list[tuple[str, str]]]:
-    """Return, per rendered config, the lines that differ from what its template renders to."""
+def balancer_drift(stack: Stack) -> dict[str, list[tuple[str, str]]]:
+    """Return, per load balancer's configuration file (HAProxy's), the lines that differ from what its template
+    renders to. (nginx.conf is read on its instance, in both worlds.)"""
     drift = {}
-    for target in ("nginx.conf", *(f"{n}.cfg" for n in configs.HAPROXY_CONFIGS)):
+    for target in (f"{n}.cfg" for n in configs.HAPROXY_CONFIGS):
         path = stack.settings.run_dir / target
         if not path.exists():
             continue
         expected = configs.render(stack.settings, target, dynamodb_address(stack.settings)).splitlines()
-        actual = path.read_text().splitlines()
-        changed = changed_lines(expected, actual)
+        changed = changed_lines(expected, path.read_text().splitlines())
         if changed:
             drift[target] = changed
     return drift
@@ -243,23 +241,3 @@ def app_tables(stack: Stack) -> dict[str, dict[str, str]]:
         pairs = dict(e.decode(errors="replace").split("=", 1) for e in environ if b"=" in e)
         found[name] = {k: v for k, v in pairs.items() if k in TABLE_NAMES}
     return found
-
-
-def memory_series(client, workers: list[int], window_s: float) -> dict[str, list[tuple[float, float, float]]]:
-    """Return (time, leak MB, RSS MB) per sre-app worker from the interval metrics in ApplicationMetricsTable."""
-    since = int(time.time() - window_s)
-    series = {}
-    for pid in workers:
-        metric_id = f"sre-app#{socket.gethostname()}#{pid}"
-        try:
-            items = client.query(TableName=TABLE_NAMES["METRICS_TABLE"],
-                                 KeyConditionExpression="metric_id = :m AND #t >= :s",
-                                 ExpressionAttributeNames={"#t": "timestamp"},
-                                 ExpressionAttributeValues={":m": {"S": metric_id}, ":s": {"N": str(since)}})["Items"]
-        except Exception as exc:  # a metrics store that does not answer shows in the probes
-            logger.debug("no interval metrics for %s: %s", metric_id, exc)
-            continue
-        series[metric_id] = [(float(i["timestamp"]["N"]), float(i["memory_leak_size_mb"]["N"]),
-                              float(i["rss_mb"]["N"])) for i in items]
-    return series
-

@@ -1,0 +1,68 @@
+"""What differs between the two worlds doctor reads, and nothing else: observe.py reads both the same way.
+
+Both worlds are read through the AWS API (AWS's own, or the local stack's AWS API twin): the instances
+through SSM Run Command (scripts/observe-host.sh), target health, CloudWatch logs and metrics, the role, the
+security groups and the tables. What differs:
+- where the API is and how long to wait for it: the twin answers in milliseconds and runs a command within
+  a tenth of a second, so a local run has a 2.5 s deadline; AWS's SSM takes a few seconds to deliver one;
+- how the template renders nginx.conf on the instance (user data on AWS, the local paths and ports here);
+- how far back to read: CloudWatch's logs and one-minute datapoints reach AWS's API a minute or two late;
+  the twin's agent ships them within a second, and its DynamoDB metrics are per second (10 s periods);
+- what runs as a process only here. The load balancers, DynamoDB, the AWS API and its agents are managed
+  services on AWS (their health is AWS's metrics and target health); on a laptop they are processes that can
+  exit, freeze or be slow, and the ALBs' configuration is files. The machine is shared, too: its busy
+  processes that are no instance's are context (local/extras.py reads all of that).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..aws.control import AwsControl
+from ..local.configs import render, render_nginx
+from ..local.control import LocalControl
+from ..local.stack import Stack
+from .deadline import Readers
+from .model import Observations
+
+LOCAL_DEADLINE_S = 2.5  # the probes time out by 2 s (1.5 s on an instance): a whole run stays within 3 s
+AWS_DEADLINE_S = 10.0  # SSM delivers a command to an instance in 1-3 s, and the script takes one more
+
+
+@dataclass
+class World:
+    """One world's differences; observe.py reads every world through `ctl` the same way."""
+
+    name: str  # local | aws
+    ctl: AwsControl
+    expected_nginx: Callable[[], str]  # nginx.conf as the template puts it on the instance
+    deadline_s: float
+    log_window_s: float  # logs: what is happening now (a cleared fault stops counting within this)
+    metrics_window_s: float  # CloudWatch sums (throttling): the last datapoints that have arrived ...
+    metrics_period_s: int  # ... in periods of this many seconds
+    # Readers of what only this world runs as processes: started with the others, collected after them.
+    extras: Callable[[Readers, Observations], Callable[[], None]] | None = None
+    # On AWS a stack that is not there (or AWS refusing the caller) is the user's error, said at once; locally
+    # the twin is one of the stack's processes, and one that does not answer is evidence like any other.
+    api_required: bool = False
+
+
+def local(stack: Stack) -> World:
+    """The local stack, read through its AWS API twin, plus the processes that are managed services on AWS."""
+    from .local import extras  # the machine's processes: only a local run reads them
+
+    settings = stack.settings
+    return World("local", LocalControl(stack).twin(), lambda: render(settings, "nginx.conf", ""),
+                 LOCAL_DEADLINE_S, log_window_s=20.0, metrics_window_s=20.0, metrics_period_s=10,
+                 extras=lambda run, obs: extras.start(stack, run, obs))
+
+
+def aws(ctl: AwsControl, infra_dir: Path) -> World:
+    """A stack deployed by `sre-workshop deploy` (`infra_dir`: where the nginx.conf template is)."""
+    def expected_nginx() -> str:
+        return render_nginx((infra_dir / "nginx" / "nginx.conf").read_text(), ctl.outputs()["PrivateALBDNSName"])
+
+    return World("aws", ctl, expected_nginx, AWS_DEADLINE_S, log_window_s=60.0, metrics_window_s=300.0,
+                 metrics_period_s=60, api_required=True)
