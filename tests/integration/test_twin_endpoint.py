@@ -84,6 +84,9 @@ def seed_throttled(engine) -> int:
                         ProvisionedThroughput={"ReadCapacityUnits": 1, "WriteCapacityUnits": 1},
                         AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
                         KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}])
+    # dynalite creates a table in the background (CREATING, then ACTIVE), as DynamoDB does: a write before
+    # that is refused with ResourceNotFoundException.
+    eventually(lambda: engine.describe_table(TableName=THROTTLED)["Table"]["TableStatus"] == "ACTIVE", timeout=30)
     for n in range(9):
         engine.put_item(TableName=THROTTLED, Item={"id": {"S": f"item-{n}"}, "data": {"S": "x" * 100_000}})
     return 9

@@ -267,3 +267,31 @@ class FakeSession:
 
     def client(self, service, **_):
         return object()
+
+
+def test_the_host_observation_reads_the_units_finite_resources(monkeypatch):
+    """observe-host.sh, with this process as the unit: the connections established to the ports it listens on
+    (a client connected twice, one socket only listening elsewhere in the table), and its descriptors against
+    its open-files limit, read from /proc as on an instance."""
+    import resource
+    import socket
+
+    host = observe_host_functions(monkeypatch)
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(2)]
+    accepted = [server.accept()[0] for _ in clients]
+    try:
+        ports, established = host["connections"]([os.getpid()])
+        assert port in ports
+        # Both ends of each connection are this process's: the server's ends count (local port = the
+        # listening one), the clients' ends do not (their local ports are ephemeral ones nobody listens on).
+        assert established == 2
+        count, limit = host["descriptors"]([os.getpid()])
+        assert limit == resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        assert count == len(os.listdir("/proc/self/fd")) or abs(count - len(os.listdir("/proc/self/fd"))) <= 1
+        assert host["connections"]([]) == [[], 0]  # a unit with no process listens on nothing
+        assert host["descriptors"]([]) is None
+    finally:
+        for s in (*clients, *accepted, server):
+            s.close()

@@ -168,12 +168,30 @@ def _host(obs: Observations, component: str, answer: dict[str, Any], component_o
     else:
         obs.components[component] = state
     obs.probes.update({p.name: p for p in hosts.probes(component_of, answer)})
+    _resources(obs, component, answer)
     settings = answer.get("tables")
     if isinstance(settings, dict) and "error" not in settings:
         obs.app_tables[component] = {k: v for k, v in settings.items() if k in TABLE_NAMES}
     elif settings is not None:
         error = settings.get("error") if isinstance(settings, dict) else settings
         obs.unknown[f"{component} settings"] = str(error)
+
+
+def _resources(obs: Observations, component: str, answer: dict[str, Any]) -> None:
+    """Fill in one instance's finite resources: its unit's descriptors, the connections that hold an app's
+    workers (each serves one request at a time, or its threads), the free space where its logs go."""
+    if isinstance(answer.get("descriptors"), list):
+        obs.descriptors[component] = tuple(answer["descriptors"])
+    connections, workers = answer.get("connections"), answer.get("workers")
+    if component in hosts.THREADS and isinstance(connections, list) and isinstance(workers, int):
+        variable, default = hosts.THREADS[component]
+        settings = answer.get("tables") if isinstance(answer.get("tables"), dict) else {}
+        threads = int(settings.get(variable, default)) if variable and str(settings.get(variable, default)).isdigit() \
+            else default
+        obs.connections[component] = (int(connections[1]), workers * threads)
+    for path, free in (answer.get("disk_free") or {}).items():
+        if free is not None:
+            obs.disk_free[f"{INSTANCES[component]}:{path}"] = float(free)
 
 
 def _nginx_conf(obs: Observations, conf: Any, expected_nginx: Callable[[], str]) -> None:

@@ -27,6 +27,9 @@ SCRIPTS_DIR = Path(__file__).resolve().parents[1] / "scripts"
 SCRIPT = "observe-host.sh"
 COMMAND_TIMEOUT = 20.0  # the script takes about a second; SSM delivery adds a few
 DELIVERY = 15.0
+# Requests each app worker serves at once: sre-app's sync workers one; crm-app's threads (its gunicorn.conf.py
+# reads CRM_THREADS from its environment file).
+THREADS = {"sre-app": ("", 1), "crm-app": ("CRM_THREADS", 64)}
 # systemctl is-active -> the state doctor's rules know; anything else ("unknown": no systemd answer) is unknown.
 STATES = {"active": "running", "reloading": "running", "activating": "running", "deactivating": "stopped",
           "inactive": "stopped", "failed": "exited"}

@@ -2,9 +2,15 @@
 
 On AWS the load balancers, DynamoDB, the AWS API and its agents are managed services; here each is a process
 that can exit, freeze or be slow, and the ALBs' configuration is files. Besides those, this reads what
-observe-host.sh does not read yet (in either world): the apps' settings against the template, the
-connections that hold their workers, file descriptors and disk space. And the machine is shared: its busy
-processes that run on no instance of this stack (another stack's, a build) are context, never a finding.
+observe-host.sh does not read (in either world): the apps' settings against the template (on AWS the expected
+ones are in the template's user data, which doctor does not parse), and the free space of the engine's store.
+The machine is shared: its busy processes that run on no instance of this stack (another stack's, a build)
+are context, never a finding.
+
+And the instances are processes of this machine too: when an instance's own reading (SSM Run Command through
+the twin) has not come back by the deadline, as on a saturated machine, its unit's state and its busy
+processes are taken from the machine's process table instead, so a crash or a CPU hog is still found. An
+instance that did answer is never overridden.
 """
 
 from __future__ import annotations
@@ -35,27 +41,44 @@ def start(stack: Stack, run: Readers, obs: Observations) -> Callable[[], None]:
     run.start("app settings", lambda: resources.app_settings(stack))
 
     def finish() -> None:
-        states, obs.connections, obs.descriptors = run.result("processes", ({}, {}, {}))
-        obs.components.update(states)
+        states, descriptors, ours = run.result("processes", ({}, {}, []))
+        unread = [c for c in INSTANCES if c not in obs.components]  # their instance did not answer in time
+        obs.components.update({n: s for n, s in states.items() if n not in INSTANCES or n in unread})
+        obs.descriptors.update({n: d for n, d in descriptors.items() if n not in INSTANCES or n in unread})
+        if unread:
+            _busy(obs, ours)
         obs.host_context = list(context)
         obs.probes.update(run.result("engine probes", {}))
         obs.dependency_samples = run.result("dependency samples", {})
         obs.config_drift.update(run.result("load balancer configs", {}))
         _tables, obs.template_settings, obs.settings_drift = run.result("app settings", ({}, {}, {}))
-        obs.disk_free = resources.disk_free(stack)
+        obs.disk_free.update(resources.disk_free(stack.settings.data_dir))
 
     return finish
 
 
-def _processes(stack: Stack, context: list) -> tuple[dict, dict, dict]:
-    """Read every process twice, SAMPLE_S apart: the managed services' states (the instances' units are
-    read on the instances), connections and descriptors, and the busy processes of no instance into `context`."""
+def _processes(stack: Stack, context: list) -> tuple[dict, dict, list]:
+    """Read every process twice, SAMPLE_S apart: each component's state and descriptors, the busy processes
+    on the stack's instances ((pid, command, % CPU, instance)), and those of no instance into `context`."""
     before, after = procs.pair(SAMPLE_S)
-    states = {name: state for name, state in readers.components(stack, before, after).items()
-              if name not in INSTANCES}
-    readers.host_cpu(_stack_pids(stack, after), host=str(stack.settings.state_dir.resolve()), context=context,
-                     snaps=(before, after))
-    return states, resources.connections(stack, after), resources.descriptors(stack, after)
+    instances: dict[int, str] = {}
+    cpu, busy = readers.host_cpu(_stack_pids(stack, after), host=str(stack.settings.state_dir.resolve()),
+                                 context=context, snaps=(before, after), instances=instances)
+    ours = [(pid, name, share, instances.get(pid, "")) for pid, name, share in busy]
+    return readers.components(stack, before, after), resources.descriptors(stack, after), [cpu, ours]
+
+
+def _busy(obs: Observations, reading: list) -> None:
+    """Fill in the busy processes from the machine's reading (some instance did not answer in time)."""
+    if not reading:
+        return
+    cpu, ours = reading
+    obs.host_cpu_percent = max(obs.host_cpu_percent, cpu)
+    for pid, name, share, instance in ours:
+        if pid not in obs.process_instances:
+            obs.top_processes.append((pid, name, share))
+            if instance:
+                obs.process_instances[pid] = instance
 
 
 def _stack_pids(stack: Stack, snap: procs.Snapshot) -> set[int]:

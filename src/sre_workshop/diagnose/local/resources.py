@@ -17,9 +17,6 @@ APPS = ("sre-app", "crm-app")
 # template does not set are drift when present (an endpoint only for DynamoDB, a session token).
 POINTING = ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB",
             "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", *TABLE_NAMES)
-# Requests each worker serves at once: sre-app's sync workers one; crm-app's threads (its gunicorn.conf.py).
-THREADS = {"crm-app": ("CRM_THREADS", 64)}
-ESTABLISHED = "01"
 
 
 def environ(pid: int) -> dict[str, str]:
@@ -46,35 +43,6 @@ def app_settings(stack: Stack) -> tuple[dict, dict, dict]:
         drift[name] = [(k, expected.get(k, ""), env.get(k, "")) for k in POINTING
                        if env.get(k, "") != expected.get(k, "")]
     return tables, template, drift
-
-
-def connections(stack: Stack, snap: Snapshot) -> dict[str, tuple[int, int]]:
-    """Return, per running app, the connections open to its port and the requests its workers serve at once."""
-    found = {}
-    for name in APPS:
-        record = stack.record(name) if name in stack.components else None
-        if record is None or not is_alive(record):
-            continue
-        workers = [p for p in snap.members(record.pid) if p != record.pid]
-        variable, default = THREADS.get(name, ("", 1))
-        per_worker = int(environ(record.pid).get(variable, default)) if variable else 1
-        found[name] = (established_to(stack.settings.port(name)), len(workers) * per_worker)
-    return found
-
-
-def established_to(port: int) -> int:
-    """Count the established TCP connections whose local end is `port` (the server's side)."""
-    count = 0
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            lines = Path(table).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            fields = line.split()
-            if len(fields) > 3 and fields[3] == ESTABLISHED and int(fields[1].rsplit(":", 1)[1], 16) == port:
-                count += 1
-    return count
 
 
 def descriptors(stack: Stack, snap: Snapshot) -> dict[str, tuple[int, int]]:
@@ -109,14 +77,10 @@ def _fd_limit(pid: int) -> int:
     return 0
 
 
-def disk_free(stack: Stack) -> dict[str, float]:
-    """Return the % of disk free where the stack writes its logs and its data."""
-    found = {}
-    for path in (stack.settings.logs_dir, stack.settings.data_dir):
-        try:
-            stat = os.statvfs(path)
-        except OSError:
-            continue
-        found[str(path)] = round(100 * stat.f_bavail / max(stat.f_blocks, 1), 1)
-    return found
-
+def disk_free(path: Path) -> dict[str, float]:
+    """Return the % of disk free where `path` is (nothing if it cannot be read)."""
+    try:
+        stat = os.statvfs(path)
+    except OSError:
+        return {}
+    return {str(path): round(100 * stat.f_bavail / max(stat.f_blocks, 1), 1)}

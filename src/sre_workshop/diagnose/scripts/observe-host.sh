@@ -1,12 +1,15 @@
 #!/bin/sh
-# Read one instance for `sre-workshop doctor --aws`, as an SRE logged in there would: the unit's state and its
+# Read one instance for `sre-workshop doctor`, as an SRE logged in there would: the unit's state and its
 # processes' CPU and memory, the host's CPU and its busiest processes outside the unit, the hops probed from
-# here, nginx.conf and the app's table settings. Runs as root through SSM Run Command; changes nothing.
+# here, nginx.conf and the app's table settings; and its finite resources: the unit's process nearest its
+# open-files limit, the connections established to the ports it listens on, the free space where logs are
+# written. Runs as root through SSM Run Command (locally: in the instance's view); changes nothing.
 #
 #   observe-host.sh UNIT ENV_FILE NGINX_CONF [NAME=URL ...]
 #
 # ENV_FILE and NGINX_CONF may be "-" (none on this instance). Prints one JSON object on one line; only the
-# *_TABLE settings of ENV_FILE are printed (it also holds the fault-control token, which never leaves here).
+# *_TABLE settings and the threads per worker of ENV_FILE are printed (it also holds the fault-control token,
+# which never leaves here).
 # Python 3.9 (Amazon Linux 2023's /usr/bin/python3) and the standard library only.
 set -eu
 [ $# -ge 3 ] || { echo "observe-host: usage: observe-host.sh UNIT ENV_FILE NGINX_CONF [NAME=URL ...]" >&2; exit 2; }
@@ -38,6 +41,10 @@ BURNER_MIN_AGE_S = 10.0
 BURNER_LIFETIME_CPU = 15.0
 # A hop that has not answered by then is a timeout: the whole reading fits in doctor's local deadline (2.5 s).
 PROBE_TIMEOUT = 1.5
+# Where each unit writes its log (the CloudWatch agent ships these): its disk is the one that fills up.
+LOGS = {"nginx": "/var/log/nginx/access.log", "sre-app": "/var/log/sre-app/app.log",
+        "crm-app": "/var/log/crm-app/app.log"}
+SHOWN = ("CRM_THREADS",)  # settings of ENV_FILE printed besides the *_TABLE ones
 
 
 def systemctl(*args):
@@ -176,11 +183,57 @@ def tables():
     try:
         for line in open(ENV_FILE):
             key, sep, value = line.strip().partition("=")
-            if sep and key.endswith("_TABLE"):
+            if sep and (key.endswith("_TABLE") or key in SHOWN):
                 found[key] = value.strip().strip('"')
     except OSError as exc:
         return {"error": str(exc)}
     return found
+
+
+def descriptors(pids):
+    """[open, soft limit] of the unit's process nearest its open-files limit (None: no limit could be read)."""
+    best = None
+    for pid in pids:
+        try:
+            count = len(os.listdir("/proc/%d/fd" % pid))
+            with open("/proc/%d/limits" % pid) as f:
+                limit = next(line.split()[3] for line in f if line.startswith("Max open files"))
+        except (OSError, StopIteration, IndexError):
+            continue
+        if limit.isdigit() and int(limit) and (best is None or count / int(limit) > best[0] / best[1]):
+            best = [count, int(limit)]
+    return best
+
+
+def connections(pids):
+    """[ports the unit listens on, TCP connections established to them]."""
+    inodes = set()
+    for pid in pids:
+        try:
+            for fd in os.listdir("/proc/%d/fd" % pid):
+                link = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+                if link.startswith("socket:["):
+                    inodes.add(link[8:-1])
+        except OSError:
+            continue
+    rows = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                lines = f.read().splitlines()[1:]
+        except OSError:
+            continue
+        rows += [(f[3], int(f[1].rsplit(":", 1)[1], 16), f[9]) for f in (line.split() for line in lines) if len(f) > 9]
+    ports = sorted({port for state, port, inode in rows if state == "0A" and inode in inodes})
+    return [ports, sum(1 for state, port, _ in rows if state == "01" and port in ports)]
+
+
+def disk_free(path):
+    try:
+        stat = os.statvfs(path)
+    except OSError:
+        return None
+    return round(100.0 * stat.f_bavail / max(stat.f_blocks, 1), 1)
 
 
 def nginx_conf():
@@ -225,6 +278,8 @@ def main():
         "host_cpu_percent": round(100.0 * (1 - (idle1 - idle0) / ((total1 - total0) or 1)), 1),
         "top": [t for t in top if not has_sockets(t[0])][:5],
         "probes": probes, "tables": tables(), "nginx_conf": nginx_conf(),
+        "descriptors": descriptors(mine), "connections": connections(mine),
+        "workers": len([p for p in mine if p != main_pid]), "disk_free": {LOGS.get(UNIT, "/var/log"): disk_free(LOGS.get(UNIT, "/var/log"))},
     }))
 
 
