@@ -72,7 +72,7 @@ def test_rebuild_puts_host_entries_back_except_replaced(tmp_path):
 def test_shims_call_the_broker_through_this_python(settings, tmp_path):
     hostview.write_view(settings, "CRMAppInstance", tmp_path, "echo hi\n")
     text = (tmp_path / "bin" / "systemctl").read_text()
-    assert "-s -m sre_workshop.twin.shim systemctl /run/sre-workshop/broker.sock" in text
+    assert "-S -m sre_workshop.twin.shim systemctl /run/sre-workshop/broker.sock" in text
     assert (tmp_path / "_script.sh").read_text() == "echo hi\n"
     etc = settings.run_dir / "hosts" / "CRMAppInstance" / "etc-sre-workshop"
     assert "LOG_FILE=/var/log/crm-app/app.log" in (etc / "crm-app.env").read_text()

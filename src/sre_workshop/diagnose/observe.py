@@ -164,7 +164,7 @@ def _host(obs: Observations, component: str, answer: dict[str, Any], component_o
     """Fill in one instance's unit state, hop probes and table settings."""
     state = hosts.component_state(component, answer)
     if state is None:
-        obs.unknown[f"{component} unit"] = f"systemctl is-active answered {answer.get('state')!r}"
+        obs.unknown[f"{component} unit"] = f"systemd's ActiveState was {answer.get('state')!r}"
     else:
         obs.components[component] = state
     obs.probes.update({p.name: p for p in hosts.probes(component_of, answer)})

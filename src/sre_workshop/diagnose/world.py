@@ -54,9 +54,27 @@ def local(stack: Stack) -> World:
     from .local import extras  # the machine's processes: only a local run reads them
 
     settings = stack.settings
-    return World("local", LocalControl(stack).twin(), lambda: render(settings, "nginx.conf", ""),
+    return World("local", _twin(stack), lambda: render(settings, "nginx.conf", ""),
                  LOCAL_DEADLINE_S, log_window_s=20.0, metrics_window_s=20.0, metrics_period_s=10,
                  extras=lambda run, obs: extras.start(stack, run, obs))
+
+
+# One AwsControl per running twin, kept for the process (the MCP server, a scenario run, the tests' in-process
+# CLI): its clients (each costs botocore's model loading) and the stack's ids it has read stay valid while
+# that twin process runs; another twin (restarted: its pid changed) gets a new one.
+_controls: dict[tuple[str, int], AwsControl] = {}
+
+
+def _twin(stack: Stack) -> AwsControl:
+    record = stack.record("aws-api") if "aws-api" in stack.components else None
+    if record is None:
+        return LocalControl(stack).twin()
+    key = (str(stack.settings.state_dir.resolve()), record.pid)
+    if key not in _controls:
+        if len(_controls) >= 8:  # stacks come and go in one process (the tests): keep the last few
+            _controls.pop(next(iter(_controls)))
+        _controls[key] = LocalControl(stack).twin()
+    return _controls[key]
 
 
 def aws(ctl: AwsControl, infra_dir: Path) -> World:

@@ -133,7 +133,7 @@ def write_view(settings: Settings, logical: str, view_dir: Path, script: str | N
     python, package_root = sys.executable, Path(__file__).resolve().parents[2]
     for name in SHIMS:
         path = bin_dir / name
-        path.write_text(f'#!/bin/sh\nPYTHONPATH={package_root} exec {python} -s -m sre_workshop.twin.shim {name} '
+        path.write_text(f'#!/bin/sh\nPYTHONPATH={package_root} exec {python} -S -m sre_workshop.twin.shim {name} '
                         f'{VIEW_DIR}/broker.sock "$@"\n')
         path.chmod(0o755)
     if script is not None:

@@ -1,6 +1,6 @@
 """Read the three instances from inside: one SSM Run Command per instance runs scripts/observe-host.sh.
 
-What comes back is what an SRE logged in there would see: the unit's `systemctl is-active`, its processes' CPU
+What comes back is what an SRE logged in there would see: the unit's ActiveState (`systemctl show`), its processes' CPU
 and RSS, the host's CPU and busiest processes, each hop probed from the instance (the next hop and the
 instance's own /health), nginx.conf and the app's table settings. An instance whose command fails or
 answers no JSON (moto records commands and never runs them: the output is empty) is reported as unknown,
@@ -30,7 +30,7 @@ DELIVERY = 15.0
 # Requests each app worker serves at once: sre-app's sync workers one; crm-app's threads (its gunicorn.conf.py
 # reads CRM_THREADS from its environment file).
 THREADS = {"sre-app": ("", 1), "crm-app": ("CRM_THREADS", 64)}
-# systemctl is-active -> the state doctor's rules know; anything else ("unknown": no systemd answer) is unknown.
+# ActiveState -> the state doctor's rules know; anything else ("unknown": no systemd answer) is unknown.
 STATES = {"active": "running", "reloading": "running", "activating": "running", "deactivating": "stopped",
           "inactive": "stopped", "failed": "exited"}
 

@@ -4,6 +4,7 @@ GetAtt of a table's Arn, and Sub over both and the pseudo parameters."""
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -12,7 +13,7 @@ import yaml
 from ...aws.control import AwsControl
 
 
-class _Loader(yaml.SafeLoader):
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml's parser when PyYAML has it: 10x faster
     """YAML with CloudFormation's short tags (!Ref, !Sub, !GetAtt ...) read as their long forms."""
 
 
@@ -32,8 +33,14 @@ _Loader.add_multi_constructor("!", _tag)
 
 
 def parse(body: str | dict[str, Any]) -> dict[str, Any]:
-    """Return a template body (YAML or JSON text, or already data) as data."""
-    return body if isinstance(body, dict) else yaml.load(body, Loader=_Loader)  # noqa: S506 - a SafeLoader
+    """Return a template body (YAML or JSON text, or already data) as data (the same text is parsed once per
+    process: doctor reads the same deployed template every run; callers do not change what they get)."""
+    return body if isinstance(body, dict) else _parsed(body)
+
+
+@functools.lru_cache(maxsize=4)
+def _parsed(body: str) -> dict[str, Any]:
+    return yaml.load(body, Loader=_Loader)  # noqa: S506 - a SafeLoader
 
 
 def resources(ctl: AwsControl) -> dict[str, Any]:

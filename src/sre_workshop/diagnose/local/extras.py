@@ -8,8 +8,9 @@ The machine is shared: its busy processes that run on no instance of this stack 
 are context, never a finding.
 
 And the instances are processes of this machine too: when an instance's own reading (SSM Run Command through
-the twin) has not come back by the deadline, as on a saturated machine, its unit's state and its busy
-processes are taken from the machine's process table instead, so a crash or a CPU hog is still found. An
+the twin) has not come back by the deadline, as on a saturated machine, what it would have said is read from
+the machine instead (its unit's state, descriptors and busy processes, the hops it probes, nginx.conf, the
+apps' tables), so a crash, a config edit or a CPU hog is still found, and the instance is not unknown. An
 instance that did answer is never overridden.
 """
 
@@ -19,6 +20,7 @@ import os
 from collections.abc import Callable
 
 from ...aws.control import INSTANCES
+from ...local import configs
 from ...local.components import engine_url
 from ...local.stack import Stack
 from ..deadline import Readers
@@ -26,6 +28,7 @@ from ..model import Observations
 from . import probes, procs, readers, resources
 
 SAMPLE_S = 0.4  # as observe-host.sh samples the instances
+_NEXT = {"nginx": ("private-alb",)}  # the hop an instance probes besides its own component's
 
 
 def start(stack: Stack, run: Readers, obs: Observations) -> Callable[[], None]:
@@ -39,6 +42,9 @@ def start(stack: Stack, run: Readers, obs: Observations) -> Callable[[], None]:
     run.start("dependency samples", lambda: probes.samples(settings, engine))
     run.start("load balancer configs", lambda: readers.balancer_drift(stack))
     run.start("app settings", lambda: resources.app_settings(stack))
+    # The instances' own hops, probed from the machine too: what a late instance reading would have said.
+    run.start("hop probes", lambda: {p.name: p for p in probes.side_by_side(
+        lambda t: probes.probe(*t), [t for t in probes.hops(settings) if t[0] in (*INSTANCES, "private-alb")])})
 
     def finish() -> None:
         states, descriptors, ours = run.result("processes", ({}, {}, []))
@@ -47,6 +53,7 @@ def start(stack: Stack, run: Readers, obs: Observations) -> Callable[[], None]:
         obs.descriptors.update({n: d for n, d in descriptors.items() if n not in INSTANCES or n in unread})
         if unread:
             _busy(obs, ours)
+            _instances(stack, obs, unread, run.result("hop probes", None), run.result("app settings", None))
         obs.host_context = list(context)
         obs.probes.update(run.result("engine probes", {}))
         obs.dependency_samples = run.result("dependency samples", {})
@@ -66,6 +73,28 @@ def _processes(stack: Stack, context: list) -> tuple[dict, dict, list]:
                                  context=context, snaps=(before, after), instances=instances)
     ours = [(pid, name, share, instances.get(pid, "")) for pid, name, share in busy]
     return readers.components(stack, before, after), resources.descriptors(stack, after), [cpu, ours]
+
+
+def _instances(stack: Stack, obs: Observations, unread: list[str], hops: dict | None, settings: tuple | None) -> None:
+    """Fill in, for the instances that did not answer in time, what their reading says, from the machine: the
+    hops they probe, nginx.conf against its template, the apps' tables. An instance so read is no longer
+    unknown; one whose process could not be read either stays unknown."""
+    planned = {p.name: p for p in (hops or {}).values()}
+    for component in unread:
+        mine = {n: p for n, p in planned.items() if n.split(" ", 1)[0] in (component, *_NEXT.get(component, ()))}
+        obs.probes.update({n: p for n, p in mine.items() if n not in obs.probes})
+        if component == "nginx":
+            conf = stack.settings.run_dir / "nginx.conf"
+            if conf.exists():
+                expected = configs.render(stack.settings, "nginx.conf", "").splitlines()
+                if changed := readers.changed_lines(expected, conf.read_text().splitlines()):
+                    obs.config_drift["nginx.conf"] = changed
+        elif settings and component in settings[0]:
+            obs.app_tables[component] = settings[0][component]
+        if component in obs.components and mine and (component == "nginx" or settings):
+            obs.unknown.pop(f"{component} instance", None)
+    if all(c in obs.components for c in INSTANCES) and hops is not None:
+        obs.unknown.pop("instances", None)
 
 
 def _busy(obs: Observations, reading: list) -> None:

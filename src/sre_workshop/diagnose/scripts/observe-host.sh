@@ -13,7 +13,11 @@
 # Python 3.9 (Amazon Linux 2023's /usr/bin/python3) and the standard library only.
 set -eu
 [ $# -ge 3 ] || { echo "observe-host: usage: observe-host.sh UNIT ENV_FILE NGINX_CONF [NAME=URL ...]" >&2; exit 2; }
-exec python3 - "$@" <<'OBSERVE_HOST_PY'
+# The system's Python, isolated and without site-packages (the script needs the standard library only): it
+# starts in a hundredth of a second, where a python3 found on PATH may be a version manager's wrapper.
+py=/usr/bin/python3
+[ -x "$py" ] || py=python3
+exec "$py" -I -S - "$@" <<'OBSERVE_HOST_PY'
 import json
 import os
 import socket
@@ -69,9 +73,14 @@ def all_pids():
     return [int(e) for e in os.listdir("/proc") if e.isdigit()]
 
 
-def unit_pids(main_pid):
+def unit_properties():
+    """ActiveState, MainPID and ControlGroup of the unit, with one systemctl call ({} without systemd)."""
+    shown = systemctl("show", "-p", "ActiveState", "-p", "MainPID", "-p", "ControlGroup", UNIT)
+    return dict(line.split("=", 1) for line in shown.splitlines() if "=" in line)
+
+
+def unit_pids(main_pid, group):
     """The unit's processes: its cgroup (v2), else its main process and that one's descendants."""
-    group = systemctl("show", "-p", "ControlGroup", "--value", UNIT)
     try:
         if group:
             return [int(p) for p in open("/sys/fs/cgroup%s/cgroup.procs" % group).read().split()]
@@ -250,12 +259,13 @@ def main():
     threads = [threading.Thread(target=probe, args=(name, url, probes)) for name, url in HOPS]
     for thread in threads:
         thread.start()
-    # The sample starts first and systemd is asked during it (each systemctl call takes a moment).
+    # The sample starts first and systemd is asked during it (a systemctl call takes a moment).
     started, (total0, idle0) = time.monotonic(), host_ticks()
     before = {p: ticks(p) for p in all_pids()}
-    state = systemctl("is-active", UNIT) or "unknown"
-    main_pid = int(systemctl("show", "-p", "MainPID", "--value", UNIT) or 0)
-    mine = unit_pids(main_pid) if main_pid else []
+    unit = unit_properties()
+    state = unit.get("ActiveState") or "unknown"
+    main_pid = int(unit.get("MainPID") or 0) if (unit.get("MainPID") or "0").isdigit() else 0
+    mine = unit_pids(main_pid, unit.get("ControlGroup", "")) if main_pid else []
     skip = own_pids() | set(mine)
     time.sleep(max(0.0, SAMPLE_S - (time.monotonic() - started)))
     total1, idle1 = host_ticks()
