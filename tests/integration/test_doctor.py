@@ -207,56 +207,48 @@ def engine_client():
         "dynamodb", region_name="us-east-1", endpoint_url=f"http://127.0.0.1:{port}")
 
 
-def timed_doctor(state: Path, capsys) -> tuple[dict, float]:
-    started = time.monotonic()
-    report = doctor(state, capsys)
-    return report, time.monotonic() - started
+def frozen_doctor(state: Path, capsys, component: str) -> tuple[dict, float]:
+    """Run doctor once with the component's process group stopped (SIGSTOP: alive, holding its port, answering
+    nothing); return its report and the run's wall time. The group is resumed whatever happens."""
+    group = record(state, component).pid
+    os.killpg(group, signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        report = doctor(state, capsys)
+        return report, time.monotonic() - started
+    finally:
+        os.killpg(group, signal.SIGCONT)
 
 
 def test_the_engine_frozen_is_a_hang_found_within_3_s(steady, capsys):
     """SIGSTOP: alive, holding its port, answering nothing. Not a crash, not the apps stuck behind it; and the
     run is bounded: what does not answer by the deadline is unknown, never waited on."""
-    engine = record(steady, "dynamodb").pid
-    os.killpg(engine, signal.SIGSTOP)
-    try:
-        report, wall = timed_doctor(steady, capsys)
-        first = report["findings"][0]
-        assert (first["component"], first["category"]) == ("dynamodb", "hang"), report["findings"]
-        assert first["severity"] == "critical" and "state T" in " ".join(first["evidence"])
-        assert report["seconds"] <= 3 and wall <= 3.5, (report["seconds"], wall)
-        assert "tables" in report["unknown"]  # the engine's read timed out: unknown, not empty
-        assert not any(f["component"] in ("sre-app", "crm-app") for f in report["findings"]), report["findings"]
-    finally:
-        os.killpg(engine, signal.SIGCONT)
+    report, wall = frozen_doctor(steady, capsys, "dynamodb")
+    first = report["findings"][0]
+    assert (first["component"], first["category"]) == ("dynamodb", "hang"), report["findings"]
+    assert first["severity"] == "critical" and "state T" in " ".join(first["evidence"])
+    assert report["seconds"] <= 3 and wall <= 3.5, (report["seconds"], wall)
+    assert "tables" in report["unknown"]  # the engine's read timed out: unknown, not empty
+    assert not any(f["component"] in ("sre-app", "crm-app") for f in report["findings"]), report["findings"]
     eventually(lambda: top(steady, capsys) is None, timeout=HEALTHY_AGAIN_S, interval=1)
 
 
 def test_the_aws_api_twin_frozen_is_a_hang_found_within_3_s(steady, capsys):
     """doctor reads the local stack through its AWS API twin: with the twin SIGSTOPped, every read through it
     is unknown by the deadline, never a wait, and the frozen process is the finding (read from the machine)."""
-    twin = record(steady, "aws-api").pid
-    os.killpg(twin, signal.SIGSTOP)
-    try:
-        report, wall = timed_doctor(steady, capsys)
-        first = report["findings"][0]
-        assert (first["component"], first["category"]) == ("aws-api", "hang"), report["findings"]
-        assert report["seconds"] <= 3 and wall <= 3.5, (report["seconds"], wall)
-        # What is read through the twin is unknown by the deadline (its connection, or each read after it).
-        assert "did not answer within doctor's 2.5 s deadline" in report["unknown"].values(), report["unknown"]
-    finally:
-        os.killpg(twin, signal.SIGCONT)
+    report, wall = frozen_doctor(steady, capsys, "aws-api")
+    first = report["findings"][0]
+    assert (first["component"], first["category"]) == ("aws-api", "hang"), report["findings"]
+    assert report["seconds"] <= 3 and wall <= 3.5, (report["seconds"], wall)
+    # What is read through the twin is unknown by the deadline (its connection, or each read after it).
+    assert "did not answer within doctor's 2.5 s deadline" in report["unknown"].values(), report["unknown"]
     eventually(lambda: top(steady, capsys) is None, timeout=HEALTHY_AGAIN_S, interval=1)
 
 
 def test_a_frozen_app_is_a_hang_not_a_crash(steady, capsys):
-    gunicorn = record(steady, "crm-app").pid
-    os.killpg(gunicorn, signal.SIGSTOP)
-    try:
-        report, wall = timed_doctor(steady, capsys)
-        assert (report["findings"][0]["component"], report["findings"][0]["category"]) == ("crm-app", "hang")
-        assert wall <= 3.5
-    finally:
-        os.killpg(gunicorn, signal.SIGCONT)
+    report, wall = frozen_doctor(steady, capsys, "crm-app")
+    assert (report["findings"][0]["component"], report["findings"][0]["category"]) == ("crm-app", "hang")
+    assert wall <= 3.5
     eventually(lambda: top(steady, capsys) is None, timeout=HEALTHY_AGAIN_S, interval=1)
 
 

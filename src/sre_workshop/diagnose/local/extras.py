@@ -36,15 +36,13 @@ def start(stack: Stack, run: Readers, obs: Observations) -> Callable[[], None]:
     settings, engine = stack.settings, engine_url(stack.settings)
     context: list = []
     run.start("processes", lambda: _processes(stack, context))
-    run.start("engine probes", lambda: {p.name: p for p in probes.side_by_side(
-        lambda t: probes.probe(*t), [t for t in probes.hops(settings) if t[0] == "dynamodb-endpoint"]
-        + [("dynamodb", "dynamodb ListTables", engine + "/")])})
+    run.start("engine probes", lambda: probes.probe_each(probes.engine_targets(settings, engine)))
     run.start("dependency samples", lambda: probes.samples(settings, engine))
     run.start("load balancer configs", lambda: readers.balancer_drift(stack))
     run.start("app settings", lambda: resources.app_settings(stack))
     # The instances' own hops, probed from the machine too: what a late instance reading would have said.
-    run.start("hop probes", lambda: {p.name: p for p in probes.side_by_side(
-        lambda t: probes.probe(*t), [t for t in probes.hops(settings) if t[0] in (*INSTANCES, "private-alb")])})
+    run.start("hop probes", lambda: probes.probe_each(
+        [t for t in probes.hops(settings) if t[0] in (*INSTANCES, "private-alb")]))
 
     def finish() -> None:
         states, descriptors, ours = run.result("processes", ({}, {}, []))

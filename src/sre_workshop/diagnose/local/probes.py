@@ -37,9 +37,14 @@ def hops(settings: Settings) -> list[tuple[str, str, str]]:
     ]
 
 
-def probe_all(settings: Settings, engine_url: str) -> dict[str, Probe]:
-    """Probe every hop at once (each bounded by TIMEOUT); return the probes by name."""
-    targets = [*hops(settings), ("dynamodb", "dynamodb ListTables", engine_url + "/")]
+def engine_targets(settings: Settings, engine_url: str) -> list[tuple[str, str, str]]:
+    """Return (component, name, url) of the DynamoDB engine's and its endpoint's own checks."""
+    return [("dynamodb", "dynamodb ListTables", engine_url + "/"),
+            *(hop for hop in hops(settings) if hop[0] == "dynamodb-endpoint")]
+
+
+def probe_each(targets: list[tuple[str, str, str]]) -> dict[str, Probe]:
+    """Probe each (component, name, url) at once (each bounded by TIMEOUT); return the probes by name."""
     return {p.name: p for p in side_by_side(lambda t: probe(*t), targets)}
 
 
@@ -62,8 +67,7 @@ def side_by_side(call: Callable[[T], Probe], items: list[T]) -> list[Probe]:
 def samples(settings: Settings, engine_url: str, count: int = 4, every_s: float = 0.2) -> dict[str, list[Probe]]:
     """Ask the engine and the endpoint `count` times each, `every_s` apart, side by side (one slow answer
     is a pause of the host; a dependency slow in most of them is slow)."""
-    targets = [("dynamodb", "dynamodb ListTables", engine_url + "/"),
-               ("dynamodb-endpoint", "dynamodb-endpoint GetItem", settings.url("dynamodb-endpoint") + "/")]
+    targets = engine_targets(settings, engine_url)
 
     def later(n: int, target: tuple[str, str, str]) -> Probe:
         time.sleep(n * every_s)

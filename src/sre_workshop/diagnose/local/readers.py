@@ -170,11 +170,6 @@ def json_lines(source: str, lines: Iterable[str], since: float | None) -> LogSum
     return summary
 
 
-def nginx_error_log(path: Path, since: float) -> LogSummary:
-    """Summarise nginx's error log (its times are local time) over the window."""
-    return nginx_error_lines(tail_lines(path), since)
-
-
 def nginx_error_lines(lines: Iterable[str], since: float | None) -> LogSummary:
     """Summarise nginx error-log lines from `since` on (None: every line, already chosen by their time elsewhere:
     on an instance the lines' times are in its time zone, not this machine's)."""
