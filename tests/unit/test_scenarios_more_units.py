@@ -105,13 +105,14 @@ def test_each_part_is_found_by_any_finding_and_ranked_by_when():
 def test_manual_steps_run_in_order_with_the_stacks_pids_and_a_failure_names_the_step(tmp_path, monkeypatch):
     from sre_workshop.scenarios import multi
 
-    monkeypatch.setattr(multi, "step_env", lambda stack: {"PATH": "/usr/bin:/bin", "PID_CRM_APP": "42"})
+    monkeypatch.setattr(multi, "step_env", lambda stack, scratch: {"PATH": "/usr/bin:/bin", "PID_CRM_APP": "42",
+                                                                    "SCRATCH": str(scratch)})
     out = tmp_path / "out"
-    multi.run_steps(None, (f"echo one $PID_CRM_APP >> {out}", f"echo two >> {out}"))
-    assert out.read_text() == "one 42\ntwo\n"
+    multi.run_steps(None, (f"echo one $PID_CRM_APP >> {out}", "echo kept > $SCRATCH/saved"), tmp_path)
+    assert out.read_text() == "one 42\n" and (tmp_path / "saved").read_text() == "kept\n"
     with pytest.raises(StepFailed, match="exit 3"):
-        multi.run_steps(None, ("exit 3", f"echo never >> {out}"))
-    multi.run_steps(None, ("exit 3", f"echo undo >> {out}"), check=False)  # undo runs every step
+        multi.run_steps(None, ("exit 3", f"echo never >> {out}"), tmp_path)
+    multi.run_steps(None, ("exit 3", f"echo undo >> {out}"), tmp_path, check=False)  # undo runs every step
     assert out.read_text().endswith("undo\n")
 
 

@@ -1,9 +1,10 @@
-"""The local stack's commands: up, down, restore, status, logs, service.
+"""The local stack's commands: up, down, restore, backup, status, logs, service.
 
 `--json` shapes (stdout; progress lines go to stderr):
     up       {"endpoints": {"app": URL, "crm": URL}, "state_dir": PATH, "started_in_s": 2.1}
     down     {"stopped": ["public-alb", ...]}
     restore  {"table": NAME, "items": int, "snapshot": PATH | null}
+    backup   {"snapshot": PATH, "items": {TABLE: int}, "missing": [TABLE, ...]}
     status   {"healthy": bool, "components": [{"name", "state": "running|exited|stopped", "pid", "ports",
               "url", "healthy", "log"}], "targets": [{"target_group", "target", "state", "reason"}],
               "problems": [{"component", "kind", "detail"}], "endpoints": {...}, "state_dir": PATH,
@@ -135,6 +136,18 @@ def restore(ctx: Context, table: str, as_json: bool) -> int:
 @click.command()
 @json_option
 @pass_context
+def backup(ctx: Context, as_json: bool) -> int:
+    """Save every table's items now (as `down` does): what `restore TABLE` and `up` recreate a table from."""
+    result = ctx.stack().backup()
+    emit(result, as_json, lambda r: print(f"saved {sum(r['items'].values())} items to {r['snapshot']}"
+                                          + (f"; missing from the engine: {', '.join(r['missing'])}"
+                                             if r["missing"] else "")))
+    return ExitStatus.OK
+
+
+@click.command()
+@json_option
+@pass_context
 def status(ctx: Context, as_json: bool) -> int:
     """Components, health and target health (exit 5 if something is unhealthy)."""
     stack = ctx.stack()
@@ -227,4 +240,4 @@ def service(ctx: Context, action: str, name: str, as_json: bool) -> int:
     return ExitStatus.OK
 
 
-COMMANDS = (up, down, restore, status, logs, service)
+COMMANDS = (up, down, restore, backup, status, logs, service)

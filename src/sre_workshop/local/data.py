@@ -101,6 +101,21 @@ class StackData(StackRecords):
         self.progress(f"recreated {name} from the template with {items} items from {source or 'no snapshot'}")
         return {"table": name, "items": items, "snapshot": str(source) if source else None}
 
+    def backup(self) -> dict[str, object]:
+        """Write every table's items to the snapshot now (what `down` writes), so a `restore` or the next `up`
+        brings back what the tables hold at this moment; return the counts, and the tables the engine is
+        missing (their items from the previous snapshot are kept)."""
+        with self._locked("backup", wait=30):
+            try:
+                saved = snapshot.dump(self.dynamodb_client(), self.snapshot_path)
+            except (BotoCoreError, ClientError) as exc:
+                raise ComponentFailed(f"the DynamoDB engine at {engine_url(self.settings)} failed: {exc}; "
+                                      "is the stack up (`sre-workshop status`)?") from exc
+            except OSError as exc:
+                raise StateError(f"could not write {self.snapshot_path}: {exc.strerror or exc}") from exc
+        self.progress(f"saved {sum(saved.counts.values())} DynamoDB items to {self.snapshot_path}")
+        return {"snapshot": str(self.snapshot_path), "items": saved.counts, "missing": [*saved.kept, *saved.lost]}
+
     def _wait_engine(self, timeout: float) -> None:
         """Wait until the engine answers a DynamoDB call (an open port is not enough for dynalite)."""
         record = self.record("dynamodb")

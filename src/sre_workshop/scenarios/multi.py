@@ -12,9 +12,13 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from ..diagnose.doctor import run_local
 from ..diagnose.model import Report
@@ -24,6 +28,7 @@ from ..faults.backends import LocalBackend
 from ..load import local_targets, start
 from ..local.process import HOST_ENV
 from ..local.stack import Stack
+from ..settings import BASE_PORTS
 from . import runner, signals
 from .extra import Multi, Part
 from .model import Scenario
@@ -39,22 +44,33 @@ class StepFailed(WorkshopError):
     """A manual scenario's shell step failed."""
 
 
-def step_env(stack: Stack) -> dict[str, str]:
-    """Return the environment of a manual step: the stack's state dir, port offset, and each process's pid."""
+def step_env(stack: Stack, scratch: Path) -> dict[str, str]:
+    """Return the environment of a manual step: the stack's state dir and port offset, the workshop's tools
+    on PATH (sre-workshop, aws), PYTHON, SCRATCH (a directory the part's steps and undo share, outside the
+    stack: what an undo must put back is kept there, never where the examinee looks), and each component's
+    process group leader and port (PID_CRM_APP, PORT_CRM_APP)."""
     settings = stack.settings
+    tools = str(Path(sys.executable).parent)
     env = {**os.environ, "SRE_WORKSHOP_STATE_DIR": str(settings.state_dir),
            "SRE_WORKSHOP_PORT_OFFSET": str(settings.port_offset),
+           "PATH": os.pathsep.join([tools, os.environ.get("PATH", os.defpath)]),
+           "PYTHON": sys.executable, "SCRATCH": str(scratch),
            HOST_ENV: str(settings.state_dir.resolve())}  # a step runs on the stack's host, as a fault's script does
     for name in stack.components:
+        key = name.upper().replace("-", "_")
+        if name in BASE_PORTS:  # the agent listens on none
+            env["PORT_" + key] = str(settings.port(name))
         record = stack.record(name)
         if record is not None:
-            env["PID_" + name.upper().replace("-", "_")] = str(record.pid)
+            env["PID_" + key] = str(record.pid)
     return env
 
 
-def run_steps(stack: Stack, steps: tuple[str, ...], check: bool = True) -> None:
-    """Run shell steps in order (`sh -c STEP`, as SSM runs them); with `check`, stop at the first failure."""
-    env = step_env(stack)
+def run_steps(stack: Stack, steps: tuple[str, ...], scratch: Path, check: bool = True) -> None:
+    """Run shell steps in order (`sh -c STEP`, as SSM runs them); with `check`, stop at the first failure.
+    A step that starts something in the background must send its output elsewhere (`>/dev/null 2>&1 &`):
+    the step's own output is read to its end."""
+    env = step_env(stack, scratch)
     for step in steps:
         done = subprocess.run(["sh", "-c", step], env=env, capture_output=True, text=True, timeout=60)
         if done.returncode and check:
@@ -70,6 +86,7 @@ class MultiSession:
         self.backend, self.scenario, self.progress = backend, scenario, progress
         self.load = None
         self.broken: list[tuple[Part, str, float]] = []  # (part, incident id, injected at)
+        self.scratch: dict[str, Path] = {}  # a manual part's label -> the directory its steps and undo share
 
     def __enter__(self) -> MultiSession:
         try:
@@ -93,7 +110,8 @@ class MultiSession:
             incident = self.backend.ledger.open(part.label, {"scenario": self.scenario.name, "injected_by": by,
                                                              "ground_truth": part.truth().to_dict(), "manual": True})
             self.broken.append((part, incident, time.time()))  # undone on close even if a step fails
-            run_steps(self.backend.stack, part.steps)
+            self.scratch[part.label] = Path(tempfile.mkdtemp(prefix="sre-workshop-steps-"))
+            run_steps(self.backend.stack, part.steps, self.scratch[part.label])
             self.broken.pop()
             self.backend.ledger.event(incident, "injected", evidence=f"{len(part.steps)} step(s) by hand")
             return incident, time.time()
@@ -105,7 +123,11 @@ class MultiSession:
         broken, self.broken = self.broken, []
         for part, incident, _ in broken:
             if part.manual:
-                run_steps(self.backend.stack, part.undo, check=False)
+                scratch = self.scratch.pop(part.label)
+                try:
+                    run_steps(self.backend.stack, part.undo, scratch, check=False)
+                finally:
+                    shutil.rmtree(scratch, ignore_errors=True)
                 self.backend.ledger.event(incident, "cleared")
         faults.clear(self.backend, None, sustain=sustain_s, timeout=timeout_s)
         return time.time()

@@ -12,17 +12,28 @@ from typing import Any
 from .result import Result
 from .variants import groups
 
+# Categories whose symptom builds up (a leak, a share of errors, slowness, load): detected from a trend over
+# readings. The others are hard-down: a process gone or frozen, a refusal, a missing resource, a target out.
+TRENDS = frozenset({"memory", "cpu", "latency", "errors", "throttling"})
+
+
+def _median(values: list[float]) -> float | None:
+    return round(statistics.median(values), 2) if values else None
+
 
 def totals(results: list[Result]) -> dict[str, Any]:
     """Return the counts over a scorer's results: detected, localized, category, recovered, false positives."""
     faults = [r for r in results if not r.control]
     mttds = [r.mttd_s for r in faults if r.mttd_s is not None]
+    trend = [r.mttd_s for r in faults if r.mttd_s is not None and r.truth and r.truth["category"] in TRENDS]
+    hard = [r.mttd_s for r in faults if r.mttd_s is not None and r.truth and r.truth["category"] not in TRENDS]
     return {"scenarios": len(results), "passed": sum(r.passed for r in results), "faults": len(faults),
             "detected": sum(r.detected for r in faults), "localized": sum(r.localized for r in faults),
             "category_match": sum(r.category_match for r in faults),
             "recovered": sum(r.recovered_at is not None for r in faults),
             "mitigated": sum(bool(r.agent.get("mitigated")) for r in faults),
-            "median_mttd_s": round(statistics.median(mttds), 2) if mttds else None,
+            "median_mttd_s": _median(mttds), "median_mttd_hard_down_s": _median(hard),
+            "median_mttd_trend_s": _median(trend),
             "false_positives": sum(r.false_positives for r in results if r.control),
             "errors": sum(r.error is not None for r in results)}
 
@@ -42,7 +53,7 @@ def spread(results: list[Result]) -> list[dict[str, Any]]:
         mttds = sorted(r.mttd_s for r in members if r.mttd_s is not None)
         found.append({"scenario": name, "runs": len(members), "passed": sum(r.passed for r in members),
                       "detected": sum(r.detected for r in members), "localized": sum(r.localized for r in members),
-                      "mttd_s": {"min": mttds[0], "median": round(statistics.median(mttds), 2), "max": mttds[-1]}
+                      "mttd_s": {"min": mttds[0], "median": _median(mttds), "max": mttds[-1]}
                       if mttds else None,
                       "params": [r.params for r in members]})
     return found
@@ -103,7 +114,8 @@ def table(cards: list[tuple[str, list[Result]]]) -> str:
         t = totals(results)
         lines.append([f"{scorer}: total", f"{t['passed']}/{t['scenarios']} passed",
                       f"localized {t['localized']}/{t['faults']}", f"category {t['category_match']}/{t['faults']}",
-                      f"median MTTD {t['median_mttd_s']}s", f"false positives {t['false_positives']}"])
+                      f"median MTTD {t['median_mttd_s']}s (hard-down {t['median_mttd_hard_down_s']}s, trends "
+                      f"{t['median_mttd_trend_s']}s)", f"false positives {t['false_positives']}"])
     return _columns(lines)
 
 
