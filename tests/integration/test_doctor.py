@@ -392,6 +392,45 @@ def test_a_target_taken_out_of_its_load_balancer_is_out_of_service(steady, capsy
     eventually(lambda: top(steady, capsys) is None, timeout=HEALTHY_AGAIN_S, interval=1)
 
 
+def test_a_target_deregistered_through_the_api_is_registered_again_by_doctors_remediation(steady, capsys):
+    """`aws elbv2 deregister-targets` through the twin (as on AWS): the load balancer stops sending it traffic,
+    doctor names the target the template registers and the group no longer lists, and its remediation (the
+    aws CLI's register-targets, run as printed) brings the stack back."""
+    import shlex
+
+    env = {**os.environ, "SRE_WORKSHOP_PORT_OFFSET": str(OFFSET)}
+    exports = subprocess.run([str(Path(sys.executable).with_name("sre-workshop")), "--state-dir", str(steady),
+                              "aws-env", "--json"], capture_output=True, text=True, check=True, env=env)
+    env |= json.loads(exports.stdout)
+    aws = str(Path(sys.executable).with_name("aws"))
+
+    def call(*argv: str) -> dict:
+        done = subprocess.run([aws, *argv, "--output", "json"], capture_output=True, text=True, env=env, check=True)
+        return json.loads(done.stdout or "{}")
+
+    (balancer,) = call("elbv2", "describe-load-balancers", "--names", "sre-workshop-private-alb")["LoadBalancers"]
+    (group,) = call("elbv2", "describe-target-groups", "--load-balancer-arn", balancer["LoadBalancerArn"])[
+        "TargetGroups"]
+    (target,) = call("elbv2", "describe-target-health", "--target-group-arn", group["TargetGroupArn"])[
+        "TargetHealthDescriptions"]
+    call("elbv2", "deregister-targets", "--target-group-arn", group["TargetGroupArn"],
+         "--targets", f"Id={target['Target']['Id']},Port={target['Target']['Port']}")
+    try:
+        assert eventually(lambda: http("GET", APP + "/", timeout=3).status == 503, timeout=10)
+        report = doctor(steady, capsys)
+        first = report["findings"][0]
+        assert (first["component"], first["category"]) == ("private-alb", "out-of-service"), report["findings"]
+        assert "deregistered" in first["summary"] and first["severity"] == "critical"
+        command = first["remediation"].split("`")[1]
+        assert command.startswith("aws elbv2 register-targets"), first["remediation"]
+        call(*shlex.split(command)[1:])  # the remediation, as doctor printed it
+    except BaseException:
+        call("elbv2", "register-targets", "--target-group-arn", group["TargetGroupArn"],
+             "--targets", f"Id={target['Target']['Id']},Port={target['Target']['Port']}")
+        raise
+    eventually(lambda: top(steady, capsys) is None, timeout=HEALTHY_AGAIN_S, interval=1)
+
+
 def test_a_slow_engine_is_a_slow_dependency_not_a_slow_app(steady, capsys):
     """The engine paused most of each second (SIGSTOP/SIGCONT, as a starved host would): it answers, late."""
     engine = record(steady, "dynamodb").pid

@@ -64,6 +64,7 @@ def deployed(tmp_path_factory):
             outputs = json.loads(out.getvalue())["outputs"]
             session = boto3.session.Session(region_name=REGION)
             json_policy(session)
+            register_targets(session)
             tables = {"METRICS_TABLE": outputs["MetricsTableName"], "CUSTOMERS_TABLE": outputs["CustomersTableName"],
                       "DEALS_TABLE": outputs["DealsTableName"], "ACTIVITIES_TABLE": outputs["ActivitiesTableName"]}
             for package in ("sre_app", "crm_app"):
@@ -94,6 +95,20 @@ def json_policy(session) -> None:
         document = iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"]
         if isinstance(document, str):
             iam.put_role_policy(RoleName=role, PolicyName=name, PolicyDocument=json.dumps(ast.literal_eval(document)))
+
+
+def register_targets(session) -> None:
+    """Register each target group's Targets from the template, as AWS's CloudFormation does (moto's creates
+    the groups and leaves them empty)."""
+    resources = template.parse((INFRA / "cloudformation" / "sre-workshop.yaml").read_text())["Resources"]
+    physical = {r["LogicalResourceId"]: r["PhysicalResourceId"] for r in session.client("cloudformation")
+                .describe_stack_resources(StackName=STACK)["StackResources"]
+                if r.get("LogicalResourceId") and r.get("PhysicalResourceId")}  # moto leaves some out
+    for logical, resource in resources.items():
+        for target in resource.get("Properties", {}).get("Targets", []) if resource["Type"].endswith(
+                "::TargetGroup") else []:
+            session.client("elbv2").register_targets(TargetGroupArn=physical[logical], Targets=[
+                {"Id": physical[target["Id"]["Ref"]], "Port": target["Port"]}])
 
 
 @pytest.fixture
@@ -175,17 +190,31 @@ def test_a_clean_stack_has_no_finding_and_says_what_it_could_not_read(ctl, deplo
     assert obs.policy_drift == [] and obs.network_drift == [] and obs.config_drift == {}
     assert all(s.lines == 0 for s in obs.logs.values()) and set(obs.logs) == set(logs.GROUPS)
     assert obs.probes["public-alb :80 /"].ok and obs.probes["public-alb :8080 /api/customers"].ok
-    # moto runs no SSM command and registers no target: unknown, never down and never healthy
+    # moto runs no SSM command: unknown, never down and never healthy
     for component in ("nginx", "sre-app", "crm-app"):
         assert "the command did not run" in obs.unknown[f"{component} instance"]
         assert component not in obs.components
-    for group in ("PublicALBTargetGroup", "PrivateALBTargetGroup", "CRMAppTargetGroup"):
-        assert obs.unknown[f"{group} targets"].startswith("no registered target")
-    assert len(obs.unknown) == 6  # the role, the groups, the logs, the metrics and the tables were all read
-    assert obs.targets == []
+    assert len(obs.unknown) == 3  # the role, the groups, the targets, logs, metrics and tables were all read
+    assert sorted((t["target_group"], t["registered"]) for t in obs.targets) == [
+        ("CRMAppTargetGroup", "yes"), ("PrivateALBTargetGroup", "yes"), ("PublicALBTargetGroup", "yes")]
     assert not report.healthy and report.to_dict()["unknown"] == obs.unknown
     assert set(deployed[1][k] for k in ("CustomersTableName", "DealsTableName")) <= set(obs.tables)
     assert report.seconds < 10
+
+
+def test_a_target_the_template_registers_and_its_group_does_not_list_is_deregistered(ctl, deployed):
+    elb, arn = ctl.client("elbv2"), ctl.physical("CRMAppTargetGroup")
+    (target,) = [t["Target"] for t in elb.describe_target_health(TargetGroupArn=arn)["TargetHealthDescriptions"]]
+    elb.deregister_targets(TargetGroupArn=arn, Targets=[target])
+    try:
+        report = doctor(ctl)
+        first = report.findings[0]
+        assert (first.component, first.category) == ("public-alb", "out-of-service"), report.findings
+        assert "deregistered" in first.summary
+        assert first.remediation.startswith(f"register it again: `aws elbv2 register-targets --target-group-arn "
+                                            f"{arn} --targets Id={target['Id']},Port={target['Port']}`")
+    finally:
+        elb.register_targets(TargetGroupArn=arn, Targets=[target])
 
 
 def test_each_instance_is_read_by_one_ssm_command_with_the_script_shipped(ctl, deployed):

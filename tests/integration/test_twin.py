@@ -146,6 +146,39 @@ def test_target_health_is_live_with_the_albs_reason(stack, aws):
     eventually(lambda: health()["State"] == "healthy", timeout=20)
 
 
+def test_deregistering_a_target_takes_it_out_of_its_load_balancer_even_across_a_restart(stack, aws):
+    """DeregisterTargets is enforced as an ALB does it: the balancer sends the target nothing, a restart of the
+    balancer from its configuration does not bring it back, and RegisterTargets does."""
+    from sre_workshop.settings import BASE_PORTS
+
+    elb, crm = aws("elbv2"), f"http://127.0.0.1:{BASE_PORTS['public-alb-crm'] + OFFSET}/health"
+    (group,) = [g for g in elb.describe_target_groups()["TargetGroups"] if g["Port"] == 8080 and
+                g["LoadBalancerArns"] and "public" in g["LoadBalancerArns"][0]]
+    arn = group["TargetGroupArn"]
+    (described,) = elb.describe_target_health(TargetGroupArn=arn)["TargetHealthDescriptions"]
+    target = described["Target"]
+
+    def status() -> int:
+        try:
+            with urllib.request.urlopen(crm, timeout=3) as answer:
+                return answer.status
+        except urllib.error.HTTPError as exc:
+            return exc.code
+
+    elb.deregister_targets(TargetGroupArn=arn, Targets=[target])
+    try:
+        assert status() == 503  # at once: the API's answer comes after the balancer took it out
+        assert elb.describe_target_health(TargetGroupArn=arn)["TargetHealthDescriptions"] == []
+        assert cli(stack, "service", "restart", "public-alb") == 0
+        time.sleep(1.5)  # the twin's enforcement runs every 0.5 s; a restarted balancer first sends traffic
+        assert status() == 503
+    finally:
+        elb.register_targets(TargetGroupArn=arn, Targets=[target])
+    assert eventually(lambda: status() == 200, timeout=10)
+    eventually(lambda: elb.describe_target_health(TargetGroupArn=arn)["TargetHealthDescriptions"][0][
+        "TargetHealth"]["State"] == "healthy", timeout=20)
+
+
 def test_dynamodb_through_the_twin_is_the_engines(aws):
     tables = aws("dynamodb").list_tables()["TableNames"]
     assert {"CRMCustomersTable", "CRMDealsTable", "CRMActivitiesTable", "ApplicationMetricsTable",

@@ -295,3 +295,40 @@ def test_the_host_observation_reads_the_units_finite_resources(monkeypatch):
     finally:
         for s in (*clients, *accepted, server):
             s.close()
+
+
+def test_the_host_observation_reads_the_apps_settings_from_its_process_and_never_a_secret(monkeypatch):
+    """An app's pointing settings as its main process runs with them; the secret leaves only as the digest
+    appsettings computes, so doctor tells another secret from the template's without seeing either."""
+    from sre_workshop.diagnose import appsettings
+
+    env = {"AWS_REGION": "eu-west-3", "AWS_SECRET_ACCESS_KEY": "very-secret", "DEALS_TABLE": "Deals",
+           "HOME": "/root", "FAULT_TOKEN": "t0ken"}
+    loop = subprocess.Popen(["sleep", "30"], env=env)
+    try:
+        host = observe_host_functions(monkeypatch)
+        host["ENV_FILE"] = "/etc/sre-workshop/crm-app.env"
+        found = host["settings"](loop.pid)
+    finally:
+        loop.kill()
+        loop.wait()
+    assert found == {"AWS_REGION": "eu-west-3", "AWS_SECRET_ACCESS_KEY": appsettings.digest("very-secret"),
+                     "DEALS_TABLE": "Deals"}
+    assert "very-secret" not in json.dumps(found) and host["POINTING"] + ("DEALS_TABLE",) == tuple(
+        k for k in appsettings.POINTING if not k.endswith("_TABLE")) + ("DEALS_TABLE",)
+    assert host["SECRETS"] == appsettings.SECRETS
+    host["ENV_FILE"] = "-"
+    assert host["settings"](os.getpid()) is None  # not an app's instance
+
+
+def test_settings_drift_compares_with_the_worlds_template_and_names_unset_ones():
+    from sre_workshop.diagnose import appsettings
+
+    expected = {"AWS_REGION": "us-east-1", "DEALS_TABLE": "wk-CRMDealsTable-1"}
+    running = {"AWS_REGION": "us-east-1", "DEALS_TABLE": "wk-CRMDealsTable-1",
+               "AWS_ACCESS_KEY_ID": "AKIAHARDCODED", "AWS_SECRET_ACCESS_KEY": appsettings.digest("s")}
+    assert appsettings.drift(expected, running) == [("AWS_ACCESS_KEY_ID", "", "AKIAHARDCODED"),
+                                                    ("AWS_SECRET_ACCESS_KEY", "", appsettings.digest("s"))]
+    assert appsettings.drift(expected, {**expected, "AWS_REGION": ""}) == [("AWS_REGION", "us-east-1", "")]
+    assert appsettings.pointing({"AWS_SESSION_TOKEN": "x", "PATH": "/bin"}) == {
+        "AWS_SESSION_TOKEN": appsettings.digest("x")}

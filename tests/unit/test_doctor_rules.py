@@ -288,6 +288,19 @@ def test_a_target_out_of_service_is_the_load_balancers_not_an_unhealthy_target()
         assert said in findings[0].summary
 
 
+def test_a_target_the_api_no_longer_lists_is_registered_again_one_the_balancer_lost_restarts_it():
+    obs = healthy()
+    obs.targets[1] = {"target_group": "PrivateALBTargetGroup", "target": "i-0abc:8080", "state": "unused",
+                      "reason": "Target.NotRegistered: Target is not registered to the target group",
+                      "registered": "no", "target_group_arn": "arn:aws:elasticloadbalancing:tg/private"}
+    (finding,) = diagnose(obs)
+    assert finding.remediation.startswith("register it again: `aws elbv2 register-targets --target-group-arn "
+                                          "arn:aws:elasticloadbalancing:tg/private --targets Id=i-0abc,Port=8080`")
+    obs.targets[1] |= {"registered": "yes", "target": "AppServerInstance1"}  # listed, but its balancer lost it
+    (finding,) = diagnose(obs)
+    assert "`sre-workshop service restart private-alb`" in finding.remediation
+
+
 def test_a_slow_engine_is_a_slow_dependency_when_the_apps_themselves_are_quick():
     def engine(*seconds: float) -> list[Probe]:
         return [Probe("dynamodb ListTables", "dynamodb", "http://x", 400, s) for s in seconds]

@@ -207,10 +207,21 @@ def out_of_service(obs: Observations) -> list[Finding]:
             balancer, "out-of-service", "major",
             f"{t['target_group']}'s target {t['target']} was taken out of {balancer} ({ADMIN.get(code, t['state'])})",
             [line, *([f"the target itself answers: {own.describe()}"] if own and own.ok else []), *failing_public(obs)],
-            f"put the target back in service: `sre-workshop service restart {balancer}` (its configuration registers "
-            "every target of the template); on AWS `aws elbv2 register-targets --target-group-arn ARN --targets "
-            "Id=INSTANCE` (or, with HAProxy, `set server GROUP/TARGET state ready` on its runtime socket)")
+            _back_in_service(t, balancer))
     return list(found.values())
+
+
+def _back_in_service(target: dict[str, str], balancer: str) -> str:
+    """The repair of a target out of service: registered again through the API when the API no longer lists it
+    (or lists it draining), else (locally, a load balancer process that holds it in maintenance or lost it)
+    its load balancer restarted from its configuration, which has every target the API registers."""
+    if target.get("registered") == "no" or target["state"] == "draining":
+        instance, _, port = target["target"].rpartition(":")
+        arn = target.get("target_group_arn", "ARN")
+        return (f"register it again: `aws elbv2 register-targets --target-group-arn {arn} --targets "
+                f"Id={instance}{f',Port={port}' if port else ''}` (the same call on AWS and on the local twin)")
+    return (f"put the target back in service: `sre-workshop service restart {balancer}` (its configuration has "
+            "every target the API registers); or `set server GROUP/TARGET state ready` on its HAProxy runtime socket")
 
 
 def slow_dependency(obs: Observations) -> list[Finding]:

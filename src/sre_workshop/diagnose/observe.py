@@ -21,6 +21,7 @@ from ..aws.control import INSTANCES, AwsControl
 from ..errors import WorkshopError
 from ..settings import TABLE_NAMES
 from ..tables import table_definitions
+from . import appsettings
 from .aws import appmetrics, hosts, logs, metrics, network, policy, targets, template
 from .deadline import Readers
 from .local.probes import probe
@@ -56,7 +57,7 @@ def observe(world: World) -> Observations:
         run.start("template", lambda: _noting(_drift, ctl))
         run.start("tables", lambda: _tables(ctl))
         read = _merged(run, "instances", {})
-        _hosts(obs, ctl, read, world.expected_nginx)
+        _hosts(obs, ctl, read, world)
         obs.probes.update(run.result("public probes", {}))
         obs.logs, obs.targets = _merged(run, "logs", {}), _merged(run, "targets", [])
         obs.metrics = run.result("metrics", {})
@@ -140,14 +141,18 @@ def _tables(ctl: AwsControl) -> tuple[list[str], list[str], dict[str, list[str]]
     return names, wanted, missing
 
 
-def _hosts(obs: Observations, ctl: AwsControl, read: dict[str, dict[str, Any]],
-           expected_nginx: Callable[[], str]) -> None:
-    """Fill in what the instances said: units, hop probes, nginx.conf, the apps' tables, the busy processes."""
+def _hosts(obs: Observations, ctl: AwsControl, read: dict[str, dict[str, Any]], world: World) -> None:
+    """Fill in what the instances said: units, hop probes, nginx.conf, the apps' tables and settings, the busy
+    processes."""
     component_of = {name: component for planned in hosts.hops(ctl).values() for component, name, _ in planned}
     for component, answer in read.items():
         _host(obs, component, answer, component_of)
+        if isinstance(answer.get("settings"), dict) and "error" not in answer["settings"]:
+            obs.template_settings[component] = world.expected_settings(component)
+            running = {k: v for k, v in answer["settings"].items() if k in appsettings.POINTING}  # secrets digested
+            obs.settings_drift[component] = appsettings.drift(obs.template_settings[component], running)
     if "nginx" in read:
-        _nginx_conf(obs, read["nginx"].get("nginx_conf"), expected_nginx)
+        _nginx_conf(obs, read["nginx"].get("nginx_conf"), world.expected_nginx)
     # Each instance's busy processes count for that instance (the app host's first: locally the instances
     # share one machine, and a process that names no instance is seen from each of them).
     for component in sorted(read, key=lambda c: c != "sre-app"):

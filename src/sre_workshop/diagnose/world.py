@@ -5,7 +5,9 @@ through SSM Run Command (scripts/observe-host.sh), target health, CloudWatch log
 security groups and the tables. What differs:
 - where the API is and how long to wait for it: the twin answers in milliseconds and runs a command within
   a tenth of a second, so a local run has a 2.5 s deadline; AWS's SSM takes a few seconds to deliver one;
-- how the template renders nginx.conf on the instance (user data on AWS, the local paths and ports here);
+- how the template renders nginx.conf on the instance (user data on AWS, the local paths and ports here),
+  and the settings it gives the apps (AWS: the stack's region and tables, the role's credentials; here the
+  twin's endpoint and the stack's fixed credentials);
 - how far back to read: CloudWatch's logs and one-minute datapoints reach AWS's API a minute or two late;
   the twin's agent ships them within a second, and its DynamoDB metrics are per second (10 s periods);
 - what runs as a process only here. The load balancers, DynamoDB, the AWS API and its agents are managed
@@ -21,9 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..aws.control import AwsControl
+from ..local.components import app_env
 from ..local.configs import render, render_nginx
 from ..local.control import LocalControl
 from ..local.stack import Stack
+from ..settings import TABLE_NAMES
+from . import appsettings
 from .deadline import Readers
 from .model import Observations
 
@@ -38,6 +43,8 @@ class World:
     name: str  # local | aws
     ctl: AwsControl
     expected_nginx: Callable[[], str]  # nginx.conf as the template puts it on the instance
+    # An app's pointing settings as the template deploys them here (appsettings.py), secrets as their digest.
+    expected_settings: Callable[[str], dict[str, str]]
     deadline_s: float
     log_window_s: float  # logs: what is happening now (a cleared fault stops counting within this)
     metrics_window_s: float  # CloudWatch sums (throttling): the last datapoints that have arrived ...
@@ -55,7 +62,8 @@ def local(stack: Stack) -> World:
 
     settings = stack.settings
     return World("local", _twin(stack), lambda: render(settings, "nginx.conf", ""),
-                 LOCAL_DEADLINE_S, log_window_s=20.0, metrics_window_s=20.0, metrics_period_s=10,
+                 lambda app: appsettings.pointing(app_env(settings, app)), LOCAL_DEADLINE_S, log_window_s=20.0,
+                 metrics_window_s=20.0, metrics_period_s=10,
                  extras=lambda run, obs: extras.start(stack, run, obs))
 
 
@@ -82,5 +90,10 @@ def aws(ctl: AwsControl, infra_dir: Path) -> World:
     def expected_nginx() -> str:
         return render_nginx((infra_dir / "nginx" / "nginx.conf").read_text(), ctl.outputs()["PrivateALBDNSName"])
 
-    return World("aws", ctl, expected_nginx, AWS_DEADLINE_S, log_window_s=60.0, metrics_window_s=300.0,
-                 metrics_period_s=60, api_required=True)
+    def expected_settings(app: str) -> dict[str, str]:
+        """The region the stack runs in and its tables' names, as the user data writes them; no endpoint and
+        no credentials (the instance role gives them)."""
+        return {"AWS_REGION": ctl.region, **{k: ctl.physical(TABLE_NAMES[k]) for k in appsettings.APP_TABLES[app]}}
+
+    return World("aws", ctl, expected_nginx, expected_settings, AWS_DEADLINE_S, log_window_s=60.0,
+                 metrics_window_s=300.0, metrics_period_s=60, api_required=True)

@@ -50,6 +50,9 @@ def install(app: Any, twin: Any) -> None:
     sockets = [twin.settings.run_dir / f"{alb}.sock" for alb in ("public-alb", "private-alb")]
     app.after[("elasticloadbalancing", "DescribeTargetHealth")] = (
         lambda call, answer: targets.rewrite(call, answer, sockets, logical.get))
+    for operation in ("RegisterTargets", "DeregisterTargets"):  # the ALBs follow the API's registrations
+        app.after[("elasticloadbalancing", operation)] = (
+            lambda call, answer: targets.follow(call, answer, sockets, logical.get))
     app.services["dynamodb"] = Engine(twin.engine_url)
     app.handlers.update(ssm.RunCommand(twin.settings, twin.physical).handlers())  # Run Command on the instances
 
@@ -84,6 +87,18 @@ def evaluate_alarms(twin: Any) -> None:
     if changed:
         twin.dirty_control = True
         logger.info("alarm state changed: %s", ", ".join(changed))
+
+
+def enforce_registrations(twin: Any) -> None:
+    """Keep each ALB's servers in line with the targets moto registers (targets.enforce)."""
+    from moto.elbv2.models import elbv2_backends
+
+    logical = {physical: name for name, physical in twin.physical.items()}
+    with twin.app.write_lock:
+        groups = elbv2_backends[ACCOUNT][twin.settings.region].target_groups
+        registered = {logical[arn]: {logical.get(t, t) for t in group.targets}
+                      for arn, group in groups.items() if arn in logical}
+    targets.enforce([twin.settings.run_dir / f"{alb}.sock" for alb in ("public-alb", "private-alb")], registered)
 
 
 class Engine:

@@ -156,13 +156,15 @@ class Twin:
                                                       trail.resources_of(params), _public(params)))
 
     def background(self) -> None:
-        """Save the state and evaluate alarms until the twin stops."""
+        """Save the state, keep the ALBs' servers to the API's registrations and evaluate alarms until the twin
+        stops."""
         from . import plugins
 
         next_alarms = 0.0
         while not self.stopping.wait(0.5):
             try:
                 self.save()
+                plugins.enforce_registrations(self)
                 if time.monotonic() >= next_alarms:
                     plugins.evaluate_alarms(self)
                     next_alarms = time.monotonic() + min(10.0, self.metrics_period)

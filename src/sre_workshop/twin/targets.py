@@ -1,8 +1,14 @@
-"""DescribeTargetHealth from the load balancers' live state, with the ALB's states and reason codes.
+"""The target groups' registrations, live on the local ALBs, and DescribeTargetHealth from their state.
 
 moto knows which targets are registered (it validates the call and lists them); their health is read from
 the local ALBs (HAProxy's runtime API: each backend is a target group named by its logical id, each server a
 target named by its instance's logical id) and written into moto's answer.
+
+Registration is enforced, as an ALB does it: DeregisterTargets puts the target's server in maintenance (the
+balancer sends it nothing), RegisterTargets makes it ready again, and `enforce` keeps every server whose target
+moto does not register in maintenance (an ALB restarted from its configuration gets its servers back; the
+API's registrations win). A deregistered target is then not listed, as on AWS once its draining is over (the
+twin does not hold it in `draining` for the deregistration delay).
 """
 
 from __future__ import annotations
@@ -10,8 +16,9 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import re
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from ..local import lbstats
@@ -92,3 +99,43 @@ def rewrite(call: Call, answer: tuple, sockets: list[Path], logical_of: Callable
     if namespace:
         ET.register_namespace("", namespace.strip("{}"))
     return status, headers, ET.tostring(root, xml_declaration=True, encoding="utf-8")
+
+
+TARGET_ID = re.compile(r"^Targets\.member\.\d+\.Id$")
+
+
+def follow(call: Call, answer: tuple, sockets: list[Path], logical_of: Callable[[str], str | None]) -> tuple:
+    """After moto accepted a RegisterTargets or DeregisterTargets: make the ALB's server ready, or put it in
+    maintenance."""
+    if answer[0] != 200:
+        return answer
+    state = "ready" if call.operation == "RegisterTargets" else "maint"
+    group = logical_of(call.params.get("TargetGroupArn", ""))
+    instances = [logical_of(v) for k, v in call.params.items() if TARGET_ID.match(k)]
+    if group:
+        _set_state(sockets, [(group, i) for i in instances if i], state)
+    return answer
+
+
+def enforce(sockets: list[Path], registered: dict[str, set[str]]) -> None:
+    """Put in maintenance every live server whose target group (by logical id, in `registered`) does not
+    register its instance; servers of groups moto does not know are left alone."""
+    rows = live_rows(sockets)
+    stray = [(group, server) for (group, server), row in rows.items()
+             if server and group in registered and server not in registered[group]
+             and not row.get("status", "").startswith("MAINT")]
+    if stray:
+        logger.info("servers not registered in the API put in maintenance: %s", stray)
+        _set_state(sockets, stray, "maint")
+
+
+def _set_state(sockets: list[Path], servers: Iterable[tuple[str, str]], state: str) -> None:
+    for group, server in servers:
+        for sock in sockets:  # the group lives on one of the two ALBs: the other answers "No such backend"
+            try:
+                said = lbstats.command(sock, f"set server {group}/{server} state {state}").strip()
+            except OSError as exc:
+                logger.warning("%s: set server %s/%s state %s: %s", sock.name, group, server, state, exc)
+                continue
+            if not said:
+                break

@@ -1,17 +1,15 @@
 """What only the local world runs as processes, read from this machine (world.py says why).
 
 On AWS the load balancers, DynamoDB, the AWS API and its agents are managed services; here each is a process
-that can exit, freeze or be slow, and the ALBs' configuration is files. Besides those, this reads what
-observe-host.sh does not read (in either world): the apps' settings against the template (on AWS the expected
-ones are in the template's user data, which doctor does not parse), and the free space of the engine's store.
-The machine is shared: its busy processes that run on no instance of this stack (another stack's, a build)
+that can exit, freeze or be slow, and the ALBs' configuration is files; and the engine's store has a disk that
+can fill up. The machine is shared: its busy processes that run on no instance of this stack (another stack's, a build)
 are context, never a finding.
 
 And the instances are processes of this machine too: when an instance's own reading (SSM Run Command through
 the twin) has not come back by the deadline, as on a saturated machine, what it would have said is read from
 the machine instead (its unit's state, descriptors and busy processes, the hops it probes, nginx.conf, the
-apps' tables), so a crash, a config edit or a CPU hog is still found, and the instance is not unknown. An
-instance that did answer is never overridden.
+apps' tables and settings), so a crash, a config edit or a CPU hog is still found, and the instance is not
+unknown. An instance that did answer is never overridden.
 """
 
 from __future__ import annotations
@@ -56,7 +54,10 @@ def start(stack: Stack, run: Readers, obs: Observations) -> Callable[[], None]:
         obs.probes.update(run.result("engine probes", {}))
         obs.dependency_samples = run.result("dependency samples", {})
         obs.config_drift.update(run.result("load balancer configs", {}))
-        _tables, obs.template_settings, obs.settings_drift = run.result("app settings", ({}, {}, {}))
+        # The apps' settings as their instance read them; from the machine for an app whose reading is late.
+        _tables, template, drift = run.result("app settings", ({}, {}, {}))
+        for app in set(drift) - set(obs.settings_drift):
+            obs.template_settings[app], obs.settings_drift[app] = template[app], drift[app]
         obs.disk_free.update(resources.disk_free(stack.settings.data_dir))
 
     return finish

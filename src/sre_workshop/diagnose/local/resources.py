@@ -10,13 +10,10 @@ from ...local.components import app_env
 from ...local.process import is_alive
 from ...local.stack import Stack
 from ...settings import TABLE_NAMES
+from .. import appsettings
 from .procs import Snapshot
 
 APPS = ("sre-app", "crm-app")
-# The settings that point an app at its dependency: where (region, endpoint), as whom, which tables. Those the
-# template does not set are drift when present (an endpoint only for DynamoDB, a session token).
-POINTING = ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB",
-            "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", *TABLE_NAMES)
 
 
 def environ(pid: int) -> dict[str, str]:
@@ -39,9 +36,8 @@ def app_settings(stack: Stack) -> tuple[dict, dict, dict]:
         if not env:
             continue
         tables[name] = {k: v for k, v in env.items() if k in TABLE_NAMES}
-        template[name] = {k: expected[k] for k in POINTING if k in expected}
-        drift[name] = [(k, expected.get(k, ""), env.get(k, "")) for k in POINTING
-                       if env.get(k, "") != expected.get(k, "")]
+        template[name] = appsettings.pointing(expected)
+        drift[name] = appsettings.drift(template[name], appsettings.pointing(env))
     return tables, template, drift
 
 

@@ -1,9 +1,10 @@
 #!/bin/sh
 # Read one instance for `sre-workshop doctor`, as an SRE logged in there would: the unit's state and its
 # processes' CPU and memory, the host's CPU and its busiest processes outside the unit, the hops probed from
-# here, nginx.conf and the app's table settings; and its finite resources: the unit's process nearest its
-# open-files limit, the connections established to the ports it listens on, the free space where logs are
-# written. Runs as root through SSM Run Command (locally: in the instance's view); changes nothing.
+# here, nginx.conf, the app's table settings and the settings its process runs with (secrets as a digest
+# only); and its finite resources: the unit's process nearest its open-files limit, the connections
+# established to the ports it listens on, the free space where logs are written. Runs as root through SSM Run
+# Command (locally: in the instance's view); changes nothing.
 #
 #   observe-host.sh UNIT ENV_FILE NGINX_CONF [NAME=URL ...]
 #
@@ -18,6 +19,7 @@ set -eu
 py=/usr/bin/python3
 [ -x "$py" ] || py=python3
 exec "$py" -I -S - "$@" <<'OBSERVE_HOST_PY'
+import hashlib
 import json
 import os
 import socket
@@ -49,6 +51,11 @@ PROBE_TIMEOUT = 1.5
 LOGS = {"nginx": "/var/log/nginx/access.log", "sre-app": "/var/log/sre-app/app.log",
         "crm-app": "/var/log/crm-app/app.log"}
 SHOWN = ("CRM_THREADS",)  # settings of ENV_FILE printed besides the *_TABLE ones
+# The settings that point the app at DynamoDB, as its main process runs with them (diagnose/appsettings.py):
+# the secrets leave only as a digest.
+POINTING = ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB",
+            "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+SECRETS = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 
 
 def systemctl(*args):
@@ -199,6 +206,25 @@ def tables():
     return found
 
 
+def settings(pid):
+    """The app's pointing settings and *_TABLE ones from its main process's environment (None: not an app, or
+    not running); the secrets as their digest."""
+    if ENV_FILE == "-" or not pid:
+        return None
+    try:
+        with open("/proc/%d/environ" % pid, "rb") as f:
+            pairs = [e.decode(errors="replace").split("=", 1) for e in f.read().split(b"\0") if b"=" in e]
+    except OSError as exc:
+        return {"error": str(exc)}
+    found = {}
+    for key, value in pairs:
+        if key in SECRETS:
+            found[key] = "sha256:" + hashlib.sha256(value.encode()).hexdigest()[:16]
+        elif key in POINTING or key.endswith("_TABLE"):
+            found[key] = value
+    return found
+
+
 def descriptors(pids):
     """[open, soft limit] of the unit's process nearest its open-files limit (None: no limit could be read)."""
     best = None
@@ -287,7 +313,7 @@ def main():
         "uptime_s": round(uptime, 1), "suspended": sum(1 for p in mine if (stat(p) or ["?"])[0] in ("T", "t")),
         "host_cpu_percent": round(100.0 * (1 - (idle1 - idle0) / ((total1 - total0) or 1)), 1),
         "top": [t for t in top if not has_sockets(t[0])][:5],
-        "probes": probes, "tables": tables(), "nginx_conf": nginx_conf(),
+        "probes": probes, "tables": tables(), "settings": settings(main_pid), "nginx_conf": nginx_conf(),
         "descriptors": descriptors(mine), "connections": connections(mine),
         "workers": len([p for p in mine if p != main_pid]), "disk_free": {LOGS.get(UNIT, "/var/log"): disk_free(LOGS.get(UNIT, "/var/log"))},
     }))
