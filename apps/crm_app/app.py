@@ -47,8 +47,10 @@ def create_app(settings: Settings | None = None) -> APIFlask:
     app.register_error_handler(HTTPException, http_error)
     app.spec_processor(tidy_openapi)
     guards.install(app)
+    # The load balancer's check and the instance's own fault control never wait behind the users' requests:
+    # with every slot held by slow requests, putting a delay back must still be possible.
     app.wsgi_app = Admission(app.wsgi_app, settings.max_active, settings.max_waiting, settings.queue_seconds,
-                             guards.MAX_BODY_BYTES)
+                             guards.MAX_BODY_BYTES, exempt=("/health", "/static/", "/admin/"))
     requestlog.install(app, settings.log_file, "crm_app.access")
     drain.install(app)  # outermost: it drains the server's own stream
     return app

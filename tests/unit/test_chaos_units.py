@@ -241,3 +241,32 @@ def test_settings_errors_name_their_field():
     with pytest.raises(FaultSettingsError) as caught:
         FaultSettings().updated({"health": "ok", "latency_ms": 99_999})
     assert caught.value.field == "latency_ms"
+
+
+def test_the_crms_fault_control_answers_while_slow_requests_hold_every_admission_slot(tmp_path):
+    """A delay of many seconds fills the CRM's admission slots with users' requests; the instance's own
+    control (to read it or put it back) must not queue behind them and be refused as busy."""
+    import threading
+
+    app = create_crm({"fault_control_token": TOKEN, "runtime_dir": str(tmp_path), "log_file": str(tmp_path / "log"),
+                      "max_active": 1, "max_waiting": 0})
+    try:
+        client = app.test_client()
+        assert client.put("/admin/faults", headers=AUTH, json={"latency_ms": 1500}).status_code == 200
+        done = threading.Event()
+
+        def user() -> None:  # slow requests, one after another
+            while not done.is_set():
+                app.test_client().get("/api/customers")
+
+        slow = threading.Thread(target=user)
+        slow.start()
+        deadline = time.monotonic() + 10  # until a slow request holds the only slot
+        while client.get("/api/customers").status_code != 503:  # a user's request is refused as busy ...
+            assert time.monotonic() < deadline
+        assert client.get("/admin/faults", headers=AUTH).status_code == 200  # ... the control is not
+        assert client.put("/admin/faults", headers=AUTH, json={"latency_ms": 0}).status_code == 200
+        done.set()
+        slow.join()
+    finally:
+        close_log_handlers()

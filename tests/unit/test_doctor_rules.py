@@ -122,6 +122,10 @@ def test_a_leak_is_a_trend_not_a_level():
     assert trend.leaking and round(trend.slope_mb_per_min) == 60
     assert diagnose(healthy(memory={"w": steady})) == []
     assert top(healthy(memory={"w": growing})) == ("sre-app", "memory")
+    # 0.8 MB/min, read every 10 s: 0.7 MB over the last six readings is noise; 2.5 MB over three minutes is not
+    slow = [(t * 10.0, t * 10.0 * 0.8 / 60, 60.0) for t in range(20)]
+    assert not fit([(t, v) for t, v, _ in slow[-6:]]).leaking
+    assert top(healthy(memory={"w": slow})) == ("sre-app", "memory")
 
 
 def test_server_errors_without_a_dependency_are_the_apps():

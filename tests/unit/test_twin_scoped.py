@@ -60,6 +60,9 @@ def test_a_request_signed_long_ago_is_skewed():
     assert sigv4.skewed({}, now=0)
 
 
+TARGET_GROUP = f"arn:aws:elasticloadbalancing:{REGION}:{ACCOUNT}:targetgroup/tg-private/0123456789abcdef"
+
+
 def call(service: str, operation: str, **params) -> protocol.Call:
     return protocol.Call(service, operation, "json", "AKIDTEST", REGION, b"", params)
 
@@ -88,6 +91,9 @@ def call(service: str, operation: str, **params) -> protocol.Call:
     (call("logs", "FilterLogEvents"), True),
     (call("logs", "DeleteLogGroup"), False),
     (call("cloudtrail", "LookupEvents"), True),
+    (call("elasticloadbalancing", "DescribeTargetHealth", TargetGroupArn=TARGET_GROUP), True),
+    (call("elasticloadbalancing", "RegisterTargets", TargetGroupArn=TARGET_GROUP), True),
+    (call("elasticloadbalancing", "DeregisterTargets", TargetGroupArn=TARGET_GROUP), False),
 ])
 def test_the_oncall_policy_allows_the_on_call_reads_and_repairs_only(made, allowed):
     policies = compile_policies([POLICY], {"aws:PrincipalType": "User"})

@@ -368,9 +368,12 @@ def memory_growth(obs: Observations) -> list[Finding]:
 
 
 def recent_trend(points: list[tuple[float, float]]) -> Trend:
-    """Fit the leak counter over the last 3 to 6 readings and keep the steepest steady one: a leak that
-    began a minute ago shows at once, while a flat series stays flat in every window."""
+    """Fit the leak counter over the last 3 to 6 readings, and over all of them (the reader's five minutes),
+    and keep the steepest steady one: a leak that began a minute ago shows at once, a slow one once it has
+    risen past the noise over the longer window, while a flat series stays flat in every window."""
     fits = [fit(points[-n:]) for n in range(3, min(6, len(points)) + 1)]
+    if len(points) > 6:
+        fits.append(fit(points))
     leaking = [t for t in fits if t.leaking]
     return max(leaking, key=lambda t: t.slope_mb_per_min) if leaking else (fits[-1] if fits else fit(points))
 

@@ -52,8 +52,11 @@ def who() -> str:
 
 
 def inject(backend: Backend, name: str, assignments: list[str], injected_by: str | None = None,
-           progress: Callable[[str], None] = lambda m: None) -> dict[str, Any]:
-    """Inject a fault; return its record (incident id, parameters, ground truth, evidence)."""
+           progress: Callable[[str], None] = lambda m: None,
+           on_injected: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Inject a fault; return its record (incident id, parameters, ground truth, evidence). `on_injected` gets
+    the record as soon as the change is made, before its effect is verified (a scenario's diagnoses start
+    then: the breakage exists from that moment)."""
     fault = get(name)
     params = fault.parse(assignments, backend.name)
     impl = backend_module(fault, backend.name)
@@ -70,6 +73,8 @@ def inject(backend: Backend, name: str, assignments: list[str], injected_by: str
         backend.remember(fault.name, record)  # durable before destructive: clear works from here on
         try:
             impl.inject(backend.ctl, params)
+            if on_injected is not None:
+                on_injected(record)
             seconds = fault.verify_seconds_in(backend.name)
             progress(f"{fault.name}: injected; waiting for its effect (up to {seconds:g}s)")
             record["evidence"] = _wait_verified(fault, impl, backend.ctl, params, seconds)

@@ -119,6 +119,6 @@ RUN = ("SSM Run Command (AWS-RunShellScript) on an instance: run shell command l
        "/etc/nginx/nginx.conf, `systemctl reload nginx`, `ps`), wait for them, and return {instance, command_id, "
        "status, exit_code, stdout, stderr}. Changes the system.")
 AWS_CALL = ("Make one AWS API call with your own credentials, as the aws CLI would: e.g. iam get_role_policy / "
-            "put_role_policy, ec2 describe_security_groups / authorize_security_group_ingress, dynamodb "
-            "describe_table / update_table. Your IAM policy decides what is allowed; a refusal is an error "
-            "naming the action. Returns the API's answer.")
+            "put_role_policy, ec2 describe_security_groups / authorize_security_group_ingress, elbv2 "
+            "describe_target_health / register_targets, dynamodb describe_table / update_table. Your IAM policy "
+            "decides what is allowed; a refusal is an error naming the action. Returns the API's answer.")

@@ -8,6 +8,7 @@ The control scenario diagnoses for its whole time limit; every finding is a fals
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -67,41 +68,78 @@ def baseline(stack: Stack, backend: LocalBackend, options: Options, progress: Pr
 
 
 def run(stack: Stack, scenario: Scenario, options: Options = Options(), progress: Progress = lambda m: None) -> Result:
-    """Run one scenario with doctor diagnosing; return its score (written to the ledger too)."""
+    """Run one scenario with doctor as the scorer; return its score (written to the ledger too). Diagnoses
+    start as soon as the fault's change is made, while the tool still verifies its effect: time to detect runs
+    from the breakage, and doctor is not kept waiting by the tool's own check."""
     backend = LocalBackend(stack)
     truth = scenario.truth()
     result = Result(scenario.name, "doctor", truth.to_dict() if truth else None, params=list(scenario.params))
     baseline(stack, backend, options, progress)
-    with (Session(backend, scenario, f"scenario:{scenario.name}", progress) as session,
-          Noise(stack, options.noise, options.seed)):
-        result.incident_id, result.injected_at = session.incident_id, session.injected_at
-        result.mark("injected", session.evidence, at=session.injected_at)
-        limit = limit_of(scenario, options)
+    limit = limit_of(scenario, options)
+    watcher = Watcher(stack, scenario, result, limit, options.interval_s)
+
+    def injected(incident_id: str, at: float) -> None:
+        result.incident_id, result.injected_at = incident_id, at
         progress(f"{scenario.name}: diagnosing every {options.interval_s:g}s for up to {limit:g}s")
-        watch(stack, scenario, result, limit, options.interval_s)
-        record_detection(backend, result)
-        if not scenario.is_control:
-            cleared_at = time.time()
-            result.mark("cleared", "fault clear by the tool")
-            result.recovered_at = session.clear(options.sustain_s, options.recover_timeout_s)
-            result.recovery_s = round(result.recovered_at - cleared_at, 2)
-            result.mark("recovered", f"steady for {options.sustain_s:g}s", ok=True)
-            backend.ledger.event(result.incident_id, "recovered", scorer="doctor",
-                                 recovered_at=iso(result.recovered_at), recovery_s=result.recovery_s)
-        signals.collect(stack, result)
+        watcher.start()
+
+    try:
+        with (Session(backend, scenario, f"scenario:{scenario.name}", progress, on_injected=injected) as session,
+              Noise(stack, options.noise, options.seed)):
+            result.mark("injected", session.evidence, at=session.injected_at)
+            watcher.wait()
+            result.timeline.sort(key=lambda m: m.at_s)  # the diagnoses made while the tool verified come first
+            record_detection(backend, result)
+            if not scenario.is_control:
+                cleared_at = time.time()
+                result.mark("cleared", "fault clear by the tool")
+                result.recovered_at = session.clear(options.sustain_s, options.recover_timeout_s)
+                result.recovery_s = round(result.recovered_at - cleared_at, 2)
+                result.mark("recovered", f"steady for {options.sustain_s:g}s", ok=True)
+                backend.ledger.event(result.incident_id, "recovered", scorer="doctor",
+                                     recovered_at=iso(result.recovered_at), recovery_s=result.recovery_s)
+            signals.collect(stack, result)
+    finally:
+        watcher.stop()
     backend.ledger.event(result.incident_id, "scored", **summary(result))
     return result
 
 
-def watch(stack: Stack, scenario: Scenario, result: Result, limit_s: float, interval_s: float) -> None:
-    """Diagnose until the top finding names the ground truth (the control: until the limit)."""
-    deadline = result.injected_at + limit_s
-    while time.time() < deadline:
-        started = time.monotonic()
-        report = run_local(stack)
-        if judge(scenario, result, report):
-            return
-        time.sleep(max(0.0, interval_s - (time.monotonic() - started)))
+class Watcher:
+    """Diagnose in a thread until the top finding names the ground truth (the control: until the limit)."""
+
+    def __init__(self, stack: Stack, scenario: Scenario, result: Result, limit_s: float, interval_s: float) -> None:
+        self.stack, self.scenario, self.result = stack, scenario, result
+        self.limit_s, self.interval_s = limit_s, interval_s
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="scenario-watch", daemon=True)
+        self.error: BaseException | None = None
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def wait(self) -> None:
+        """Wait for the answer (or the limit); raise what the diagnoses raised."""
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+
+    def stop(self) -> None:
+        """Stop diagnosing (a scenario that failed): return once the diagnosis under way is done."""
+        self.stopping.set()
+        if self.thread.is_alive():
+            self.thread.join()
+
+    def _run(self) -> None:
+        try:
+            deadline = self.result.injected_at + self.limit_s
+            while time.time() < deadline and not self.stopping.is_set():
+                started = time.monotonic()
+                if judge(self.scenario, self.result, run_local(self.stack)):
+                    return
+                self.stopping.wait(max(0.0, self.interval_s - (time.monotonic() - started)))
+        except BaseException as exc:  # handed to wait()
+            self.error = exc
 
 
 def judge(scenario: Scenario, result: Result, report: Report) -> bool:

@@ -28,8 +28,10 @@ class Session:
     """Load plus an injected fault, undone on exit."""
 
     def __init__(self, backend: LocalBackend, scenario: Scenario, injected_by: str,
-                 progress: Callable[[str], None] = lambda m: None, load: bool = True) -> None:
+                 progress: Callable[[str], None] = lambda m: None, load: bool = True,
+                 on_injected: Callable[[str, float], None] | None = None) -> None:
         self.backend = backend
+        self.on_injected = on_injected  # (incident id, injected at) once the change is made, before verifying
         self.scenario = scenario
         self.injected_by = injected_by
         self.progress = progress
@@ -70,9 +72,12 @@ class Session:
                 "scenario": self.scenario.name, "ground_truth": None, "injected_by": self.injected_by})
             self.injected_at = time.time()
             self.evidence = "no fault (control)"
+            if self.on_injected is not None:
+                self.on_injected(self.incident_id, self.injected_at)
             return
+        tell = (lambda r: self.on_injected(r["incident_id"], r["injected_at"])) if self.on_injected else None
         record = faults.inject(self.backend, self.scenario.fault, list(self.scenario.params), self.injected_by,
-                               progress=self.progress)
+                               progress=self.progress, on_injected=tell)
         self.incident_id, self.injected_at = record["incident_id"], record["injected_at"]
         self.evidence = record["evidence"]
 
