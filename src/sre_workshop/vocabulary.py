@@ -10,6 +10,9 @@ Breakage by class, and how doctor names it (component, category):
       SIGSTOP, deadlocked)                                      hang; the apps stuck behind it are consequences)
     a resource deleted (a table the template defines)         dynamodb, missing-resource (not config: no
                                                                 setting changed; `sre-workshop restore TABLE`)
+    a log group the template defines deleted                  cloudwatch-logs, missing-resource (the agent
+                                                                creates it again at its next line; what it
+                                                                held is gone)
     a setting that points elsewhere (a table name, the        the app, config (compared with what the
       region, the endpoint, the credentials)                    template's user data writes)
     a resource used up (disk where logs or data go, file      the component whose resource it is, exhaustion
@@ -37,6 +40,8 @@ COMPONENTS: dict[str, str] = {
     # Locally, the processes that stand in for AWS itself: the API twin and the agent shipping logs and metrics.
     "aws-api": "control",
     "cloudwatch-agent": "control",
+    # CloudWatch Logs' log groups, which the template defines: a resource in both worlds, not a process.
+    "cloudwatch-logs": "control",
 }
 
 LAYERS: dict[str, str] = {
@@ -46,7 +51,8 @@ LAYERS: dict[str, str] = {
     "data": "DynamoDB: its endpoint and tables",
     "security": "identity and permissions (the instances' IAM role)",
     "network": "reachability between tiers (security groups)",
-    "control": "the AWS API and the agent that ships logs and metrics (locally, processes of the stack)",
+    "control": "the AWS API, the agent that ships logs and metrics (locally, processes of the stack) and the log "
+               "groups it ships to",
 }
 
 CATEGORIES: dict[str, str] = {

@@ -6,11 +6,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -392,14 +394,11 @@ def test_a_target_taken_out_of_its_load_balancer_is_out_of_service(steady, capsy
     eventually(lambda: top(steady, capsys) is None, timeout=HEALTHY_AGAIN_S, interval=1)
 
 
-def test_a_target_deregistered_through_the_api_is_registered_again_by_doctors_remediation(steady, capsys):
-    """`aws elbv2 deregister-targets` through the twin (as on AWS): the load balancer stops sending it traffic,
-    doctor names the target the template registers and the group no longer lists, and its remediation (the
-    aws CLI's register-targets, run as printed) brings the stack back."""
-    import shlex
-
+def aws_cli(state: Path) -> Callable[..., dict]:
+    """The aws CLI as an operator runs it against the stack (`sre-workshop aws-env`: the twin's endpoint and
+    credentials): call(*ARGV) runs `aws ARGV --output json` and returns its answer."""
     env = {**os.environ, "SRE_WORKSHOP_PORT_OFFSET": str(OFFSET)}
-    exports = subprocess.run([str(Path(sys.executable).with_name("sre-workshop")), "--state-dir", str(steady),
+    exports = subprocess.run([str(Path(sys.executable).with_name("sre-workshop")), "--state-dir", str(state),
                               "aws-env", "--json"], capture_output=True, text=True, check=True, env=env)
     env |= json.loads(exports.stdout)
     aws = str(Path(sys.executable).with_name("aws"))
@@ -408,6 +407,22 @@ def test_a_target_deregistered_through_the_api_is_registered_again_by_doctors_re
         done = subprocess.run([aws, *argv, "--output", "json"], capture_output=True, text=True, env=env, check=True)
         return json.loads(done.stdout or "{}")
 
+    return call
+
+
+def run_printed(call: Callable[..., dict], remediation: str) -> None:
+    """Run the first command a remediation quotes (`aws ...`, steps joined by &&), as doctor printed it."""
+    for step in remediation.split("`")[1].split(" && "):
+        argv = shlex.split(step)
+        assert argv[0] == "aws", remediation
+        call(*argv[1:])
+
+
+def test_a_target_deregistered_through_the_api_is_registered_again_by_doctors_remediation(steady, capsys):
+    """`aws elbv2 deregister-targets` through the twin (as on AWS): the load balancer stops sending it traffic,
+    doctor names the target the template registers and the group no longer lists, and its remediation (the
+    aws CLI's register-targets, run as printed) brings the stack back."""
+    call = aws_cli(steady)
     (balancer,) = call("elbv2", "describe-load-balancers", "--names", "sre-workshop-private-alb")["LoadBalancers"]
     (group,) = call("elbv2", "describe-target-groups", "--load-balancer-arn", balancer["LoadBalancerArn"])[
         "TargetGroups"]
@@ -421,14 +436,48 @@ def test_a_target_deregistered_through_the_api_is_registered_again_by_doctors_re
         first = report["findings"][0]
         assert (first["component"], first["category"]) == ("private-alb", "out-of-service"), report["findings"]
         assert "deregistered" in first["summary"] and first["severity"] == "critical"
-        command = first["remediation"].split("`")[1]
-        assert command.startswith("aws elbv2 register-targets"), first["remediation"]
-        call(*shlex.split(command)[1:])  # the remediation, as doctor printed it
+        assert first["remediation"].split("`")[1].startswith("aws elbv2 register-targets"), first["remediation"]
+        run_printed(call, first["remediation"])
     except BaseException:
         call("elbv2", "register-targets", "--target-group-arn", group["TargetGroupArn"],
              "--targets", f"Id={target['Target']['Id']},Port={target['Target']['Port']}")
         raise
     eventually(lambda: top(steady, capsys) is None, timeout=HEALTHY_AGAIN_S, interval=1)
+
+
+def test_a_deleted_log_group_is_made_again_by_doctors_remediation_or_by_the_agent(steady, capsys):
+    """`aws logs delete-log-group` through the twin: doctor names the group the template defines, not a log it
+    cannot read, and the calls it prints make it again with the template's retention. The agent, as the real
+    one does, also makes a group again when it next ships a line to it: nginx's error log is quiet on a healthy
+    stack (its group stays gone until repaired), sre-app's log gets a line per request."""
+    call = aws_cli(steady)
+
+    def group(name: str) -> dict | None:
+        found = call("logs", "describe-log-groups", "--log-group-name-prefix", name)["logGroups"]
+        return next((g for g in found if g["logGroupName"] == name), None)
+
+    quiet, busy = "/aws/sre-workshop/nginx/error", "/aws/sre-workshop/application"
+    call("logs", "delete-log-group", "--log-group-name", quiet)
+    try:
+        report = doctor(steady, capsys)
+        first = report["findings"][0]
+        assert (first["component"], first["category"]) == ("cloudwatch-logs", "missing-resource"), report["findings"]
+        assert quiet in first["summary"] and len(report["findings"]) == 1, report["findings"]
+        run_printed(call, first["remediation"])
+    finally:
+        if group(quiet) is None:
+            call("logs", "create-log-group", "--log-group-name", quiet)
+    assert group(quiet)["retentionInDays"] == 7
+    assert top(steady, capsys) is None
+
+    call("logs", "delete-log-group", "--log-group-name", busy)
+    try:
+        eventually(lambda: http("GET", APP + "/", timeout=3).status == 200 and group(busy), timeout=20)
+    finally:
+        if group(busy) is None:
+            call("logs", "create-log-group", "--log-group-name", busy)
+    assert group(busy)["retentionInDays"] == 7, "the agent sets the config's retention_in_days on a group it makes"
+    eventually(lambda: call("logs", "filter-log-events", "--log-group-name", busy)["events"], timeout=10)
 
 
 def test_a_slow_engine_is_a_slow_dependency_not_a_slow_app(steady, capsys):

@@ -312,8 +312,8 @@ def test_the_logs_reader_summarises_each_group_over_the_window(ctl, put_logs):
     put_logs("nginx-error", [nginx_error(now)])
     put_logs("sre-app", ['{"time": "not json'])
     unknown: dict[str, str] = {}
-    found = logs.read(ctl, now - 60, now + 5, unknown)
-    assert unknown == {}
+    found, missing = logs.read(ctl, now - 60, now + 5, unknown)
+    assert unknown == {} and missing == {}
     crm = found["crm-app"]
     assert (crm.lines, crm.statuses, set(crm.aws_codes)) == (3, {"200": 1, "503": 1}, {"AccessDeniedException"})
     assert list(crm.errors) == ["DynamoDB Scan failed: AccessDeniedException: An error occurred"]
@@ -323,13 +323,15 @@ def test_the_logs_reader_summarises_each_group_over_the_window(ctl, put_logs):
     assert found["sre-app"].lines == 0
 
 
-def test_a_missing_log_group_is_unknown_not_a_finding(ctl):
+def test_a_deleted_log_group_is_a_missing_resource_and_its_log_unknown(ctl):
     group = ctl.physical("NginxErrorLogGroup")
     ctl.client("logs").delete_log_group(logGroupName=group)
     try:
         report = doctor(ctl)
         assert "ResourceNotFoundException" in report.observations.unknown["nginx-error log"]
-        assert "nginx-error" not in report.observations.logs and report.findings == []
+        assert "nginx-error" not in report.observations.logs
+        assert [(f.component, f.category) for f in report.findings] == [("cloudwatch-logs", "missing-resource")]
+        assert f"--log-group-name {group} --retention-in-days 7`" in report.findings[0].remediation
     finally:
         ctl.client("logs").create_log_group(logGroupName=group)
 

@@ -51,10 +51,13 @@ def client(server: Server, service: str):
 
 
 def create_groups(server: Server) -> None:
-    """Create the four log groups, as the template does."""
+    """Create the four log groups, as the template does (an agent already running may make one first)."""
     logs = client(server, "logs")
     for group in GROUPS:
-        logs.create_log_group(logGroupName=group)
+        try:
+            logs.create_log_group(logGroupName=group)
+        except logs.exceptions.ResourceAlreadyExistsException:
+            pass
 
 
 def write_plan(tmp: Path, server: Server, **parts) -> Path:

@@ -267,6 +267,20 @@ def test_a_deleted_table_is_a_missing_resource_not_a_config():
     assert top(obs) == ("crm-app", "config")
 
 
+def test_a_deleted_log_group_is_a_missing_resource_with_the_templates_retention():
+    obs = healthy()
+    obs.logs.pop("nginx-error", None)
+    obs.unknown["nginx-error log"] = "ResourceNotFoundException: The specified log group does not exist."
+    obs.missing_log_groups = {"nginx-error": ("/aws/sre-workshop/nginx/error", 7)}
+    (finding,) = diagnose(obs)
+    assert (finding.component, finding.category, finding.severity) == ("cloudwatch-logs", "missing-resource", "major")
+    assert ("`aws logs create-log-group --log-group-name /aws/sre-workshop/nginx/error && aws logs "
+            "put-retention-policy --log-group-name /aws/sre-workshop/nginx/error --retention-in-days 7`"
+            ) in finding.remediation
+    obs.missing_log_groups = {"nginx-error": ("/aws/sre-workshop/nginx/error", None)}  # the template unread
+    assert "put-retention-policy" not in diagnose(obs)[0].remediation
+
+
 def test_a_region_endpoint_or_credentials_unlike_the_templates_are_config_and_secrets_are_not_shown():
     drift = {"crm-app": [("AWS_REGION", "us-east-1", "eu-west-3"), ("AWS_SECRET_ACCESS_KEY", "a", "b")]}
     finding = diagnose(healthy(settings_drift=drift))[0]

@@ -239,30 +239,48 @@ def test_a_missing_file_gives_nothing_until_it_appears(tmp_path, tail):
 
 
 class FakeLogs:
-    """A CloudWatch Logs client whose log group exists only once `exists` is set."""
+    """A CloudWatch Logs client whose log group exists only once `exists` is set (or the agent creates it)."""
 
     def __init__(self) -> None:
-        self.exists, self.put = False, []
+        self.exists, self.put, self.retention = False, [], {}
 
     def create_log_stream(self, **kwargs) -> None:
         if not self.exists:
             error = {"Error": {"Code": "ResourceNotFoundException", "Message": "no group"}}
             raise ClientError(error, "CreateLogStream")
 
+    def create_log_group(self, logGroupName: str) -> None:
+        self.exists = True
+
+    def put_retention_policy(self, logGroupName: str, retentionInDays: int) -> None:
+        self.retention[logGroupName] = retentionInDays
+
     def put_log_events(self, **kwargs) -> dict:
         self.put += [e["message"] for e in kwargs["logEvents"]]
         return {}
 
 
-def test_a_missing_log_group_keeps_the_lines_until_it_exists(tmp_path, monkeypatch):
-    monkeypatch.setattr("sre_workshop.twin.agent_logs.GROUP_RETRY_S", 0)
+def shipper_with_a_line(tmp_path, create_groups: bool) -> tuple[LogShipper, FakeLogs, list]:
+    """A shipper of the app's log, holding one line, whose log group does not exist."""
     plan = plan_of(tmp_path, spool_dir=str(tmp_path / "spool"))
     plan.spool_dir.mkdir()
     files = [f for f in collected(CONFIG, plan) if f.group == "/aws/sre-workshop/application"]
     files[0].local_path.parent.mkdir(parents=True)
     write(files[0].local_path, "kept")
     fake = FakeLogs()
-    shipper = LogShipper(fake, plan, files)
+    return LogShipper(fake, plan, files, create_groups=create_groups), fake, files
+
+
+def test_a_missing_log_group_is_created_with_the_entrys_retention_as_the_real_agent_does(tmp_path):
+    shipper, fake, _ = shipper_with_a_line(tmp_path, create_groups=True)
+    shipper.poll()
+    shipper.close()
+    assert fake.put == ["kept"] and fake.retention == {"/aws/sre-workshop/application": 7}
+
+
+def test_without_create_groups_a_missing_log_group_keeps_the_lines_until_it_exists(tmp_path, monkeypatch):
+    monkeypatch.setattr("sre_workshop.twin.agent_logs.GROUP_RETRY_S", 0)
+    shipper, fake, files = shipper_with_a_line(tmp_path, create_groups=False)
     shipper.poll()
     assert fake.put == [] and shipper.status()[files[0].key]["backlog_bytes"] == 5
     assert "ResourceNotFoundException" in shipper.status()[files[0].key]["last_error"]
@@ -270,7 +288,7 @@ def test_a_missing_log_group_keeps_the_lines_until_it_exists(tmp_path, monkeypat
     shipper.poll()
     shipper.close()
     assert fake.put == ["kept"]
-    assert json.loads((plan.spool_dir / "offsets.json").read_text())[files[0].key]["offset"] == 5
+    assert json.loads((shipper.spool_dir / "offsets.json").read_text())[files[0].key]["offset"] == 5
 
 
 # --- CPU and memory arithmetic ---

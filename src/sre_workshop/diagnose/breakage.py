@@ -159,6 +159,26 @@ def missing_resources(obs: Observations) -> list[Finding]:
                                       "CloudFormation recreates it)" if gone else ""))]
 
 
+def missing_log_groups(obs: Observations) -> list[Finding]:
+    """A log group the template defines is gone (deleted; CloudFormation made it). What it held is lost, and
+    its source's lines are not shipped until it exists again: the CloudWatch agent creates it at the next
+    line it ships (its role may, with CloudWatchAgentServerPolicy), so a quiet source stays without it."""
+    if not obs.missing_log_groups:
+        return []
+    groups = [group for group, _ in obs.missing_log_groups.values()]
+    fix = []
+    for group, days in obs.missing_log_groups.values():
+        create = f"aws logs create-log-group --log-group-name {group}"
+        fix.append(f"`{create} && aws logs put-retention-policy --log-group-name {group} --retention-in-days {days}`"
+                   if days else f"`{create}`")
+    return [Finding("cloudwatch-logs", "missing-resource", "major",
+                    f"log group {', '.join(groups)} is gone (the template defines it)",
+                    [f"{group}: ResourceNotFoundException: the log group does not exist ({source}'s lines are "
+                     "not shipped, and what it held is lost)" for source, (group, _) in obs.missing_log_groups.items()],
+                    "create it again as the template does: " + "; ".join(fix) + " (the same calls on AWS and on "
+                    "the local twin; the CloudWatch agent also creates it when it next ships a line)")]
+
+
 def settings_drift(obs: Observations) -> list[Finding]:
     """An app running with a region, an endpoint, credentials or a table that differ from what the template
     deploys (a table that does not exist is missing_tables', with its refusals as evidence)."""

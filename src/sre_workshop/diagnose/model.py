@@ -99,6 +99,9 @@ class Observations:
     template_settings: dict[str, dict[str, str]] = field(default_factory=dict)
     template_tables: list[str] = field(default_factory=list)
     missing_indexes: dict[str, list[str]] = field(default_factory=dict)  # table -> the template's indexes it lacks
+    # Log groups the template defines that CloudWatch Logs says do not exist: source -> (group, the template's
+    # RetentionInDays, None if the template could not be read).
+    missing_log_groups: dict[str, tuple[str, int | None]] = field(default_factory=dict)
     # Per app, the settings it runs with that differ from the template's: (setting, template, now).
     settings_drift: dict[str, list[tuple[str, str, str]]] = field(default_factory=dict)
     # Finite resources: per app, (connections open to its port, its workers); per component, the process

@@ -59,7 +59,7 @@ def observe(world: World) -> Observations:
         read = _merged(run, "instances", {})
         _hosts(obs, ctl, read, world)
         obs.probes.update(run.result("public probes", {}))
-        obs.logs, obs.targets = _merged(run, "logs", {}), _merged(run, "targets", [])
+        (obs.logs, obs.missing_log_groups), obs.targets = _merged(run, "logs", ({}, {})), _merged(run, "targets", [])
         obs.metrics = run.result("metrics", {})
         obs.policy_drift, obs.network_drift = _merged(run, "template", ([], []))
         obs.tables, obs.template_tables, obs.missing_indexes = run.result("tables", ([], [], {}))

@@ -398,7 +398,7 @@ RULES: list[Callable[[Observations], list[Finding]]] = [
     processes_down, breakage.exhausted, breakage.hung, role_policy, breakage.missing_resources, missing_tables,
     unknown_table, breakage.settings_drift, dynamodb_refusals, nginx_config, security_groups,
     breakage.out_of_service, health_checks, hop_timeouts, cpu_saturation, breakage.slow_dependency, latency,
-    server_errors, memory_growth, public_failures,
+    server_errors, memory_growth, public_failures, breakage.missing_log_groups,
 ]
 # The rules whose app findings are consequences when the data tier is found hung, slow, gone or used up.
 CONSEQUENCES = (latency, server_errors, public_failures, unknown_table)

@@ -3,7 +3,7 @@ the AWS API twin through the ordinary APIs (PutLogEvents, PutMetricData), driven
 AWS (infra/cloudwatch/amazon-cloudwatch-agent.json) and a plan (agent_plan.py) saying which local processes
 and files stand for which instance.
 
-    python -m sre_workshop.twin.agent --plan PLAN.json [--create-groups] [--verbose]
+    python -m sre_workshop.twin.agent --plan PLAN.json [--no-create-groups] [--verbose]
 
 Logs (agent_logs.py, agent_tail.py): each collect_list file of each instance, line by line, within about a
 second of being written; offsets in the spool directory, so a restart neither loses nor repeats lines.
@@ -88,7 +88,7 @@ def read_status(spool_dir: Path) -> dict | None:
 class Agent:
     """The log shipper on the main thread, the metrics collector on a thread of its own."""
 
-    def __init__(self, plan: Plan, config: dict, create_groups: bool = False) -> None:
+    def __init__(self, plan: Plan, config: dict, create_groups: bool = True) -> None:
         plan.spool_dir.mkdir(parents=True, exist_ok=True)
         self.plan, self.stop = plan, threading.Event()
         self.logs = LogShipper(client(plan, "logs"), plan, collected(config, plan), create_groups)
@@ -134,8 +134,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Read the command line."""
     parser = argparse.ArgumentParser(prog="python -m sre_workshop.twin.agent", description=__doc__.splitlines()[0])
     parser.add_argument("--plan", type=Path, required=True, help="the plan file (JSON) the twin wrote")
-    parser.add_argument("--create-groups", action="store_true",
-                        help="create missing log groups (on AWS the template creates them)")
+    parser.add_argument("--no-create-groups", dest="create_groups", action="store_false",
+                        help="wait for a missing log group instead of creating it (a role without CreateLogGroup)")
     parser.add_argument("--verbose", action="store_true", help="log each step, not only changes and failures")
     return parser.parse_args(argv)
 

@@ -2,10 +2,12 @@
 
 Each `collect_list` entry names a file on the instance; the plan maps it, per instance, to a local file.
 Every line goes to `log_group_name`, in the stream `log_stream_name` with {instance_id}, {hostname} and
-{ip_address} filled in. Streams are created when missing; a missing log group is logged and retried later
-(CloudFormation creates the groups on AWS; `create_groups` lets the agent create them, as the real agent's
-option does). A batch the service refuses for good (InvalidParameterException) is dropped, counted and logged;
-any other failure leaves the offset where it was, and the lines are sent again later.
+{ip_address} filled in. Streams are created when missing, and so are log groups, as the real agent does (its
+role's CloudWatchAgentServerPolicy allows CreateLogGroup and PutRetentionPolicy): a group deleted is made again
+at the next line shipped to it, with the entry's `retention_in_days`. With `create_groups` off (a role without
+those actions) a missing group is logged and retried later, the lines waiting in the file. A batch the service
+refuses for good (InvalidParameterException) is dropped, counted and logged; any other failure leaves the
+offset where it was, and the lines are sent again later.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ class Collected:
     local_path: Path
     group: str
     stream: str
+    retention_days: int = 0  # the entry's retention_in_days, set on a group the agent creates (0: never expire)
 
     @property
     def key(self) -> str:
@@ -64,7 +67,8 @@ def collected(config: dict, plan: Plan) -> list[Collected]:
         for instance_id, files in plan.files.items():
             if (local := files.get(entry["file_path"])) is not None:
                 stream = stream_name(entry.get("log_stream_name", default_stream), plan, instance_id)
-                found.append(Collected(instance_id, entry["file_path"], local, entry["log_group_name"], stream))
+                found.append(Collected(instance_id, entry["file_path"], local, entry["log_group_name"], stream,
+                                       max(int(entry.get("retention_in_days", 0)), 0)))
     return found
 
 
@@ -101,9 +105,10 @@ def rejected(info: dict, count: int) -> int:
 class LogShipper:
     """Tails every collected file and puts its new lines, with persisted offsets."""
 
-    def __init__(self, client, plan: Plan, files: list[Collected], create_groups: bool = False) -> None:
+    def __init__(self, client, plan: Plan, files: list[Collected], create_groups: bool = True) -> None:
         saved = load_offsets(plan.spool_dir)
         self.client, self.spool_dir, self.create_groups = client, plan.spool_dir, create_groups
+        self.retention = {f.group: f.retention_days for f in files}
         self.sources = [Source(f.key, f.local_path, f.group, f.stream, saved.get(f.key)) for f in files]
         self._streams: set[tuple[str, str]] = set()
         self._wait_until: dict[str, float] = {}  # source key or "group:NAME" -> monotonic time
@@ -188,11 +193,23 @@ class LogShipper:
         except ClientError as exc:
             code = error_code(exc)
             if code == "ResourceNotFoundException" and self.create_groups:
-                self.client.create_log_group(logGroupName=source.group)
+                self._create_group(source.group)
                 self.client.create_log_stream(logGroupName=source.group, logStreamName=source.stream)
             elif code != "ResourceAlreadyExistsException":
                 raise
         self._streams.add((source.group, source.stream))
+
+    def _create_group(self, group: str) -> None:
+        """Create a log group with its entry's retention (another agent or an operator may have just made it)."""
+        try:
+            self.client.create_log_group(logGroupName=group)
+        except ClientError as exc:
+            if error_code(exc) != "ResourceAlreadyExistsException":
+                raise
+            return
+        logger.warning("log group %s did not exist: created it", group)
+        if days := self.retention.get(group):
+            self.client.put_retention_policy(logGroupName=group, retentionInDays=days)
 
     def _failed(self, source: Source, batch: list[Event], exc: Exception) -> bool:
         """Log a failed put in one line and decide when to try again; True if the batch is dropped for good."""

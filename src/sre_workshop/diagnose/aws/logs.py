@@ -14,6 +14,7 @@ from ...aws.control import AwsControl
 from ...errors import WorkshopError
 from ..local.readers import json_lines, nginx_error_lines
 from ..model import LogSummary
+from . import template
 
 # doctor's log source -> the template's log group (logical id)
 GROUPS = {"nginx-access": "NginxAccessLogGroup", "nginx-error": "NginxErrorLogGroup",
@@ -42,16 +43,31 @@ def summarise(source: str, messages: list[str]) -> LogSummary:
     return json_lines(source, messages, None)
 
 
-def read(ctl: AwsControl, start: float, end: float, unknown: dict[str, str]) -> dict[str, LogSummary]:
-    """Return each log group's summary; a group that cannot be read is noted in `unknown`, not summarised."""
+def read(ctl: AwsControl, start: float, end: float,
+         unknown: dict[str, str]) -> tuple[dict[str, LogSummary], dict[str, tuple[str, int | None]]]:
+    """Return each log group's summary, and the groups that do not exist (source -> (group, the template's
+    RetentionInDays)): a deleted group is a finding; any group that cannot be read is also noted in `unknown`,
+    and not summarised."""
     client = ctl.client("logs")
-    found = {}
+    found, missing = {}, {}
     for source, logical in GROUPS.items():
         try:
             group = ctl.physical(logical)
             found[source] = summarise(source, events(client, group, start, end))
         except ClientError as exc:
-            unknown[f"{source} log"] = f"{exc.response['Error'].get('Code')}: {exc.response['Error'].get('Message')}"
+            code = exc.response["Error"].get("Code")
+            unknown[f"{source} log"] = f"{code}: {exc.response['Error'].get('Message')}"
+            if code == "ResourceNotFoundException":
+                missing[source] = (group, retention_days(ctl, logical))
         except (BotoCoreError, WorkshopError) as exc:
             unknown[f"{source} log"] = str(exc)
-    return found
+    return found, missing
+
+
+def retention_days(ctl: AwsControl, logical: str) -> int | None:
+    """The RetentionInDays the deployed template gives a log group (0: it sets none; None: unreadable)."""
+    try:
+        properties = template.resources(ctl).get(logical, {}).get("Properties", {})
+    except (BotoCoreError, ClientError, WorkshopError):
+        return None
+    return int(properties.get("RetentionInDays", 0))
