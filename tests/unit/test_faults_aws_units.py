@@ -466,6 +466,39 @@ def test_recorded_is_the_newest_open_incident_of_each_fault(aws_tables):
     assert isinstance(recorded["nginx-crash"]["injected_at"], float)
 
 
+def test_a_scenario_is_told_when_the_change_is_in_place_before_the_effect_is_verified(aws_tables, monkeypatch):
+    from sre_workshop.faults import runner
+
+    steps: list[str] = []
+
+    class Impl:
+        """A fault whose change takes a while (the tool's reads and saves), then is checked."""
+
+        snapshot = staticmethod(lambda ctl, params: {})
+        active = staticmethod(lambda ctl, params: False)
+        clear = staticmethod(lambda ctl, params, saved: steps.append("clear"))
+
+        @staticmethod
+        def inject(ctl, params) -> None:
+            time.sleep(0.2)
+            steps.append("change")
+
+        @staticmethod
+        def verify(ctl, params) -> str:
+            steps.append("verify")
+            return "seen"
+
+    monkeypatch.setattr(runner, "backend_module", lambda fault, backend: Impl)
+    backend = AwsBackend(aws_tables, owner="me")
+    monkeypatch.setattr(backend, "check_up", lambda: None)
+    told: list[dict] = []
+    record = runner.inject(backend, "nginx-crash", [], on_injected=lambda r: (told.append(dict(r)),
+                                                                              steps.append("told")))
+    assert steps == ["change", "told", "verify"]
+    assert told[0]["changed_at"] - told[0]["injected_at"] >= 0.2  # the tool began earlier than the breakage
+    assert record["changed_at"] == told[0]["changed_at"] and record["evidence"] == "seen"
+
+
 def owner(client, backend: AwsBackend) -> str:
     return client.get_item(TableName="IncidentHistoryTable", Key=backend._lock_key())["Item"]["owner"]["S"]
 

@@ -56,7 +56,9 @@ def inject(backend: Backend, name: str, assignments: list[str], injected_by: str
            on_injected: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Inject a fault; return its record (incident id, parameters, ground truth, evidence). `on_injected` gets
     the record as soon as the change is made, before its effect is verified (a scenario's diagnoses start
-    then: the breakage exists from that moment)."""
+    then: the breakage exists from that moment). `injected_at` is when the tool began (the incident opens),
+    `changed_at` when the change was in place: the tool's own reads and saves (through SSM, 0.3-1.5 s) come
+    before the step that breaks, which is its last."""
     fault = get(name)
     params = fault.parse(assignments, backend.name)
     impl = backend_module(fault, backend.name)
@@ -73,6 +75,7 @@ def inject(backend: Backend, name: str, assignments: list[str], injected_by: str
         backend.remember(fault.name, record)  # durable before destructive: clear works from here on
         try:
             impl.inject(backend.ctl, params)
+            record["changed_at"] = time.time()
             if on_injected is not None:
                 on_injected(record)
             seconds = fault.verify_seconds_in(backend.name)

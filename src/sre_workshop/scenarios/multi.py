@@ -116,7 +116,7 @@ class MultiSession:
             self.backend.ledger.event(incident, "injected", evidence=f"{len(part.steps)} step(s) by hand")
             return incident, time.time()
         record = faults.inject(self.backend, part.fault, list(part.params), by, progress=self.progress)
-        return record["incident_id"], record["injected_at"]
+        return record["incident_id"], record["changed_at"]
 
     def clear(self, sustain_s: float, timeout_s: float) -> float:
         """Undo every part and verify sustained steady state; return when it was verified."""

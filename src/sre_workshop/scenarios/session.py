@@ -75,10 +75,10 @@ class Session:
             if self.on_injected is not None:
                 self.on_injected(self.incident_id, self.injected_at)
             return
-        tell = (lambda r: self.on_injected(r["incident_id"], r["injected_at"])) if self.on_injected else None
+        tell = (lambda r: self.on_injected(r["incident_id"], r["changed_at"])) if self.on_injected else None
         record = faults.inject(self.backend, self.scenario.fault, list(self.scenario.params), self.injected_by,
                                progress=self.progress, on_injected=tell)
-        self.incident_id, self.injected_at = record["incident_id"], record["injected_at"]
+        self.incident_id, self.injected_at = record["incident_id"], record["changed_at"]
         self.evidence = record["evidence"]
 
     def clear(self, sustain_s: float, timeout_s: float) -> float:
