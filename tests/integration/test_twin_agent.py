@@ -4,6 +4,7 @@ memory and a real HAProxy's ALB metrics arrive as the counters say."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -54,10 +55,8 @@ def create_groups(server: Server) -> None:
     """Create the four log groups, as the template does (an agent already running may make one first)."""
     logs = client(server, "logs")
     for group in GROUPS:
-        try:
+        with contextlib.suppress(logs.exceptions.ResourceAlreadyExistsException):
             logs.create_log_group(logGroupName=group)
-        except logs.exceptions.ResourceAlreadyExistsException:
-            pass
 
 
 def write_plan(tmp: Path, server: Server, **parts) -> Path:
