@@ -120,5 +120,6 @@ RUN = ("SSM Run Command (AWS-RunShellScript) on an instance: run shell command l
        "status, exit_code, stdout, stderr}. Changes the system.")
 AWS_CALL = ("Make one AWS API call with your own credentials, as the aws CLI would: e.g. iam get_role_policy / "
             "put_role_policy, ec2 describe_security_groups / authorize_security_group_ingress, elbv2 "
-            "describe_target_health / register_targets, dynamodb describe_table / update_table. Your IAM policy "
+            "describe_target_health / register_targets, logs create_log_group / put_retention_policy, dynamodb "
+            "describe_table / update_table. Your IAM policy "
             "decides what is allowed; a refusal is an error naming the action. Returns the API's answer.")

@@ -99,6 +99,8 @@ def authorizations(call: Call, region: str, account: str) -> list[tuple[str, str
         return [(action, f"arn:aws:ec2:{region}:{account}:security-group/{params['GroupId']}")]
     if call.service == "elasticloadbalancing" and params.get("TargetGroupArn"):  # its ARN is the resource
         return [(action, params["TargetGroupArn"])]
+    if call.service == "logs" and params.get("logGroupName"):  # a log group's own actions name the group
+        return [(action, f"arn:aws:logs:{region}:{account}:log-group:{params['logGroupName']}")]
     if call.service == "ssm" and call.operation == "SendCommand":
         instances = params.get("InstanceIds") or ["*"]
         document = f"arn:aws:ssm:{region}::document/{params.get('DocumentName', '')}"
