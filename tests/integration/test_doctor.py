@@ -209,7 +209,7 @@ def test_the_report_renders_with_charts(steady, capsys, browser, tmp_path):
 def test_throttling_is_found_under_load(steady, capsys):
     assert cli(steady, "fault", "inject", "dynamodb-throttling") == 0
     with traffic(CRM + "/api/customers?limit=20", clients=4):
-        assert eventually(lambda: top(steady, capsys) == truth("dynamodb-throttling"), timeout=40, interval=1)
+        until_top(steady, capsys, truth("dynamodb-throttling"), timeout=40)
     assert cli(steady, "fault", "clear", "dynamodb-throttling") == 0
 
 
@@ -300,7 +300,7 @@ def test_a_deleted_table_is_a_missing_resource_and_a_renamed_setting_is_config(s
         put_env_back(steady, "crm-app", before)
     engine_client().delete_table(TableName="CRMDealsTable")  # the engine takes a moment to drop it
     try:
-        assert eventually(lambda: top(steady, capsys) == ("dynamodb", "missing-resource"), timeout=15, interval=1)
+        until_top(steady, capsys, ("dynamodb", "missing-resource"), timeout=15)
         report = doctor(steady, capsys)
         first = report["findings"][0]
         assert (first["component"], first["category"]) == ("dynamodb", "missing-resource"), report["findings"]
@@ -339,7 +339,7 @@ def test_an_app_pointed_at_another_region_is_config(steady, capsys):
     try:
         assert cli(steady, "service", "restart", "crm-app") == 0
         # (a restart on a loaded machine: its first seconds may be silent)
-        assert eventually(lambda: top(steady, capsys) == ("crm-app", "config"), timeout=15, interval=1)
+        until_top(steady, capsys, ("crm-app", "config"), timeout=15)
         report = doctor(steady, capsys)
         first = report["findings"][0]
         assert any("AWS_REGION=eu-west-3 (template: us-east-1)" in e for e in first["evidence"]), first
@@ -356,7 +356,7 @@ def test_workers_all_held_by_idle_connections_are_exhaustion_not_a_hang(steady, 
     port = BASE_PORTS["sre-app"] + OFFSET
     held = [socket.create_connection(("127.0.0.1", port)) for _ in range(6)]
     try:
-        assert eventually(lambda: top(steady, capsys) == ("sre-app", "exhaustion"), timeout=20, interval=1)
+        until_top(steady, capsys, ("sre-app", "exhaustion"), timeout=20)
     finally:
         for sock in held:
             sock.close()
@@ -511,7 +511,7 @@ def test_a_slow_engine_is_a_slow_dependency_not_a_slow_app(steady, capsys):
     worker = threading.Thread(target=stutter)
     worker.start()
     try:
-        assert eventually(lambda: top(steady, capsys) == ("dynamodb", "latency"), timeout=30, interval=1)
+        until_top(steady, capsys, ("dynamodb", "latency"), timeout=30)
     finally:
         stop.set()
         worker.join()

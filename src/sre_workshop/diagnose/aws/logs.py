@@ -49,7 +49,7 @@ def read(ctl: AwsControl, start: float, end: float,
     RetentionInDays)): a deleted group is a finding; any group that cannot be read is also noted in `unknown`,
     and not summarised."""
     client = ctl.client("logs")
-    found, missing = {}, {}
+    found, gone = {}, {}
     for source, logical in GROUPS.items():
         try:
             group = ctl.physical(logical)
@@ -58,16 +58,19 @@ def read(ctl: AwsControl, start: float, end: float,
             code = exc.response["Error"].get("Code")
             unknown[f"{source} log"] = f"{code}: {exc.response['Error'].get('Message')}"
             if code == "ResourceNotFoundException":
-                missing[source] = (group, retention_days(ctl, logical))
+                gone[source] = (group, logical)
         except (BotoCoreError, WorkshopError) as exc:
             unknown[f"{source} log"] = str(exc)
-    return found, missing
+    days = (retention_days(ctl) or {}) if gone else {}  # the template read once, only when a group is gone
+    return found, {source: (group, days.get(logical)) for source, (group, logical) in gone.items()}
 
 
-def retention_days(ctl: AwsControl, logical: str) -> int | None:
-    """The RetentionInDays the deployed template gives a log group (0: it sets none; None: unreadable)."""
+def retention_days(ctl: AwsControl) -> dict[str, int] | None:
+    """The RetentionInDays the deployed template gives each log group, by logical id (0: it sets none); None
+    when the template cannot be read."""
     try:
-        properties = template.resources(ctl).get(logical, {}).get("Properties", {})
+        resources = template.resources(ctl)
     except (BotoCoreError, ClientError, WorkshopError):
         return None
-    return int(properties.get("RetentionInDays", 0))
+    return {logical: int(resources.get(logical, {}).get("Properties", {}).get("RetentionInDays", 0))
+            for logical in GROUPS.values()}
