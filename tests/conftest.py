@@ -30,7 +30,17 @@ from inprocess import aws, crm_client, crm_in_process, crm_log, sre_client, sre_
 from sre_workshop.cli.main import main
 from sre_workshop.local.components import LOCAL_CREDENTIALS
 from sre_workshop.local.lbstats import target_health
-from sre_workshop.local.process import ProcessRecord, ProcessSpec, free_port, spawn, stop, tail, wait_ready
+from sre_workshop.local.process import (
+    ProcessRecord,
+    ProcessSpec,
+    free_port,
+    group_members,
+    proc_stat,
+    spawn,
+    stop,
+    tail,
+    wait_ready,
+)
 from sre_workshop.mcp.server import BASE_PORT as MCP_BASE_PORT
 from sre_workshop.settings import TABLE_NAMES
 from sre_workshop.tables import create_tables
@@ -69,16 +79,24 @@ DOCTOR_GROUP = ("tests/integration/test_doctor.py::",
                 "tests/integration/test_faults.py::test_a_cpu_burn_that_runs_its_course_is_recorded_as_expired")
 
 
+# Units of work handed out first, longest first (seconds on 2 cores, 2026-12-06): a long unit started last
+# would run alone at the end while the other workers idle. The rest follow in collection order.
+LONGEST_FIRST = (DOCTOR_GROUP,  # ~700
+                 ("tests/integration/test_scenarios.py::",),  # ~650
+                 ("tests/integration/test_faults.py::",),  # ~600
+                 ("tests/integration/test_local_stack.py::",))  # ~250
+
+
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log):
     """With --dist loadgroup: each module is one unit of work (its stack starts once, on one worker), and
-    DOCTOR_GROUP is one unit, handed out first since it is the longest. (xdist's own loadgroup reads
-    xdist_group marks from node ids, which pytest 9's node ids no longer carry, so the groups are named here.)"""
+    DOCTOR_GROUP is one unit; LONGEST_FIRST go out first. (xdist's own loadgroup reads xdist_group marks from
+    node ids, which pytest 9's node ids no longer carry, so the groups are named here.)"""
     if config.getvalue("dist") != "loadgroup":
         return None
     from xdist.scheduler import LoadScopeScheduling
 
-    config.option.loadscopereorder = False  # units go out in collection order, DOCTOR_GROUP's first
+    config.option.loadscopereorder = False  # units go out in collection order, LONGEST_FIRST's first
 
     class ByModule(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
@@ -88,9 +106,13 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """On an xdist worker with --dist loadgroup, collect DOCTOR_GROUP first (see pytest_xdist_make_scheduler)."""
+    """On an xdist worker with --dist loadgroup, collect LONGEST_FIRST first (see pytest_xdist_make_scheduler)."""
     if config.getoption("loadgroup", False):
-        items.sort(key=lambda item: not item.nodeid.startswith(DOCTOR_GROUP))
+        def rank(item: pytest.Item) -> int:
+            return next((i for i, unit in enumerate(LONGEST_FIRST) if item.nodeid.startswith(unit)),
+                        len(LONGEST_FIRST))
+
+        items.sort(key=rank)
 
 
 @contextlib.contextmanager
@@ -403,6 +425,33 @@ def cli_json(state: Path, capsys, *args: str) -> tuple[int, dict]:
     capsys.readouterr()
     code = cli(state, *args, "--json")
     return code, json.loads(capsys.readouterr().out or "{}")
+
+
+def cpu_share(pids: list[int], vcpus: int, seconds: float = 2.0) -> float:
+    """The CPU the processes and their process groups use over `seconds`, in percent of `vcpus` (utime + stime
+    of /proc/PID/stat; each burner is `timeout` leading a group around its busy loop)."""
+    def ticks() -> int:
+        members = {member for pid in pids for member in group_members(pid)}
+        return sum(int(fields[11]) + int(fields[12]) for fields in map(proc_stat, members) if fields)
+
+    before, started = ticks(), time.monotonic()
+    time.sleep(seconds)
+    used = (ticks() - before) / os.sysconf("SC_CLK_TCK")
+    return 100.0 * used / (time.monotonic() - started) / vcpus
+
+
+def settle(state: Path, capsys) -> None:
+    """Return the stack to steady state: `fault clear --all` (which then waits for 3 s of green) when a fault is
+    in effect or recorded, or anything keeps the stack from steady state; otherwise nothing, since it is there
+    (a clear with nothing to clear costs its 3-5 s between each pair of tests)."""
+    from sre_workshop.faults.backends import LocalBackend
+    from sre_workshop.local.stack import Stack
+    from sre_workshop.settings import Settings
+
+    faults = cli_json(state, capsys, "fault", "status")[1]
+    if faults == {"faults": []} and not LocalBackend(Stack(Settings.from_env(state_dir=state))).problems():
+        return
+    assert cli(state, "fault", "clear", "--all") == 0
 
 
 @contextlib.contextmanager

@@ -34,7 +34,7 @@ def doctor_report() -> Report:
                        memory={"pid 41": [(t, v, 60 + v) for t, v in ramp(1.0, 0.5, 30, at=T0 + 300)]},
                        unknown={f"nginx {HOSTILE}": "no answer"})
     findings = [Finding("sre-app", "cpu", "major", f"the host's CPU is saturated {HOSTILE}",
-                        ["host CPU 96%", f"pid 999 'burn {HOSTILE}': 180% CPU"], "kill it"),
+                        ["host CPU 96%", f"pid 999 'burn {HOSTILE}': wants 180% of a core"], "kill it"),
                 Finding("sre-app", "memory", "minor", "sre-app's workers leak memory", ["pid 41: +3 MB/min"],
                         "restart"),
                 Finding("nginx", "errors", "major", "public-alb :80 / fails", ["nginx /: 502"], "look")]

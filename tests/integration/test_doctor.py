@@ -22,7 +22,7 @@ from sre_workshop.faults.catalogue import catalogue
 from sre_workshop.local.process import ProcessRecord, group_members
 from sre_workshop.settings import BASE_PORTS
 
-from conftest import cli, cli_json, eventually, http, local_stack, port_offset
+from conftest import cli, cli_json, cpu_share, eventually, http, local_stack, port_offset, settle
 
 OFFSET = port_offset(900)
 APP = f"http://127.0.0.1:{BASE_PORTS['public-alb'] + OFFSET}"
@@ -53,10 +53,10 @@ def stack(tmp_path_factory):
 def steady(stack, monkeypatch, capsys):
     """Steady state, and doctor agreeing (once the last fault's log lines left its window)."""
     monkeypatch.setenv("SRE_WORKSHOP_PORT_OFFSET", str(OFFSET))
-    assert cli(stack, "fault", "clear", "--all") == 0
+    settle(stack, capsys)
     eventually(lambda: top(stack, capsys) is None, timeout=HEALTHY_AGAIN_S, interval=1)
     yield stack
-    assert cli(stack, "fault", "clear", "--all") == 0
+    settle(stack, capsys)
 
 
 def truth(name: str) -> tuple[str, str]:
@@ -146,7 +146,8 @@ def test_the_dynamodb_engine_killed(steady, capsys):
 
 def test_a_healthy_stack_under_steady_load_has_no_finding_ever(steady, capsys):
     """No false finding under load, ever. On a machine this busy (CI runs three stacks on two cores) a reader
-    may miss doctor's deadline: that run is not healthy, and says which signal it could not read in time."""
+    may miss doctor's deadline: that run is not healthy, and says which signal it could not read in time; but
+    no signal goes unread in every run."""
     with traffic(APP + "/", CRM + "/api/customers?limit=20") as load:
         reports = []
         for _ in range(5):  # CI's budget: each run here takes 3-5 s on a busy machine
@@ -157,7 +158,7 @@ def test_a_healthy_stack_under_steady_load_has_no_finding_ever(steady, capsys):
     assert not [r["findings"] for r in reports if r["findings"]]
     late = {why for r in reports for why in r["unknown"].values()}
     assert late <= {"did not answer within doctor's 2.5 s deadline"}, late
-    assert any(r["healthy"] for r in reports), [r["unknown"] for r in reports]
+    assert not set.intersection(*(set(r["unknown"]) for r in reports)), [r["unknown"] for r in reports]
 
 
 @contextlib.contextmanager
@@ -548,16 +549,23 @@ def test_busy_processes_on_the_crm_instance_are_its_cpu_not_the_app_servers(stea
     import subprocess
     import sys
 
-    loops = "for i in 1 2 3; do timeout 45 python3 -c 'while True: pass' & done; wait"
+    # --foreground: the loops stay in the shell's process group (timeout would make a group of its own).
+    loops = "for i in 1 2 3; do timeout --foreground 60 python3 -c 'while True: pass' & done; wait"
     env = {**os.environ, "SRE_WORKSHOP_PORT_OFFSET": str(OFFSET)}
     shell = subprocess.Popen([sys.executable, "-m", "sre_workshop.cli.main", "--state-dir", str(steady), "shell",
                               "CRMAppInstance", "-c", loops], env=env, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL, start_new_session=True)
+                             stderr=subprocess.PIPE, start_new_session=True)
     try:
-        until_top(steady, capsys, ("crm-app", "cpu"), timeout=40)
+        try:
+            until_top(steady, capsys, ("crm-app", "cpu"), timeout=40)
+        except AssertionError as exc:  # what the loops had of the machine says whether doctor missed them
+            share = cpu_share([shell.pid], vcpus=1)
+            raise AssertionError(f"{exc}; the shell's group used {share:.0f} % of a core; load {os.getloadavg()}; "
+                                 f"shell exit {shell.poll()}") from None
     finally:
         os.killpg(shell.pid, signal.SIGKILL)  # the shell, the view and the loops: one process group
-        shell.wait()
+        _, err = shell.communicate()
+    assert not err, err
     eventually(lambda: top(steady, capsys) is None, timeout=HEALTHY_AGAIN_S, interval=1)
 
 

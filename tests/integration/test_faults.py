@@ -28,7 +28,7 @@ from sre_workshop.cli.twin import aws_environment
 from sre_workshop.faults.catalogue import catalogue
 from sre_workshop.faults.model import Probe
 from sre_workshop.local.lbstats import target_health
-from sre_workshop.local.process import ProcessRecord, group_members, proc_stat
+from sre_workshop.local.process import ProcessRecord, group_members
 from sre_workshop.settings import BASE_PORTS, TABLE_NAMES, Settings
 
 from conftest import (
@@ -36,6 +36,7 @@ from conftest import (
     Reply,
     cli,
     cli_json,
+    cpu_share,
     dynamodb,
     eventually,
     http,
@@ -43,6 +44,7 @@ from conftest import (
     port_offset,
     run_command,
     scan_all,
+    settle,
 )
 
 OFFSET = port_offset(800)
@@ -89,7 +91,7 @@ def steady(stack, monkeypatch, capsys):
     assert cli_json(stack, capsys, "fault", "status")[1] == {"faults": []}
     before = item_counts()
     yield stack
-    assert cli(stack, "fault", "clear", "--all") == 0
+    settle(stack, capsys)
     after = item_counts()
     assert all(after[t] >= before[t] for t in CRM_TABLES), (before, after)
 
@@ -266,19 +268,6 @@ class Slower:
         eventually(lambda: max(app_server_cpu(state), default=0) >= 0.6 * share, timeout=6 * METRICS_PERIOD + 10,
                    interval=1)
         return len(pids) == BURNERS and all(Path(f"/proc/{pid}").exists() for pid in pids)
-
-
-def cpu_share(pids: list[int], vcpus: int, seconds: float = 2.0) -> float:
-    """The CPU the processes and their process groups use over `seconds`, in percent of `vcpus` (utime + stime
-    of /proc/PID/stat; each burner is `timeout` leading a group around its busy loop)."""
-    def ticks() -> int:
-        members = {member for pid in pids for member in group_members(pid)}
-        return sum(int(fields[11]) + int(fields[12]) for fields in map(proc_stat, members) if fields)
-
-    before, started = ticks(), time.monotonic()
-    time.sleep(seconds)
-    used = (ticks() - before) / os.sysconf("SC_CLK_TCK")
-    return 100.0 * used / (time.monotonic() - started) / vcpus
 
 
 def twin(state: Path, service: str):

@@ -21,7 +21,7 @@ import pytest
 from sre_workshop.local.process import port_open
 from sre_workshop.scenarios.catalogue import scenarios
 
-from conftest import agent_env_args, cli, cli_json, eventually, examinee_python, local_stack, port_offset
+from conftest import agent_env_args, cli, cli_json, eventually, examinee_python, local_stack, port_offset, settle
 
 OFFSET = port_offset(100)
 # One of each kind: hard down, wrong config, only under load; then the control.
@@ -35,10 +35,10 @@ def stack(tmp_path_factory):
 
 
 @pytest.fixture
-def steady(stack, monkeypatch):
+def steady(stack, monkeypatch, capsys):
     monkeypatch.setenv("SRE_WORKSHOP_PORT_OFFSET", str(OFFSET))
     yield stack
-    assert cli(stack, "fault", "clear", "--all") == 0
+    settle(stack, capsys)
 
 
 def events_of(state: Path, capsys, incident_id: str) -> dict[str, dict]:

@@ -177,8 +177,8 @@ def observe_host_functions(monkeypatch, *hops: str) -> dict:
 
 
 def test_the_host_observation_counts_only_sustained_burners(monkeypatch):
-    """Issue 20.9: as locally, a hog has run 10 s or more, busy 15 % of its life or more; a process
-    starting up, or a mostly idle one caught busy, is not one."""
+    """Issue 20.9: as locally, a hog has run 10 s or more, wanting the CPU (running, or waiting to) 50 % of
+    its life or more; a process starting up, or a mostly idle one caught busy, is not one."""
     host = observe_host_functions(monkeypatch)
     ticks = host["TICKS"]
 
@@ -192,6 +192,9 @@ def test_the_host_observation_counts_only_sustained_burners(monkeypatch):
     assert not host["sustained"](fields(cpu_s=4, started_s=now - 5), now)  # starting up: 80 % of 5 s
     assert not host["sustained"](fields(cpu_s=10, started_s=now - 3600), now)  # idle, caught busy: 0.3 %
     assert not host["sustained"](None, now)  # gone
+    # A loop on a crowded host: it ran 20 s of its 100 and waited to run for the rest.
+    assert host["sustained"](fields(cpu_s=20, started_s=now - 100), now, wanted_s=98.0)
+    assert not host["sustained"](fields(cpu_s=20, started_s=now - 100), now, wanted_s=30.0)
     from sre_workshop.diagnose.local import readers  # the same thresholds as locally
 
     assert (host["BURNER_CPU"], host["BURNER_MIN_AGE_S"], host["BURNER_LIFETIME_CPU"]) == (

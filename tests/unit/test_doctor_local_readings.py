@@ -48,11 +48,44 @@ def test_a_process_that_just_started_burning_is_not_yet_a_cpu_hog():
         busy.wait()
 
 
-def test_a_hog_has_run_ten_seconds_busy_most_of_its_life():
+def test_a_hog_has_run_ten_seconds_wanting_the_cpu_most_of_its_life():
     now = 1000.0
     assert _sustained(ticks=int(12 * TICKS), start=int((now - 12) * TICKS), now=now)  # a busy loop, 12 s old
     assert not _sustained(ticks=int(3 * TICKS), start=int((now - 3) * TICKS), now=now)  # busy, but 3 s old
     assert not _sustained(ticks=int(20 * TICKS), start=int((now - 200) * TICKS), now=now)  # 10 % over its life
+    # A loop on a crowded host: it got 2 s of its 12, and waited in the run queue for the other 10.
+    assert _sustained(ticks=int(2 * TICKS), start=int((now - 12) * TICKS), now=now, demand_ns=12 * 10**9)
+    assert not _sustained(ticks=int(2 * TICKS), start=int((now - 12) * TICKS), now=now, demand_ns=3 * 10**9)
+
+
+def test_a_process_wants_what_it_ran_or_waited_to_run_never_less_than_it_used():
+    from sre_workshop.diagnose.local.procs import Proc
+    from sre_workshop.diagnose.local.readers import _demand
+
+    before = Proc("R", 1, 1, ticks=0, start=0, demand_ns=0)
+    crowded = Proc("R", 1, 1, ticks=int(0.1 * TICKS), start=0, demand_ns=9 * 10**8)  # 0.1 s run of 0.9 s wanted
+    assert round(_demand(before, crowded, sample_s=1.0)) == 90
+    threads = Proc("R", 1, 1, ticks=int(1.5 * TICKS), start=0, demand_ns=5 * 10**8)  # threads schedstat misses
+    assert round(_demand(before, threads, sample_s=1.0)) == 150
+
+
+def test_a_busy_loop_wants_a_whole_core_even_while_others_crowd_it():
+    """Real processes: a loop beside a crowd of loops on this machine's cores gets a share of them, but its
+    demand (ran or waited to run, /proc/PID/schedstat) is about a whole core."""
+    from sre_workshop.diagnose.local.procs import pair
+    from sre_workshop.diagnose.local.readers import _demand
+
+    crowd = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(3 * (os.cpu_count() or 1))]
+    try:
+        before, after = pair(1.0)
+        pid = crowd[0].pid
+        used = 100 * (after.procs[pid].ticks - before.procs[pid].ticks) / TICKS / (after.taken - before.taken)
+        wanted = _demand(before.procs[pid], after.procs[pid], after.taken - before.taken)
+        assert used < 60 and wanted > 80, (used, wanted)
+    finally:
+        for busy in crowd:
+            busy.kill()
+            busy.wait()
 
 
 def test_a_busy_process_counts_for_the_stacks_host_only_when_it_runs_there(tmp_path):

@@ -80,7 +80,8 @@ def test_the_report_marks_the_incident_and_shares_one_time_axis():
     assert "first symptom in the window (marked on every chart): 16:06:00 UTC, nginx (5xx per second by hop)" in html
     titles = [c["title"] for c in data["charts"].values()]
     cpu = next(c for c in data["charts"].values() if c["title"].startswith("CPU at doctor's check"))
-    assert [s["label"] for s in cpu["series"]][:2] == ["host total", f"pid 999 burn {HOSTILE} (outside the stack)"]
+    labels = [s["label"] for s in cpu["series"]]
+    assert labels[:2] == ["host total", f"pid 999 burn {HOSTILE} (outside the stack, wanted)"]
     fit = next(c for c in data["charts"].values() if "fitted trend" in c["title"])
     assert any("+3.0 MB/min, the 200 MB cap in" in s["label"] for s in fit["series"])
     assert "latency p95 per hop (ms)" in titles and "DynamoDB errors per second by code and table" in titles

@@ -87,7 +87,8 @@ class Observations:
     tables: list[str] = field(default_factory=list)  # tables that exist
     memory: dict[str, list[tuple[float, float, float]]] = field(default_factory=dict)  # worker -> (t, leak, rss)
     host_cpu_percent: float = 0.0
-    top_processes: list[tuple[int, str, float]] = field(default_factory=list)  # outside the stack
+    # outside the stack: (pid, command, % of a core it wants: ran or waited to run)
+    top_processes: list[tuple[int, str, float]] = field(default_factory=list)
     process_instances: dict[int, str] = field(default_factory=dict)  # a top process -> the instance it runs on
     # One-line facts of how the instances' role and the security-group chain differ from the template (locally
     # both are the AWS API twin's: the DynamoDB endpoint enforces the role, the twin the rules on the hops).
@@ -161,5 +162,5 @@ class Report:
     def context(self) -> list[str]:
         """Describe what the machine does outside the stack: busy processes of no instance of the stack (another
         stack's, a build, a browser). Context for a reader, never a finding."""
-        return [f"pid {pid} {name!r}: {cpu:.0f}% CPU, not a process of this stack's instances"
+        return [f"pid {pid} {name!r}: wants {cpu:.0f}% of a core, not a process of this stack's instances"
                 for pid, name, cpu in self.observations.host_context]

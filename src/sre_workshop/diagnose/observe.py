@@ -27,9 +27,8 @@ from .deadline import Readers
 from .local.probes import probe
 from .local.readers import changed_lines
 from .model import Observations
-from .world import World
+from .world import MEMORY_WINDOW_S, World
 
-MEMORY_WINDOW_S = 300.0  # the leak's trend: the last five minutes of interval metrics
 T = TypeVar("T")
 
 

@@ -155,13 +155,14 @@ def first_symptom(charts: Charts) -> tuple[float, str] | None:
 
 def _cpu_readings(obs: Observations) -> Charts:
     """Locally: the CPU doctor sampled at its check, all in one unit (% of the host's cores) so that the
-    processes add up to the host total; there is no CPU history locally (no chart is made of one)."""
+    components add up to the host total, and the busy processes outside the stack with what they wanted (on a
+    host with cores to spare, what they used); there is no CPU history locally (no chart is made of one)."""
     checked, cores = _epoch(obs.checked_at), os.cpu_count() or 1
     if obs.world != "local" or checked is None or not obs.components:
         return {}
     readings = {"host total": [(checked, obs.host_cpu_percent)]}
     for pid, name, cpu in obs.top_processes:
-        readings[f"pid {pid} {name[:40]} (outside the stack)"] = [(checked, round(cpu / cores, 1))]
+        readings[f"pid {pid} {name[:40]} (outside the stack, wanted)"] = [(checked, round(cpu / cores, 1))]
     for state in obs.components.values():
         if state.state == "running":
             readings[state.name] = [(checked, round(state.cpu_percent / cores, 1))]

@@ -33,7 +33,7 @@ DENIED = ("AccessDeniedException", "UnrecognizedClientException")
 THROTTLED = ("ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded")
 LEAK_CAP_MB = 200.0  # sre-app's default cap per worker
 RSS_READINGS = 30  # RSS is noisy: its trend needs the whole window (5 minutes of 10 s readings)
-BURNED_CPU = 60.0  # % of one core taken by processes that hold no socket (they serve nobody)
+BURNED_CPU = 60.0  # % of one core wanted by processes that hold no socket (they serve nobody)
 # A target whose check got an answer, but not 200: ELBv2's reason code, HAProxy's check text. The target runs.
 WRONG_STATUS = ("ResponseCodeMismatch", "wrong status")
 TARGET_APPS = {"PrivateALBTargetGroup": "sre-app", "CRMAppTargetGroup": "crm-app"}
@@ -286,7 +286,7 @@ def cpu_saturation(obs: Observations) -> list[Finding]:
     instance = max(by_instance, key=lambda i: by_instance[i])
     component = INSTANCE_SERVICE.get(instance, "sre-app")
     evidence = [f"host CPU {obs.host_cpu_percent:.0f}%"]
-    evidence += [f"pid {pid} {name!r}: {cpu:.0f}% CPU" + (f" on {obs.process_instances[pid]}"
+    evidence += [f"pid {pid} {name!r}: wants {cpu:.0f}% of a core" + (f" on {obs.process_instances[pid]}"
                                                           if pid in obs.process_instances else "")
                  for pid, name, cpu in obs.top_processes]
     slow = [p.describe() for n, p in obs.probes.items() if p.status == 200 and p.seconds >= 0.2]

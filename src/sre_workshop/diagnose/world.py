@@ -32,6 +32,8 @@ from . import appsettings
 from .deadline import Readers
 from .model import Observations
 
+MEMORY_WINDOW_S = 300.0  # the leak's trend: the last five minutes of interval metrics
+
 LOCAL_DEADLINE_S = 2.5  # the probes time out by 2 s (1.5 s on an instance): a whole run stays within 3 s
 AWS_DEADLINE_S = 10.0  # SSM delivers a command to an instance in 1-3 s, and the script takes one more
 
@@ -60,11 +62,11 @@ def local(stack: Stack) -> World:
     """The local stack, read through its AWS API twin, plus the processes that are managed services on AWS."""
     from .local import extras  # the machine's processes: only a local run reads them
 
-    settings = stack.settings
-    return World("local", _twin(stack), lambda: render(settings, "nginx.conf", ""),
+    settings, ctl = stack.settings, _twin(stack)
+    return World("local", ctl, lambda: render(settings, "nginx.conf", ""),
                  lambda app: appsettings.pointing(app_env(settings, app)), LOCAL_DEADLINE_S, log_window_s=20.0,
                  metrics_window_s=20.0, metrics_period_s=10,
-                 extras=lambda run, obs: extras.start(stack, run, obs))
+                 extras=lambda run, obs: extras.start(stack, ctl, run, obs, MEMORY_WINDOW_S))
 
 
 # One AwsControl per running twin, kept for the process (the MCP server, a scenario run, the tests' in-process

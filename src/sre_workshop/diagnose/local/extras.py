@@ -9,18 +9,23 @@ And the instances are processes of this machine too: when an instance's own read
 the twin) has not come back by the deadline, as on a saturated machine, what it would have said is read from
 the machine instead (its unit's state, descriptors and busy processes, the hops it probes, nginx.conf, the
 apps' tables and settings), so a crash, a config edit or a CPU hog is still found, and the instance is not
-unknown. An instance that did answer is never overridden.
+unknown. An instance that did answer is never overridden. sre-app's interval metrics are queried by its
+workers' ids, which the app instance's reading gives: when that comes late, so would they, and they are
+queried at once for the workers the machine shows instead.
 """
 
 from __future__ import annotations
 
 import os
+import socket
+import time
 from collections.abc import Callable
 
-from ...aws.control import INSTANCES
+from ...aws.control import INSTANCES, AwsControl
 from ...local import configs
 from ...local.components import engine_url
 from ...local.stack import Stack
+from ..aws import appmetrics
 from ..deadline import Readers
 from ..model import Observations
 from . import probes, procs, readers, resources
@@ -29,11 +34,14 @@ SAMPLE_S = 0.4  # as observe-host.sh samples the instances
 _NEXT = {"nginx": ("private-alb",)}  # the hop an instance probes besides its own component's
 
 
-def start(stack: Stack, run: Readers, obs: Observations) -> Callable[[], None]:
+def start(stack: Stack, ctl: AwsControl, run: Readers, obs: Observations,
+          memory_window_s: float) -> Callable[[], None]:
     """Start the local readers; return what fills `obs` in from them once the world's readers are collected."""
     settings, engine = stack.settings, engine_url(stack.settings)
     context: list = []
     run.start("processes", lambda: _processes(stack, context))
+    since = time.time() - memory_window_s
+    run.start("workers' interval metrics", lambda: appmetrics.series(ctl, _worker_ids(stack), since))
     run.start("engine probes", lambda: probes.probe_each(probes.engine_targets(settings, engine)))
     run.start("dependency samples", lambda: probes.samples(settings, engine))
     run.start("load balancer configs", lambda: readers.balancer_drift(stack))
@@ -59,8 +67,22 @@ def start(stack: Stack, run: Readers, obs: Observations) -> Callable[[], None]:
         for app in set(drift) - set(obs.settings_drift):
             obs.template_settings[app], obs.settings_drift[app] = template[app], drift[app]
         obs.disk_free.update(resources.disk_free(stack.settings.data_dir))
+        series = run.result("workers' interval metrics", None)
+        if "interval metrics" in obs.unknown and series is not None:
+            obs.unknown.pop("interval metrics")
+            obs.memory = {worker: [p[:3] for p in points] for worker, points in series.items() if points}
 
     return finish
+
+
+def _worker_ids(stack: Stack) -> list[str]:
+    """sre-app's workers' ids in ApplicationMetricsTable (sre-app#HOSTNAME#PID, hosts.worker_metric_ids), from
+    the machine's processes: its unit's processes but the one systemd started (gunicorn's master)."""
+    record = stack.record("sre-app")
+    if record is None:
+        return []
+    snap = procs.snapshot()
+    return [f"sre-app#{socket.gethostname()}#{pid}" for pid in snap.members(record.pid) if pid != record.pid]
 
 
 def _processes(stack: Stack, context: list) -> tuple[dict, dict, list]:

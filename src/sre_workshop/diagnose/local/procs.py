@@ -1,4 +1,5 @@
-"""One pass over /proc: every process's state, group, CPU ticks and start, with the machine's CPU counters.
+"""One pass over /proc: every process's state, group, CPU ticks, start and CPU demand, with the machine's CPU
+counters.
 
 doctor takes two of these half a second apart and reads everything about processes from them (each
 component's members and CPU, the host's CPU and its busy processes): two scans of /proc per run, not one per
@@ -23,6 +24,7 @@ class Proc:
     pgid: int
     ticks: int  # CPU used: utime + stime
     start: int  # ticks after boot
+    demand_ns: int = 0  # ran or waited to run (its main thread's /proc/PID/schedstat); 0 where unreadable
 
 
 @dataclass
@@ -47,8 +49,19 @@ def snapshot() -> Snapshot:
             fields = proc_stat(int(entry.name))
             if fields:
                 snap.procs[int(entry.name)] = Proc(fields[0], int(fields[1]), int(fields[2]),
-                                                   int(fields[11]) + int(fields[12]), int(fields[19]))
+                                                   int(fields[11]) + int(fields[12]), int(fields[19]),
+                                                   demand_ns(int(entry.name)))
     return snap
+
+
+def demand_ns(pid: int) -> int:
+    """Nanoseconds the process's main thread has run or waited in a run queue to run (/proc/PID/schedstat):
+    what it wanted of the CPU, whether it got it or not. 0 if it cannot be read."""
+    try:
+        run, wait = Path(f"/proc/{pid}/schedstat").read_text().split()[:2]
+        return int(run) + int(wait)
+    except (OSError, ValueError):
+        return 0
 
 
 def pair(sample_s: float) -> tuple[Snapshot, Snapshot]:

@@ -39,12 +39,13 @@ HOPS = [(a.split("=http", 1)[0], "http" + a.split("=http", 1)[1]) for a in sys.a
 HOST = os.environ.get("SRE_WORKSHOP_HOST", "")
 INSTANCE = os.environ.get("SRE_WORKSHOP_INSTANCE", "")
 TICKS = os.sysconf("SC_CLK_TCK")
-SAMPLE_S = 0.4  # the CPU shares are measured over this long (100 ticks a second: 6 for a 15 % burner)
-# A busy process outside the unit counts as a hog as locally (diagnose/local/readers.py): this % of a core over
-# the sample, running this long and busy this % of its life. A runaway loop is; a program starting up is not.
-BURNER_CPU = 15.0
+SAMPLE_S = 0.4  # the CPU shares are measured over this long
+# A busy process outside the unit counts as a hog as locally (diagnose/local/readers.py): it wants this % of a
+# core over the sample (ran or waited to run: its demand), running this long and wanting this % of its life.
+# A runaway loop does, however little CPU a crowded host gives it; a program starting up does not.
+BURNER_CPU = 50.0
 BURNER_MIN_AGE_S = 10.0
-BURNER_LIFETIME_CPU = 15.0
+BURNER_LIFETIME_CPU = 50.0
 # A hop that has not answered by then is a timeout: the whole reading fits in doctor's local deadline (2.5 s).
 PROBE_TIMEOUT = 1.5
 # Where each unit writes its log (the CloudWatch agent ships these): its disk is the one that fills up.
@@ -114,12 +115,22 @@ def rss_mb(pid):
     return 0.0
 
 
-def sustained(fields, now):
-    """True for a process (its stat fields) that has run BURNER_MIN_AGE_S, busy BURNER_LIFETIME_CPU % of it."""
+def demand_s(pid):
+    """Seconds the process's main thread ran or waited in a run queue to run (/proc/PID/schedstat), else 0."""
+    try:
+        run, wait = open("/proc/%d/schedstat" % pid).read().split()[:2]
+        return (int(run) + int(wait)) / 1e9
+    except (OSError, ValueError):
+        return 0.0
+
+
+def sustained(fields, now, wanted_s=0.0):
+    """True for a process (its stat fields; `wanted_s` its demand so far) that has run BURNER_MIN_AGE_S,
+    wanting the CPU BURNER_LIFETIME_CPU % of it (never less than it used: schedstat counts one thread)."""
     if not fields:
         return False
     age = now - int(fields[19]) / TICKS
-    busy = (int(fields[11]) + int(fields[12])) / TICKS
+    busy = max((int(fields[11]) + int(fields[12])) / TICKS, wanted_s)
     return age >= BURNER_MIN_AGE_S and 100.0 * busy / age >= BURNER_LIFETIME_CPU
 
 
@@ -288,6 +299,7 @@ def main():
     # The sample starts first and systemd is asked during it (a systemctl call takes a moment).
     started, (total0, idle0) = time.monotonic(), host_ticks()
     before = {p: ticks(p) for p in all_pids()}
+    wanted_before = {p: demand_s(p) for p in before}
     unit = unit_properties()
     state = unit.get("ActiveState") or "unknown"
     main_pid = int(unit.get("MainPID") or 0) if (unit.get("MainPID") or "0").isdigit() else 0
@@ -296,12 +308,14 @@ def main():
     time.sleep(max(0.0, SAMPLE_S - (time.monotonic() - started)))
     total1, idle1 = host_ticks()
     after = {p: ticks(p) for p in before}
+    wanted_after = {p: demand_s(p) for p in before}
     seconds = time.monotonic() - started
     share = {p: 100.0 * (after[p] - before[p]) / TICKS / seconds for p in before
              if before[p] is not None and after[p] is not None}
+    wanted = {p: max(c, 100.0 * (wanted_after[p] - wanted_before[p]) / seconds) for p, c in share.items()}
     now = float(open("/proc/uptime").read().split()[0])
-    top = sorted(((p, cmdline(p), round(c, 1)) for p, c in share.items()
-                  if p not in skip and c >= BURNER_CPU and sustained(stat(p), now) and on_host(p)),
+    top = sorted(((p, cmdline(p), round(c, 1)) for p, c in wanted.items()
+                  if p not in skip and c >= BURNER_CPU and sustained(stat(p), now, wanted_after[p]) and on_host(p)),
                  key=lambda t: -t[2])
     start = (stat(main_pid) or [0] * 20)[19] if main_pid else 0
     uptime = float(open("/proc/uptime").read().split()[0]) - int(start) / TICKS if main_pid else 0.0
