@@ -24,6 +24,7 @@ from collections.abc import Callable
 from ...aws.control import INSTANCES, AwsControl
 from ...local import configs
 from ...local.components import engine_url
+from ...local.process import group_members
 from ...local.stack import Stack
 from ..aws import appmetrics
 from ..deadline import Readers
@@ -81,13 +82,13 @@ def _worker_ids(stack: Stack) -> list[str]:
     record = stack.record("sre-app")
     if record is None:
         return []
-    snap = procs.snapshot()
-    return [f"sre-app#{socket.gethostname()}#{pid}" for pid in snap.members(record.pid) if pid != record.pid]
+    return [f"sre-app#{socket.gethostname()}#{pid}" for pid in group_members(record.pid) if pid != record.pid]
 
 
 def _processes(stack: Stack, context: list) -> tuple[dict, dict, list]:
     """Read every process twice, SAMPLE_S apart: each component's state and descriptors, the busy processes
-    on the stack's instances ((pid, command, % CPU, instance)), and those of no instance into `context`."""
+    on the stack's instances ((pid, command, % of a core wanted, instance)), and those of no instance into
+    `context`."""
     before, after = procs.pair(SAMPLE_S)
     instances: dict[int, str] = {}
     cpu, busy = readers.host_cpu(_stack_pids(stack, after), host=str(stack.settings.state_dir.resolve()),

@@ -76,10 +76,10 @@ def host_cpu(stack_pids: set[int], sample_s: float = 0.5, host: str | None = Non
              ) -> tuple[float, list[tuple[int, str, float]]]:
     """Return the host's CPU use (% of all cores) and the busiest processes outside the stack that hold no
     socket (CPU burned for nothing: not a client's or a server's), each with its demand (% of a core, _demand);
-    with `host`, only those that run on the
-    stack's host (HOST_ENV names it): any other process of a shared machine (another stack's included) is
-    its context, not the app's, and goes to `context`. `snaps`: two snapshots already taken (else sampled);
-    `instances` gets the instance each of the stack's busy processes runs on, when it says (INSTANCE_ENV)."""
+    with `host`, only those that run on the stack's host (HOST_ENV names it): any other process of a shared
+    machine (another stack's included) is its context, not the app's, and goes to `context`. `snaps`: two
+    snapshots already taken (else sampled); `instances` gets the instance each of the stack's busy processes
+    runs on, when it says (INSTANCE_ENV)."""
     excluded = stack_pids | {os.getpid()}  # doctor itself reads logs and probes during the sample
     before, after = snaps or pair(sample_s)
     sample_s = max(after.taken - before.taken, 0.01)
