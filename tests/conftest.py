@@ -79,12 +79,13 @@ DOCTOR_GROUP = ("tests/integration/test_doctor.py::",
                 "tests/integration/test_faults.py::test_a_cpu_burn_that_runs_its_course_is_recorded_as_expired")
 
 
-# Units of work handed out first, longest first (seconds on 2 cores, 2026-12-06): a long unit started last
-# would run alone at the end while the other workers idle. The rest follow in collection order.
-LONGEST_FIRST = (DOCTOR_GROUP,  # ~700
-                 ("tests/integration/test_scenarios.py::",),  # ~650
-                 ("tests/integration/test_faults.py::",),  # ~600
-                 ("tests/integration/test_local_stack.py::",))  # ~250
+# Units of work handed out first, longest first (seconds of a full run with -n 3 on 2 cores, 2026-12-07): a
+# long unit started last would run alone at the end while the other workers idle. The rest follow in
+# collection order.
+LONGEST_FIRST = (DOCTOR_GROUP,  # ~740
+                 ("tests/integration/test_faults.py::",),  # ~720
+                 ("tests/integration/test_scenarios.py::",),  # ~570
+                 ("tests/integration/test_local_stack.py::",))  # ~140
 
 
 @pytest.hookimpl(optionalhook=True)
