@@ -102,3 +102,36 @@ def test_a_busy_process_counts_for_the_stacks_host_only_when_it_runs_there(tmp_p
         for process in (ours, theirs):
             process.kill()
             process.wait()
+
+
+def test_late_interval_metrics_are_filled_in_from_the_workers_the_machine_shows(tmp_path, monkeypatch):
+    """When the app instance's reading comes late, so does the query by its workers' ids ("interval metrics"
+    unknown): the query started at once for the workers the machine shows fills the memory in instead; a
+    reading that came in time is never overridden."""
+    from sre_workshop.diagnose.deadline import Readers
+    from sre_workshop.diagnose.local import extras
+    from sre_workshop.diagnose.model import Observations
+    from sre_workshop.local.stack import Stack
+    from sre_workshop.settings import Settings
+
+    asked = []
+    point = (1000.0, 12.0, 80.0, 3.0)
+
+    def series(_ctl, ids, since):
+        asked.append((ids, since))
+        return {"sre-app#host#11": [point], "sre-app#host#12": []}  # 12: a worker with no interval yet
+
+    monkeypatch.setattr(extras, "_worker_ids", lambda stack: ["sre-app#host#11", "sre-app#host#12"])
+    monkeypatch.setattr(extras.appmetrics, "series", series)
+    stack = Stack(Settings.from_env(state_dir=tmp_path))  # not running: its other readers find nothing
+    for late, expected in ((True, {"sre-app#host#11": [point[:3]]}), (False, {"in": [(1.0, 2.0, 3.0)]})):
+        obs = Observations(checked_at="2026-12-07T00:00:00+00:00", world="local")
+        run = Readers(2.0, obs.unknown)
+        finish = extras.start(stack, None, run, obs, memory_window_s=300.0)
+        if late:
+            obs.unknown["interval metrics"] = "did not answer within doctor's 2.5 s deadline"
+        else:
+            obs.memory = {"in": [(1.0, 2.0, 3.0)]}
+        finish()
+        assert obs.memory == expected and "interval metrics" not in obs.unknown
+    assert [ids for ids, _ in asked] == [["sre-app#host#11", "sre-app#host#12"]] * 2
