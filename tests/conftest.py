@@ -28,6 +28,7 @@ from selenium.webdriver.chrome.service import Service
 
 from inprocess import aws, crm_client, crm_in_process, crm_log, sre_client, sre_in_process  # noqa: F401 - unit tier
 from sre_workshop.cli.main import main
+from sre_workshop.faults.backends import LocalBackend
 from sre_workshop.local.components import LOCAL_CREDENTIALS
 from sre_workshop.local.lbstats import target_health
 from sre_workshop.local.process import (
@@ -41,8 +42,9 @@ from sre_workshop.local.process import (
     tail,
     wait_ready,
 )
+from sre_workshop.local.stack import Stack
 from sre_workshop.mcp.server import BASE_PORT as MCP_BASE_PORT
-from sre_workshop.settings import TABLE_NAMES
+from sre_workshop.settings import TABLE_NAMES, Settings
 from sre_workshop.tables import create_tables
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -445,10 +447,6 @@ def settle(state: Path, capsys) -> None:
     """Return the stack to steady state: `fault clear --all` (which then waits for 3 s of green) when a fault is
     in effect or recorded, or anything keeps the stack from steady state; otherwise nothing, since it is there
     (a clear with nothing to clear costs its 3-5 s between each pair of tests)."""
-    from sre_workshop.faults.backends import LocalBackend
-    from sre_workshop.local.stack import Stack
-    from sre_workshop.settings import Settings
-
     faults = cli_json(state, capsys, "fault", "status")[1]
     if faults == {"faults": []} and not LocalBackend(Stack(Settings.from_env(state_dir=state))).problems():
         return

@@ -67,9 +67,9 @@ def truth(name: str) -> tuple[str, str]:
 
 # doctor reads the last 20 s of logs: a cleared fault's error lines age out of its window within that.
 HEALTHY_AGAIN_S = 35
-# memory-leak: three 10 s metric intervals, with a margin; cpu-burn: its burners count once they have burned
-# for 10 s (readers.BURNER_MIN_AGE_S), and then only while they hold their share of two shared cores: found in
-# 11-26 s on a quiet machine (bench/README.md, run 6); the others show at once.
+# memory-leak: three 10 s metric intervals, with a margin; cpu-burn: its burners count once they have wanted
+# the CPU for 10 s (readers.BURNER_MIN_AGE_S): found in 11-26 s on a quiet machine (bench/README.md, runs 6
+# and 7), with a margin for a loaded one; the others show at once.
 DETECT_WITHIN = {"memory-leak": 60, "cpu-burn": 45}
 
 
